@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> Any:
     from judgecal.errors import InputError, JudgecalError, LockedError
 
     try:
-        return cli.main(args=argv, prog_name="judgecal", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="judgecal", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted!", err=True)
         sys.exit(130)
@@ -109,3 +109,4 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo(f"Error: unexpected {type(exc).__name__}: {exc}", err=True)
         click.echo("Set JUDGECAL_RAISE_ERRORS=1 to see the traceback.", err=True)
         sys.exit(EXIT_ERROR)
+    sys.exit(rv if isinstance(rv, int) else EXIT_OK)

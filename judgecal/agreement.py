@@ -1,0 +1,213 @@
+"""Agreement report: a run's scores set against the humans, per dimension (and segment).
+
+Joins what the store holds (the calibration-set snapshot and the run's replies) and
+hands plain arrays to :mod:`judgecal.stats`. Items a run did not cover (``limit``) are
+left out; unscored replies are counted and reported, never treated as wrong answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from judgecal.judge import ORIGINAL, SWAPPED
+from judgecal.records import SCORED
+from judgecal.scales import Dimension
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from judgecal.store import Store
+
+
+class _ItemLike(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def segments(self) -> dict[str, str]: ...
+
+
+class SetView(Protocol):
+    """What the report needs of a calibration set (a loaded set or a stored snapshot)."""
+
+    name: str
+    version: str
+    dimensions: dict[str, Dimension]
+
+    @property
+    def items(self) -> list[Any]: ...
+    def raters(self, dimension: str) -> list[str]: ...
+    def human_matrix(self, dimension: str) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    id: str
+    fields: dict[str, Any]
+    segments: dict[str, str]
+
+
+class StoredSet:
+    """A calibration set rebuilt from the store's snapshot of one version."""
+
+    def __init__(self, snapshot: dict[str, Any]):
+        head = snapshot["head"]
+        manifest = head["manifest"]
+        self.name: str = head["name"]
+        self.version: str = head["version"]
+        self.description: str = manifest.get("description", "")
+        self.segment_fields: list[str] = list(manifest.get("segment_fields", []))
+        self.dimensions: dict[str, Dimension] = {
+            d["name"]: Dimension.model_validate(d) for d in manifest["dimensions"]
+        }
+        self._items = [
+            StoredItem(id=r["item_id"], fields=r["fields"], segments=r["segments"])
+            for r in snapshot["items"]
+        ]
+        self._labels: dict[str, dict[tuple[str, str], float]] = {}
+        for row in snapshot["labels"]:
+            self._labels.setdefault(row["dimension"], {})[(row["item_id"], row["rater_id"])] = row[
+                "code"
+            ]
+
+    @classmethod
+    def load(cls, store: Store, version: str) -> StoredSet:
+        return cls(store.set_snapshot(version))
+
+    @property
+    def items(self) -> list[StoredItem]:
+        return self._items
+
+    def raters(self, dimension: str) -> list[str]:
+        return sorted({r for (_, r) in self._labels.get(dimension, {})})
+
+    def human_matrix(self, dimension: str) -> np.ndarray:
+        import numpy as np
+
+        raters = self.raters(dimension)
+        col = {r: j for j, r in enumerate(raters)}
+        row = {item.id: i for i, item in enumerate(self._items)}
+        out = np.full((len(self._items), len(raters)), np.nan)
+        for (item_id, rater), code in self._labels.get(dimension, {}).items():
+            out[row[item_id], col[rater]] = code
+        return out
+
+
+def judge_vector(
+    view: SetView, replies: list[dict[str, Any]], dimension: str, variant: str = ORIGINAL
+) -> tuple[np.ndarray, np.ndarray]:
+    """Judge codes aligned with ``view.items`` (NaN = unscored) and a mask of items in the run."""
+    import numpy as np
+
+    index = {item.id: i for i, item in enumerate(view.items)}
+    scores = np.full(len(view.items), np.nan)
+    present = np.zeros(len(view.items), dtype=bool)
+    for r in replies:
+        if r["dimension"] != dimension or r["variant"] != variant:
+            continue
+        i = index.get(r["item_id"])
+        if i is None:
+            continue
+        present[i] = True
+        if r["status"] == SCORED and r["score"] is not None:
+            scores[i] = r["score"]
+    return scores, present
+
+
+def agreement_report(
+    view: SetView,
+    replies: list[dict[str, Any]],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    by: str | None = None,
+    min_segment_items: int = 30,
+) -> dict[str, Any]:
+    """Per dimension: the judge against the human consensus, the human ceiling, intervals.
+
+    The returned mapping is JSON-ready (no NaN): ``{"set": ..., "dimensions": {dim: {"n",
+    "unscored", "metrics": {name: {"value", "ci_low", "ci_high", ...}}, "ceiling": ...}}}``.
+    """
+    import numpy as np
+
+    from judgecal import stats
+
+    dims_in_run = sorted({r["dimension"] for r in replies})
+    out: dict[str, Any] = {
+        "set": {"name": view.name, "version": view.version},
+        "bootstrap": {"resamples": n_boot, "seed": seed, "confidence": confidence},
+        "dimensions": {},
+    }
+    for dim in dims_in_run:
+        if dim not in view.dimensions:
+            continue
+        scale = view.dimensions[dim].scale
+        judge, present = judge_vector(view, replies, dim)
+        human = view.human_matrix(dim)[present]
+        judge = judge[present]
+        reasons: dict[str, int] = {}
+        for r in replies:
+            if r["dimension"] == dim and r["variant"] == ORIGINAL and r["status"] != SCORED:
+                key = str(r["unscored_reason"])
+                reasons[key] = reasons.get(key, 0) + 1
+        consensus = stats.consensus(scale, human)
+        usable = ~np.isnan(judge) & ~np.isnan(consensus)
+        metrics = stats.judge_agreement(
+            scale, human, judge, n_boot=n_boot, seed=seed, confidence=confidence
+        )
+        ceiling = stats.human_ceiling(scale, human, n_boot=n_boot, seed=seed, confidence=confidence)
+        entry: dict[str, Any] = {
+            "scale": scale.describe(),
+            "items": int(present.sum()),
+            "n": int(usable.sum()),
+            "unscored": int(np.isnan(judge).sum()),
+            "unscored_reasons": reasons,
+            "no_consensus": int((~np.isnan(judge) & np.isnan(consensus)).sum()),
+            "metrics": {k: v.to_json() for k, v in metrics.items()},
+            "ceiling": {k: v.to_json() for k, v in ceiling.items()},
+        }
+        if scale.kind != "interval":
+            entry["confusion"] = stats.confusion(scale, consensus[usable], judge[usable])
+        try:
+            mdc = stats.minimum_detectable_change(scale, human, judge, seed=seed)
+            entry["minimum_detectable_change"] = mdc.to_json() if hasattr(mdc, "to_json") else mdc
+        except (ValueError, ZeroDivisionError) as exc:  # pragma: no cover - reported, not hidden
+            entry["minimum_detectable_change"] = {"value": None, "undefined": str(exc)}
+        swapped, swapped_present = judge_vector(view, replies, dim, SWAPPED)
+        if scale.kind == "pairwise" and swapped_present.any():
+            first, _ = judge_vector(view, replies, dim, ORIGINAL)
+            both = swapped_present & present
+            entry["position_consistency"] = stats.position_consistency(
+                first[both], swapped[both], n_boot=n_boot, seed=seed, confidence=confidence
+            ).to_json()
+        if by:
+            segments = np.array([item.segments.get(by, "") for item in view.items], dtype=object)[
+                present
+            ]
+            entry["segments"] = _segments_json(
+                stats.by_segment(
+                    scale,
+                    human,
+                    judge,
+                    segments,
+                    min_items=min_segment_items,
+                    n_boot=n_boot,
+                    seed=seed,
+                    confidence=confidence,
+                )
+            )
+        out["dimensions"][dim] = entry
+    return out
+
+
+def _segments_json(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for seg, value in result.items():
+        if isinstance(value, dict):
+            out[seg] = {
+                k: (v.to_json() if hasattr(v, "to_json") else v) for k, v in value.items()
+            }
+        else:
+            out[seg] = value
+    return out

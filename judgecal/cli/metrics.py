@@ -1,0 +1,63 @@
+"""`judgecal metrics RUN` — agreement of a run with the humans."""
+
+from __future__ import annotations
+
+import click
+
+from judgecal.cli.common import emit_json, fmt_metric, open_store
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--by", "by", default=None, help="Also report every metric per value of this segment field.")
+@click.option("--min-segment-items", default=30, show_default=True,
+              help="Segments with fewer scored items are reported as too small.")
+@click.option("--bootstrap", "n_boot", default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def metrics(
+    ctx: click.Context, run_id: str, by: str | None, min_segment_items: int, n_boot: int,
+    seed: int, as_json: bool,
+) -> None:
+    """Agreement of a run with the human consensus, per dimension, with intervals.
+
+    RUN_ID may be a unique prefix or `latest`. Next to each judge metric stands
+    the human ceiling: the same metric for each rater against the others.
+    """
+    from judgecal.agreement import StoredSet, agreement_report
+
+    store = open_store(ctx)
+    run = store.get_run(run_id)
+    view = StoredSet.load(store, run["set_version"])
+    report = agreement_report(
+        view, store.replies(run["run_id"]), n_boot=n_boot, seed=seed, by=by,
+        min_segment_items=min_segment_items,
+    )
+    report = {"run_id": run["run_id"], "judge": run["judge_name"]} | report
+    if as_json:
+        emit_json(report)
+        return
+    lines = [f"run {run['run_id']}  judge {run['judge_name']}  set {view.name}"]
+    for dim, d in report["dimensions"].items():
+        lines.append(f"\n{dim} ({d['scale']}): n={d['n']} scored, {d['unscored']} unscored")
+        width = max((len(k) for k in d["metrics"]), default=10)
+        lines.append(f"  {'metric':<{width}}  {'judge vs humans':<28}  human ceiling")
+        for name, m in d["metrics"].items():
+            ceiling = d["ceiling"].get(name)
+            lines.append(
+                f"  {name:<{width}}  {fmt_metric(m):<28}  {fmt_metric(ceiling) if ceiling else ''}"
+            )
+        for name, m in d["ceiling"].items():
+            if name not in d["metrics"]:
+                lines.append(f"  {name:<{width}}  {'':<28}  {fmt_metric(m)}")
+        mdc = d.get("minimum_detectable_change")
+        if isinstance(mdc, dict) and mdc.get("value") is not None:
+            lines.append(f"  minimum detectable change: {mdc['value']:.3f}")
+        for seg, entry in (d.get("segments") or {}).items():
+            if "too_small" in entry:
+                lines.append(f"  [{by}={seg}] too small ({entry['too_small']} items)")
+            else:
+                first = next(iter(entry.items()))
+                lines.append(f"  [{by}={seg}] {first[0]} {fmt_metric(first[1])}")
+    click.echo("\n".join(lines))

@@ -1,0 +1,340 @@
+"""The judge client: async OpenAI-compatible requests with concurrency, rate limit and retries.
+
+Built on the ``openai`` package with its own retries switched off, so judgecal decides
+what is retried and how long to wait:
+
+* 429, 5xx, timeouts, dropped connections and streams that end without a finish reason
+  are retried with exponential backoff and full jitter; a ``Retry-After`` (or
+  ``retry-after-ms``) header is honoured.
+* A prompt that is too long (400 ``context_length_exceeded``) and other 4xx replies are
+  final: the item is *unscored* with that reason, never retried.
+* 401/403 and an unknown model abort the run (every request would fail the same way).
+* A reply that cannot be parsed is asked again up to ``parse_retries`` times (a judge
+  that sometimes answers junk slows the run down instead of skewing it); if it stays
+  unparseable it is unscored with the reason.
+
+Every request carries an ``X-Judgecal-Item-Id`` header. Real providers ignore it; the
+recorded judge uses it to tell apart items whose texts are identical.
+
+Set ``JUDGECAL_DEBUG_HTTP=1`` to log each request's method, URL and status to the
+``judgecal.http`` logger (headers are never logged, so the key cannot leak).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from judgecal.config import JudgeConfig
+from judgecal.errors import JudgeError
+
+if TYPE_CHECKING:
+    import httpx
+    import openai
+
+    from judgecal.judge import Parsed
+
+log = logging.getLogger("judgecal.http")
+
+ITEM_HEADER = "X-Judgecal-Item-Id"
+
+
+@dataclass
+class Outcome:
+    """What one request finally produced."""
+
+    kind: str
+    """``reply`` (a text arrived), ``unscored`` (final, no text worth parsing) or ``failed``."""
+    text: str | None = None
+    parsed: Parsed | None = None
+    reason: str | None = None
+    latency_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    served_model: str | None = None
+    system_fingerprint: str | None = None
+    finish_reason: str | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+class _RateLimiter:
+    """Spaces request starts at least ``1/rate`` seconds apart."""
+
+    def __init__(self, rate: float | None):
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class JudgeClient:
+    """Sends chat requests for one judge. Use as an async context manager."""
+
+    def __init__(
+        self,
+        judge: JudgeConfig,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        seed: int | None = None,
+        parse_retries: int = 2,
+    ):
+        self.judge = judge
+        self.parse_retries = parse_retries
+        self._http_client = http_client
+        self._client: openai.AsyncOpenAI | None = None
+        self._semaphore = asyncio.Semaphore(judge.concurrency)
+        self._limiter = _RateLimiter(judge.requests_per_second)
+        self._rng = random.Random(seed)
+        self._debug = bool(os.environ.get("JUDGECAL_DEBUG_HTTP"))
+
+    async def __aenter__(self) -> JudgeClient:
+        import httpx
+        import openai
+
+        http_client = self._http_client or httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=self.judge.concurrency + 4,
+                max_keepalive_connections=self.judge.concurrency + 4,
+            ),
+            timeout=httpx.Timeout(self.judge.timeout_s, connect=min(30.0, self.judge.timeout_s)),
+            event_hooks={"response": [self._log_response]} if self._debug else {},
+        )
+        self._client = openai.AsyncOpenAI(
+            base_url=self.judge.base_url,
+            api_key=self.judge.api_key(),
+            max_retries=0,
+            timeout=self.judge.timeout_s,
+            http_client=http_client,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    async def _log_response(self, response: httpx.Response) -> None:
+        log.debug("%s %s -> %s", response.request.method, response.request.url, response.status_code)
+
+    def _request_kwargs(self, messages: list[dict[str, str]], item_id: str) -> dict[str, Any]:
+        d = self.judge.decoding
+        kwargs: dict[str, Any] = {"model": self.judge.model, "messages": messages}
+        if d.temperature is not None:
+            kwargs["temperature"] = d.temperature
+        if d.top_p is not None:
+            kwargs["top_p"] = d.top_p
+        if d.max_tokens is not None:
+            if d.max_tokens_param in ("both", "max_tokens"):
+                kwargs["max_tokens"] = d.max_tokens
+            if d.max_tokens_param in ("both", "max_completion_tokens"):
+                kwargs["max_completion_tokens"] = d.max_tokens
+        for name in ("seed", "stop", "presence_penalty", "frequency_penalty"):
+            value = getattr(d, name)
+            if value is not None:
+                kwargs[name] = value
+        if d.extra_body:
+            kwargs["extra_body"] = dict(d.extra_body)
+        kwargs["extra_headers"] = {ITEM_HEADER: item_id}
+        return kwargs
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.judge.backoff_max_s, self.judge.backoff_base_s * (2**attempt))
+        return self._rng.uniform(0, cap)
+
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        item_id: str,
+        parse: Callable[[str | None], Parsed],
+    ) -> Outcome:
+        """Request one verdict, retrying transient failures, and parse it."""
+        async with self._semaphore:
+            return await self._complete(messages, item_id, parse)
+
+    async def _complete(
+        self, messages: list[dict[str, str]], item_id: str, parse: Callable[[str | None], Parsed]
+    ) -> Outcome:
+        import openai
+
+        assert self._client is not None, "use JudgeClient as an async context manager"
+        kwargs = self._request_kwargs(messages, item_id)
+        attempts = 0
+        transient_failures = 0
+        parse_failures = 0
+        last_reason = ""
+        while True:
+            attempts += 1
+            await self._limiter.wait()
+            started = time.perf_counter()
+            try:
+                outcome = await self._once(kwargs)
+            except _Retryable as exc:
+                last_reason = exc.reason
+                transient_failures += 1
+                if transient_failures > self.judge.max_retries:
+                    return Outcome(
+                        kind="failed",
+                        reason=f"transient_failure: {last_reason}",
+                        attempts=attempts,
+                        error=f"gave up after {attempts} attempts; last: {last_reason}",
+                    )
+                wait = exc.retry_after if exc.retry_after is not None else self._backoff(
+                    transient_failures - 1
+                )
+                await asyncio.sleep(min(wait, 600.0))
+                continue
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+                raise JudgeError(
+                    f"the judge endpoint {self.judge.base_url} refused the credentials "
+                    f"(HTTP {exc.status_code}); check the variable {self.judge.api_key_env}"
+                ) from None
+            except openai.APIStatusError as exc:
+                code = _error_code(exc)
+                if code == "model_not_found":
+                    raise JudgeError(
+                        f"the judge endpoint {self.judge.base_url} does not serve the model "
+                        f"'{self.judge.model}'"
+                    ) from None
+                reason = code or f"http_{exc.status_code}"
+                return Outcome(
+                    kind="unscored",
+                    reason=reason,
+                    attempts=attempts,
+                    error=f"HTTP {exc.status_code}: {_error_message(exc)}",
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                )
+            outcome.latency_ms = (time.perf_counter() - started) * 1000
+            outcome.attempts = attempts
+            outcome.parsed = parse(outcome.text)
+            if outcome.parsed.score is None and parse_failures < self.parse_retries:
+                parse_failures += 1
+                continue
+            return outcome
+
+    async def _once(self, kwargs: dict[str, Any]) -> Outcome:
+        import openai
+
+        assert self._client is not None
+        try:
+            if self.judge.stream:
+                return await self._stream(kwargs)
+            completion = await self._client.chat.completions.create(**kwargs)
+        except openai.APITimeoutError:
+            raise _Retryable("timeout") from None
+        except openai.APIConnectionError as exc:
+            raise _Retryable(f"connection_error: {type(exc.__cause__ or exc).__name__}") from None
+        except openai.APIStatusError as exc:
+            if exc.status_code == 429 or exc.status_code >= 500 or exc.status_code == 408:
+                raise _Retryable(
+                    f"http_{exc.status_code}", _retry_after(exc.response.headers)
+                ) from None
+            raise
+        choices = completion.choices or []
+        if not choices:
+            raise _Retryable("no_choices")
+        choice = choices[0]
+        usage = completion.usage
+        return Outcome(
+            kind="reply",
+            text=choice.message.content if choice.message else None,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            served_model=completion.model or None,
+            system_fingerprint=getattr(completion, "system_fingerprint", None) or None,
+            finish_reason=choice.finish_reason,
+        )
+
+    async def _stream(self, kwargs: dict[str, Any]) -> Outcome:
+        assert self._client is not None
+        parts: list[str] = []
+        finish: str | None = None
+        model: str | None = None
+        fingerprint: str | None = None
+        usage = None
+        stream = await self._client.chat.completions.create(stream=True, **kwargs)
+        async for chunk in stream:
+            model = chunk.model or model
+            fingerprint = getattr(chunk, "system_fingerprint", None) or fingerprint
+            if getattr(chunk, "usage", None):
+                usage = chunk.usage
+            for choice in chunk.choices or []:
+                if choice.delta and choice.delta.content:
+                    parts.append(choice.delta.content)
+                if choice.finish_reason:
+                    finish = choice.finish_reason
+        if finish is None:
+            raise _Retryable("stream_ended_without_finish_reason")
+        return Outcome(
+            kind="reply",
+            text="".join(parts),
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            served_model=model,
+            system_fingerprint=fingerprint,
+            finish_reason=finish,
+        )
+
+
+def _error_body(exc: Any) -> dict[str, Any]:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            return inner
+    return {}
+
+
+def _error_code(exc: Any) -> str | None:
+    code = getattr(exc, "code", None) or _error_body(exc).get("code")
+    return str(code) if code else None
+
+
+def _error_message(exc: Any) -> str:
+    msg = _error_body(exc).get("message") or getattr(exc, "message", "") or str(exc)
+    return str(msg)[:500]

@@ -1,0 +1,255 @@
+"""Configuration files: judges and nightly runs, validated strictly.
+
+A *run config* (``configs/nightly.yaml``) names the store, the calibration set and
+the judge; the judge may be inline or a path to its own YAML file. Unknown keys
+are errors, so a typo never silently changes what is measured.
+
+Relative paths inside a config are resolved against the directory of the file
+that contains them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from judgecal.errors import ConfigError, Problem
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ParseRule(_Strict):
+    """How a judge reply becomes a score.
+
+    ``regex``: the pattern is searched in the reply; the captured ``group`` (default 1)
+    is the label, optionally translated through ``map``. ``match: last`` takes the
+    last occurrence (useful when the judge reasons first and answers at the end).
+
+    ``json``: the reply (or the first ``{...}`` object inside it) is parsed as JSON and
+    ``field`` (dotted path) is the label.
+    """
+
+    type: Literal["regex", "json"] = "regex"
+    pattern: str | None = None
+    """Regular expression with at least one capturing group (``regex`` rules)."""
+    group: int | str = 1
+    """Capturing group holding the label."""
+    match: Literal["first", "last"] = "first"
+    """Which occurrence counts when the pattern matches several times."""
+    ignore_case: bool = False
+    field: str | None = None
+    """Dotted path of the label inside the JSON object (``json`` rules)."""
+    map: dict[str, str | float | int] | None = None
+    """Optional translation of the captured text into a label of the dimension's scale."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ParseRule:
+        if self.type == "regex":
+            if not self.pattern:
+                raise ValueError("a regex parse rule needs 'pattern'")
+            try:
+                compiled = re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"'pattern' is not a valid regular expression: {exc}") from exc
+            if compiled.groups < 1:
+                raise ValueError("'pattern' needs a capturing group around the label")
+        elif not self.field:
+            raise ValueError("a json parse rule needs 'field'")
+        return self
+
+
+class PromptSpec(_Strict):
+    """The prompt for one dimension: Jinja2 templates rendered with the item's fields."""
+
+    template: str
+    """User message; item fields are variables (``{{ instruction }}``), plus ``rubric`` and
+    ``dimension``. Item text is data: it is inserted, never evaluated as a template."""
+    system: str | None = None
+    """Optional system message (also a template)."""
+    parse: ParseRule
+    swap_fields: list[tuple[str, str]] | None = None
+    """Pairwise only: pairs of item fields exchanged to build the swapped-order prompt."""
+
+
+class Decoding(_Strict):
+    """Decoding parameters sent with every request (part of the configured fingerprint)."""
+
+    temperature: float | None = Field(default=0.0, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=512, gt=0)
+    """Sent both as ``max_tokens`` and ``max_completion_tokens`` (see ``max_tokens_param``)."""
+    max_tokens_param: Literal["both", "max_tokens", "max_completion_tokens"] = "both"
+    """Some servers ignore ``max_completion_tokens``; some reasoning models reject ``max_tokens``."""
+    seed: int | None = None
+    stop: list[str] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    """Provider-specific request fields, sent as they are."""
+
+
+class JudgeConfig(_Strict):
+    """A named grader: endpoint, model, decoding, prompts and parse rules."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:\-]+$")
+    """Stable name of the judge; baselines and score history are keyed by it."""
+    base_url: str
+    """OpenAI-compatible endpoint, e.g. ``https://api.openai.com/v1`` or ``http://localhost:8000/v1``."""
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """Name of the environment variable that holds the API key (never the key itself)."""
+    api_key_required: bool = False
+    """Fail before the run when the variable is unset (for real providers)."""
+    model: str
+    """The requested model name (or alias / Azure deployment)."""
+    decoding: Decoding = Field(default_factory=Decoding)
+    rubric: str = ""
+    """Rubric text available to templates as ``{{ rubric }}``."""
+    prompts: dict[str, PromptSpec]
+    """One prompt per dimension judged."""
+    stream: bool = False
+    """Request a streamed reply (a stream that ends without a finish reason is a failure)."""
+    concurrency: int = Field(default=8, ge=1, le=1024)
+    """Requests in flight at once."""
+    requests_per_second: float | None = Field(default=None, gt=0)
+    """Optional client-side rate limit."""
+    timeout_s: float = Field(default=300.0, gt=0)
+    """Per-request timeout. Generous by default: some servers queue requests one at a time."""
+    max_retries: int = Field(default=6, ge=0, le=50)
+    """Retries on 429, 5xx, timeouts, dropped connections and incomplete streams."""
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    swap_order: bool = False
+    """Pairwise dimensions: also judge every item with the two responses swapped
+    (measures position consistency)."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://", value):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    def api_key(self) -> str:
+        """The API key from the environment ('unused' when none is configured or set)."""
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if key:
+                return key
+            if self.api_key_required:
+                raise ConfigError(
+                    Problem(
+                        file="<environment>",
+                        message=f"the judge '{self.name}' needs an API key: "
+                        f"set the environment variable {self.api_key_env}",
+                    )
+                )
+        return "unused"
+
+
+class RunSettings(_Strict):
+    """When a run is good enough to be judged."""
+
+    max_unscored_rate: float = Field(default=0.2, ge=0, le=1)
+    """Above this share of unscored or failed replies the run is inconclusive (exit 3)."""
+    min_items: int = Field(default=20, ge=1)
+    """Fewer scored items than this make the run inconclusive."""
+    limit: int | None = Field(default=None, ge=1)
+    """Only the first N items of the set (quick checks)."""
+    bootstrap: int = Field(default=1000, ge=0)
+    """Bootstrap resamples for intervals."""
+    seed: int = 0
+
+
+class RunConfig(_Strict):
+    """A nightly job: which set, which judge, where results go."""
+
+    store: str | None = None
+    """SQLAlchemy URL of the run store; default ``sqlite:///.judgecal/judgecal.db``."""
+    calibration_set: Path
+    judge: JudgeConfig
+    run: RunSettings = Field(default_factory=RunSettings)
+    source: Path | None = Field(default=None, exclude=True)
+    """The file this config was read from (not a YAML key)."""
+
+
+def _render_errors(path: Path, exc: ValidationError, text: str) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        line = _line_of(text, [str(p) for p in err["loc"]])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the config schema)"
+        problems.append(Problem(file=str(path), line=line, field=loc, message=msg))
+    return problems
+
+
+def _line_of(text: str, loc: list[str]) -> int | None:
+    """Best-effort line of the last named key in ``loc`` (YAML keys only)."""
+    for key in reversed(loc):
+        if key.isdigit():
+            continue
+        match = re.search(rf"^\s*-?\s*{re.escape(key)}\s*:", text, re.MULTILINE)
+        if match:
+            return text.count("\n", 0, match.start()) + 1
+    return None
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(Problem(file=str(path), message="file not found")) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            Problem(file=str(path), message=f"not UTF-8 text (byte {exc.start})")
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(
+            Problem(file=str(path), line=line, message=f"invalid YAML: {getattr(exc, 'problem', exc)}")
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(Problem(file=str(path), message="expected a mapping of keys at the top"))
+    return data, text
+
+
+def load_judge(path: str | Path) -> JudgeConfig:
+    """Read a judge config file (YAML)."""
+    p = Path(path)
+    data, text = _read_yaml(p)
+    try:
+        return JudgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_render_errors(p, exc, text)) from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a run config (YAML). ``judge`` may be a mapping or the path of a judge file."""
+    p = Path(path)
+    data, text = _read_yaml(p)
+    base = p.parent
+    judge = data.get("judge")
+    if isinstance(judge, str):
+        judge_path = (base / judge) if not Path(judge).is_absolute() else Path(judge)
+        data["judge"] = load_judge(judge_path)
+    if isinstance(data.get("calibration_set"), str):
+        cs = Path(data["calibration_set"])
+        data["calibration_set"] = cs if cs.is_absolute() else base / cs
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_render_errors(p, exc, text)) from None
+    config.source = p
+    return config

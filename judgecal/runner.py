@@ -1,0 +1,284 @@
+"""A run: one replay of a calibration set through a judge, every reply persisted as it arrives.
+
+The runner is resumable by construction. Before sending anything it asks the store
+which (item, dimension, variant) already have a final reply in the unfinished run of
+the same judge configuration and set version, and requests only the rest. A killed
+run, started again with the same command, therefore never pays for a reply twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from judgecal.client import JudgeClient, Outcome
+from judgecal.config import JudgeConfig, RunConfig
+from judgecal.errors import ConfigError, Problem
+from judgecal.judge import ORIGINAL, SWAPPED, PromptRenderer, configured_fingerprint, parse_reply
+from judgecal.records import (
+    COMPLETED,
+    FAILED,
+    INCONCLUSIVE,
+    SCORED,
+    UNSCORED,
+    ReplyRecord,
+)
+from judgecal.store import Store, run_lock
+
+if TYPE_CHECKING:
+    import httpx
+
+    from judgecal.calibration import CalibrationSet
+
+
+@dataclass
+class RunResult:
+    """What a run did and how it ended."""
+
+    run_id: str
+    status: str
+    resumed: bool
+    requested: int
+    """Requests sent by this invocation (0 when everything was already answered)."""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+ReplyCallback = Callable[[ReplyRecord], None]
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"r{stamp}-{secrets.token_hex(3)}"
+
+
+def lock_key(judge: JudgeConfig, cs: CalibrationSet) -> str:
+    return f"{judge.name}@{cs.name}"
+
+
+def check_compatible(judge: JudgeConfig, cs: CalibrationSet, source: str) -> None:
+    """Every judged dimension must exist in the set (and swap only on pairwise ones)."""
+    problems = []
+    for dim, spec in judge.prompts.items():
+        if dim not in cs.dimensions:
+            problems.append(
+                Problem(
+                    file=source,
+                    field=f"judge.prompts.{dim}",
+                    message=f"unknown dimension '{dim}': the set '{cs.name}' has "
+                    f"{', '.join(cs.dimensions)}",
+                )
+            )
+        elif judge.swap_order and cs.dimensions[dim].scale.kind == "pairwise" and not spec.swap_fields:
+            problems.append(
+                Problem(
+                    file=source,
+                    field=f"judge.prompts.{dim}.swap_fields",
+                    message="swap_order needs the pairs of fields to exchange",
+                )
+            )
+    if problems:
+        raise ConfigError(problems)
+
+
+def _prompt_hash(messages: list[dict[str, str]]) -> str:
+    blob = json.dumps(messages, sort_keys=True, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _record(item_id: str, dim: str, variant: str, prompt_sha: str, out: Outcome) -> ReplyRecord:
+    parsed = out.parsed
+    if out.kind == "failed":
+        status, score, reason = FAILED, None, out.reason
+    elif out.kind == "unscored":
+        status, score, reason = UNSCORED, None, out.reason
+    elif parsed is not None and parsed.score is not None:
+        status, score, reason = SCORED, parsed.score, None
+    else:
+        status, score = UNSCORED, None
+        reason = parsed.reason if parsed is not None else "no_reply"
+    return ReplyRecord(
+        item_id=item_id,
+        dimension=dim,
+        variant=variant,
+        status=status,
+        score=score,
+        label=parsed.label if parsed is not None else None,
+        raw_text=out.text,
+        unscored_reason=reason,
+        latency_ms=out.latency_ms,
+        prompt_tokens=out.prompt_tokens,
+        completion_tokens=out.completion_tokens,
+        served_model=out.served_model,
+        system_fingerprint=out.system_fingerprint,
+        finish_reason=out.finish_reason,
+        attempts=out.attempts,
+        error=out.error,
+        prompt_sha256=prompt_sha,
+    )
+
+
+def _judge_config_record(judge: JudgeConfig) -> dict[str, Any]:
+    """The judge config as stored with the run. Holds the key's variable name, never the key."""
+    return judge.model_dump(mode="json")
+
+
+def summarize_replies(
+    replies: list[dict[str, Any]], n_expected: int, settings_max_unscored: float, min_items: int
+) -> tuple[str, dict[str, Any]]:
+    """Status and summary of a run from its stored replies."""
+    counts = Counter(r["status"] for r in replies)
+    reasons = Counter(r["unscored_reason"] for r in replies if r["status"] != SCORED)
+    served = Counter(r["served_model"] for r in replies if r["served_model"])
+    fingerprints = Counter(r["system_fingerprint"] for r in replies if r["system_fingerprint"])
+    per_dim: dict[str, Counter[str]] = {}
+    for r in replies:
+        per_dim.setdefault(r["dimension"], Counter())[r["status"]] += 1
+    missing = n_expected - len(replies)
+    bad = counts[UNSCORED] + counts[FAILED] + max(missing, 0)
+    rate = bad / n_expected if n_expected else 1.0
+    problems = []
+    if rate > settings_max_unscored:
+        problems.append(
+            f"{rate:.1%} of requests have no score (limit {settings_max_unscored:.0%})"
+        )
+    for dim, c in per_dim.items():
+        if c[SCORED] < min_items:
+            problems.append(f"dimension '{dim}': only {c[SCORED]} scored items (need {min_items})")
+    if not per_dim:
+        problems.append("no replies")
+    total = sum(served.values())
+    observed = {
+        "served_models": {k: {"count": v, "share": v / total} for k, v in served.most_common()},
+        "system_fingerprints": dict(fingerprints.most_common()),
+    }
+    summary = {
+        "expected": n_expected,
+        "scored": counts[SCORED],
+        "unscored": counts[UNSCORED],
+        "failed": counts[FAILED],
+        "missing": max(missing, 0),
+        "unscored_rate": rate,
+        "unscored_reasons": dict(reasons.most_common()),
+        "per_dimension": {d: dict(c) for d, c in per_dim.items()},
+        "observed_fingerprint": observed,
+        "inconclusive_because": problems,
+        "tokens": {
+            "prompt": sum(r["prompt_tokens"] or 0 for r in replies),
+            "completion": sum(r["completion_tokens"] or 0 for r in replies),
+        },
+    }
+    return (INCONCLUSIVE if problems else COMPLETED), summary
+
+
+def execute_run(
+    config: RunConfig,
+    store: Store,
+    cs: CalibrationSet,
+    *,
+    on_reply: ReplyCallback | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    http_client: httpx.AsyncClient | None = None,
+) -> RunResult:
+    """Replay ``cs`` through ``config.judge``, resuming an unfinished run of the same config.
+
+    ``on_start(total, already_done)`` and ``on_reply(record)`` let a caller show progress;
+    the library itself never prints.
+    """
+    judge = config.judge
+    source = str(config.source or "<config>")
+    check_compatible(judge, cs, source)
+    renderer = PromptRenderer(judge)
+    fingerprint = configured_fingerprint(judge)
+    items = cs.items[: config.run.limit] if config.run.limit else cs.items
+
+    # Render every prompt before sending anything: a template error costs nothing.
+    work: list[tuple[str, str, str, list[dict[str, str]]]] = []
+    for item in items:
+        for dim in judge.prompts:
+            variants = [ORIGINAL]
+            if judge.swap_order and cs.dimensions[dim].scale.kind == "pairwise":
+                variants.append(SWAPPED)
+            for variant in variants:
+                work.append((item.id, dim, variant, renderer.messages(dim, item.fields, variant)))
+
+    store.save_set(cs)
+    with run_lock(store.engine, lock_key(judge, cs)):
+        run_id = store.find_resumable_run(judge.name, cs.version, fingerprint["hash"])
+        resumed = run_id is not None
+        if run_id is None:
+            run_id = store.create_run(
+                run_id=new_run_id(),
+                judge_name=judge.name,
+                set_name=cs.name,
+                set_version=cs.version,
+                config_hash=fingerprint["hash"],
+                fingerprint=fingerprint,
+                judge_config=_judge_config_record(judge),
+                origin="live",
+                n_expected=len(work),
+                config_path=str(config.source) if config.source else None,
+            )
+        done = store.done_keys(run_id)
+        todo = [w for w in work if (w[0], w[1], w[2]) not in done]
+        if on_start is not None:
+            on_start(len(work), len(work) - len(todo))
+        started = time.perf_counter()
+        if todo:
+            asyncio.run(_replay(run_id, judge, cs, todo, store, on_reply, http_client, config.run.seed))
+        elapsed = time.perf_counter() - started
+        status, summary = summarize_replies(
+            store.replies(run_id), len(work), config.run.max_unscored_rate, config.run.min_items
+        )
+        summary["elapsed_s"] = elapsed
+        summary["requested_now"] = len(todo)
+        store.finish_run(run_id, status, summary)
+    return RunResult(run_id=run_id, status=status, resumed=resumed, requested=len(todo), summary=summary)
+
+
+async def _replay(
+    run_id: str,
+    judge: JudgeConfig,
+    cs: CalibrationSet,
+    todo: list[tuple[str, str, str, list[dict[str, str]]]],
+    store: Store,
+    on_reply: ReplyCallback | None,
+    http_client: httpx.AsyncClient | None,
+    seed: int,
+) -> None:
+    async with JudgeClient(judge, http_client=http_client, seed=seed) as client:
+
+        async def one(item_id: str, dim: str, variant: str, messages: list[dict[str, str]]) -> None:
+            scale = cs.dimensions[dim].scale
+            rule = judge.prompts[dim].parse
+            outcome = await client.complete(
+                messages,
+                item_id=item_id,
+                parse=lambda text: parse_reply(text, rule, scale, variant),
+            )
+            record = _record(item_id, dim, variant, _prompt_hash(messages), outcome)
+            store.save_reply(run_id, record)  # persisted the moment it arrives
+            if on_reply is not None:
+                on_reply(record)
+
+        # Bounded fan-out: the client's semaphore limits requests in flight; creating
+        # tasks in windows keeps memory flat for very large sets.
+        window = max(64, judge.concurrency * 4)
+        pending: set[asyncio.Task[None]] = set()
+        for w in todo:
+            pending.add(asyncio.create_task(one(*w)))
+            if len(pending) >= window:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    task.result()
+        if pending:
+            finished, _ = await asyncio.wait(pending)
+            for task in finished:
+                task.result()

@@ -1,0 +1,256 @@
+"""The run store: calibration-set snapshots, runs, every judge reply, metric reports.
+
+:class:`Store` is the only way the rest of judgecal reads or writes the database.
+Opening a store applies pending migrations, so any command works on an empty file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, and_, delete, func, select, update
+
+from judgecal.errors import NotFoundError
+from judgecal.records import FAILED, RUNNING, ReplyRecord, utcnow
+from judgecal.store import schema
+from judgecal.store.engine import make_engine, safe_url
+from judgecal.store.lock import run_lock
+from judgecal.store.migrations import migrate
+
+if TYPE_CHECKING:
+    from judgecal.calibration import CalibrationSet
+
+__all__ = ["Store", "open_store", "run_lock"]
+
+
+class Store:
+    """A migrated database holding judgecal's records."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        migrate(engine)
+
+    @property
+    def url(self) -> str:
+        return safe_url(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- calibration sets ---------------------------------------------------------
+    def save_set(self, cs: CalibrationSet) -> bool:
+        """Snapshot a calibration set (items and labels) under its version. Idempotent."""
+        with self.engine.begin() as conn:
+            if conn.execute(
+                select(schema.calibration_sets.c.version).where(
+                    schema.calibration_sets.c.version == cs.version
+                )
+            ).first():
+                return False
+            manifest = {
+                "name": cs.name,
+                "description": cs.description,
+                "dimensions": [d.model_dump(mode="json") for d in cs.dimensions.values()],
+                "segment_fields": list(cs.segment_fields),
+            }
+            conn.execute(
+                schema.calibration_sets.insert().values(
+                    version=cs.version,
+                    name=cs.name,
+                    source_path=str(cs.path),
+                    manifest=manifest,
+                    created_at=utcnow(),
+                )
+            )
+            conn.execute(
+                schema.set_items.insert(),
+                [
+                    {
+                        "set_version": cs.version,
+                        "item_id": item.id,
+                        "position": i,
+                        "fields": item.fields,
+                        "segments": item.segments,
+                    }
+                    for i, item in enumerate(cs.items)
+                ],
+            )
+            label_rows = []
+            for dim in cs.dimensions:
+                raters = cs.raters(dim)
+                matrix = cs.human_matrix(dim)
+                for i, item in enumerate(cs.items):
+                    for j, rater in enumerate(raters):
+                        value = float(matrix[i, j])
+                        if value == value:  # not NaN
+                            label_rows.append(
+                                {
+                                    "set_version": cs.version,
+                                    "item_id": item.id,
+                                    "dimension": dim,
+                                    "rater_id": rater,
+                                    "code": value,
+                                }
+                            )
+            for start in range(0, len(label_rows), 5000):
+                conn.execute(schema.set_labels.insert(), label_rows[start : start + 5000])
+        return True
+
+    def set_snapshot(self, version: str) -> dict[str, Any]:
+        """The stored snapshot of a set version: manifest, items and labels."""
+        with self.engine.connect() as conn:
+            head = conn.execute(
+                select(schema.calibration_sets).where(schema.calibration_sets.c.version == version)
+            ).mappings().first()
+            if head is None:
+                raise NotFoundError(f"calibration set version {version} is not in the store")
+            items = conn.execute(
+                select(schema.set_items)
+                .where(schema.set_items.c.set_version == version)
+                .order_by(schema.set_items.c.position)
+            ).mappings().all()
+            labels = conn.execute(
+                select(schema.set_labels).where(schema.set_labels.c.set_version == version)
+            ).mappings().all()
+        return {
+            "head": dict(head),
+            "items": [dict(r) for r in items],
+            "labels": [dict(r) for r in labels],
+        }
+
+    # -- runs -----------------------------------------------------------------------
+    def create_run(self, **values: Any) -> str:
+        values.setdefault("started_at", utcnow())
+        values.setdefault("status", RUNNING)
+        with self.engine.begin() as conn:
+            conn.execute(schema.runs.insert().values(**values))
+        return str(values["run_id"])
+
+    def find_resumable_run(self, judge_name: str, set_version: str, config_hash: str) -> str | None:
+        """The newest unfinished run of exactly this judge configuration and set version."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.runs.c.run_id)
+                .where(
+                    and_(
+                        schema.runs.c.judge_name == judge_name,
+                        schema.runs.c.set_version == set_version,
+                        schema.runs.c.config_hash == config_hash,
+                        schema.runs.c.status == RUNNING,
+                    )
+                )
+                .order_by(schema.runs.c.started_at.desc())
+            ).first()
+        return None if row is None else str(row[0])
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(schema.runs)
+                .where(schema.runs.c.run_id == run_id)
+                .values(status=status, summary=summary, finished_at=utcnow())
+            )
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """One run, by id or unique prefix; ``latest`` names the newest run."""
+        with self.engine.connect() as conn:
+            if run_id == "latest":
+                row = conn.execute(
+                    select(schema.runs).order_by(schema.runs.c.started_at.desc()).limit(1)
+                ).mappings().first()
+            else:
+                rows = conn.execute(
+                    select(schema.runs).where(schema.runs.c.run_id.startswith(run_id)).limit(2)
+                ).mappings().all()
+                exact = [r for r in rows if r["run_id"] == run_id]
+                if len(rows) > 1 and not exact:
+                    raise NotFoundError(f"run id prefix '{run_id}' is ambiguous")
+                row = exact[0] if exact else (rows[0] if rows else None)
+        if row is None:
+            raise NotFoundError(f"no run '{run_id}' in the store")
+        return dict(row)
+
+    def list_runs(self, judge_name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        query = select(schema.runs).order_by(schema.runs.c.started_at.desc()).limit(limit)
+        if judge_name:
+            query = query.where(schema.runs.c.judge_name == judge_name)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings().all()]
+
+    # -- replies --------------------------------------------------------------------
+    def done_keys(self, run_id: str) -> set[tuple[str, str, str]]:
+        """(item, dimension, variant) that already have a final reply (never re-requested)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    schema.replies.c.item_id, schema.replies.c.dimension, schema.replies.c.variant
+                ).where(and_(schema.replies.c.run_id == run_id, schema.replies.c.status != FAILED))
+            ).all()
+        return {(r[0], r[1], r[2]) for r in rows}
+
+    def save_reply(self, run_id: str, record: ReplyRecord) -> None:
+        """Persist one reply now, in its own transaction (replacing an earlier failure)."""
+        row = record.to_row(run_id)
+        r = schema.replies.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(schema.replies).where(
+                    and_(
+                        r.run_id == run_id,
+                        r.item_id == record.item_id,
+                        r.dimension == record.dimension,
+                        r.variant == record.variant,
+                        r.status == FAILED,
+                    )
+                )
+            )
+            conn.execute(schema.replies.insert().values(**row))
+
+    def save_replies(self, run_id: str, records: Iterable[ReplyRecord]) -> int:
+        """Insert many replies in one transaction (imports)."""
+        rows = [rec.to_row(run_id) for rec in records]
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), 5000):
+                conn.execute(schema.replies.insert(), rows[start : start + 5000])
+        return len(rows)
+
+    def replies(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(schema.replies).where(schema.replies.c.run_id == run_id)
+            ).mappings().all()
+        return [dict(r) for r in rows]
+
+    def reply_counts(self, run_id: str) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(schema.replies.c.status, func.count())
+                .where(schema.replies.c.run_id == run_id)
+                .group_by(schema.replies.c.status)
+            ).all()
+        return {str(s): int(n) for s, n in rows}
+
+    # -- metric reports ---------------------------------------------------------------
+    def save_metric_report(self, run_id: str, report: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.metric_reports.insert().values(
+                    run_id=run_id, created_at=utcnow(), report=report
+                )
+            )
+
+    def latest_metric_report(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.metric_reports.c.report)
+                .where(schema.metric_reports.c.run_id == run_id)
+                .order_by(schema.metric_reports.c.report_id.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else dict(row[0])
+
+
+def open_store(url: str | None) -> Store:
+    """Open (and migrate) the store at ``url`` (default: ``.judgecal/judgecal.db``)."""
+    return Store(make_engine(url))

@@ -1,0 +1,67 @@
+"""One run at a time: a lock per (judge, calibration set).
+
+SQLite stores use an OS file lock next to the database file (released by the kernel
+when the process dies, so a killed run never leaves a stale lock). PostgreSQL stores
+use a session advisory lock, which also holds across machines sharing the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from judgecal.errors import LockedError
+
+
+def _key_int(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def run_lock(engine: Engine, key: str) -> Iterator[None]:
+    """Hold the lock named ``key`` for the duration of the block or raise LockedError."""
+    backend = engine.url.get_backend_name()
+    if backend == "postgresql":
+        with engine.connect() as conn:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _key_int(key)}).scalar()
+            if not got:
+                raise LockedError(f"another judgecal run holds the lock '{key}'; try again later")
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _key_int(key)})
+                conn.commit()
+        return
+    import fcntl
+
+    db = engine.url.database if backend == "sqlite" else None
+    if db and db != ":memory:":
+        base = Path(db)
+    else:
+        digest = hashlib.sha256(str(engine.url).encode()).hexdigest()[:16]
+        base = Path(tempfile.gettempdir()) / f"judgecal-{digest}"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:100]
+    path = base.with_name(f"{base.name}.{safe}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(
+                f"another judgecal run holds the lock '{key}' ({path}); try again later"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

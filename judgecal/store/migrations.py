@@ -1,0 +1,156 @@
+"""Ordered, append-only schema migrations.
+
+Each migration is a function ``mNNN_description(conn)`` registered in order with
+:func:`migration`. Applied names are recorded in ``judgecal_migrations``. A migration
+is never edited once released: a schema change is a new function at the end. Each
+one defines the tables it creates itself (frozen copies), so later changes to
+:mod:`judgecal.store.schema` cannot alter what an old migration does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+)
+
+MigrationFn = Callable[[Connection], None]
+MIGRATIONS: list[tuple[str, MigrationFn]] = []
+
+_ledger_md = MetaData()
+ledger = Table(
+    "judgecal_migrations",
+    _ledger_md,
+    Column("name", String(200), primary_key=True),
+    Column("applied_at", String(40), nullable=False),
+)
+
+
+def migration(fn: MigrationFn) -> MigrationFn:
+    """Register ``fn`` as the next migration."""
+    if any(name == fn.__name__ for name, _ in MIGRATIONS):
+        raise ValueError(f"duplicate migration {fn.__name__}")
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+def applied(engine: Engine) -> list[str]:
+    """Names of the migrations already applied, in order of application."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("judgecal_migrations"):
+            return []
+        rows = conn.execute(select(ledger.c.name).order_by(ledger.c.applied_at)).all()
+    return [r[0] for r in rows]
+
+
+def pending(engine: Engine) -> list[str]:
+    done = set(applied(engine))
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
+def migrate(engine: Engine, stop_before: str | None = None) -> list[str]:
+    """Apply every pending migration, each in its own transaction. Returns what ran."""
+    ran: list[str] = []
+    with engine.begin() as conn:
+        _ledger_md.create_all(conn)
+    for name, fn in MIGRATIONS:
+        if name == stop_before:
+            break
+        with engine.begin() as conn:
+            exists = conn.execute(select(ledger.c.name).where(ledger.c.name == name)).first()
+            if exists:
+                continue
+            fn(conn)
+            stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            conn.execute(ledger.insert().values(name=name, applied_at=stamp))
+        ran.append(name)
+    return ran
+
+
+@migration
+def m001_initial(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "calibration_sets", md,
+        Column("version", String(80), primary_key=True),
+        Column("name", String(200), nullable=False),
+        Column("source_path", Text),
+        Column("manifest", JSON, nullable=False),
+        Column("created_at", String(40), nullable=False),
+    )
+    Table(
+        "set_items", md,
+        Column("set_version", String(80), primary_key=True),
+        Column("item_id", String(200), primary_key=True),
+        Column("position", Integer, nullable=False),
+        Column("fields", JSON, nullable=False),
+        Column("segments", JSON, nullable=False),
+    )
+    Table(
+        "set_labels", md,
+        Column("set_version", String(80), primary_key=True),
+        Column("item_id", String(200), primary_key=True),
+        Column("dimension", String(200), primary_key=True),
+        Column("rater_id", String(200), primary_key=True),
+        Column("code", Float, nullable=False),
+    )
+    Table(
+        "runs", md,
+        Column("run_id", String(64), primary_key=True),
+        Column("judge_name", String(200), nullable=False, index=True),
+        Column("set_name", String(200), nullable=False),
+        Column("set_version", String(80), nullable=False),
+        Column("config_hash", String(80), nullable=False),
+        Column("fingerprint", JSON, nullable=False),
+        Column("judge_config", JSON, nullable=False),
+        Column("origin", String(20), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("started_at", String(40), nullable=False),
+        Column("finished_at", String(40)),
+        Column("n_expected", Integer, nullable=False),
+        Column("summary", JSON),
+        Column("config_path", Text),
+    )
+    Table(
+        "replies", md,
+        Column("run_id", String(64), primary_key=True),
+        Column("item_id", String(200), primary_key=True),
+        Column("dimension", String(200), primary_key=True),
+        Column("variant", String(20), primary_key=True),
+        Column("status", String(20), nullable=False),
+        Column("score", Float),
+        Column("label", Text),
+        Column("raw_text", Text),
+        Column("unscored_reason", Text),
+        Column("latency_ms", Float),
+        Column("prompt_tokens", Integer),
+        Column("completion_tokens", Integer),
+        Column("served_model", String(200)),
+        Column("system_fingerprint", String(200)),
+        Column("finish_reason", String(40)),
+        Column("attempts", Integer, nullable=False),
+        Column("error", Text),
+        Column("prompt_sha256", String(80)),
+        Column("created_at", String(40), nullable=False),
+    )
+    Table(
+        "metric_reports", md,
+        Column("report_id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", String(64), nullable=False, index=True),
+        Column("created_at", String(40), nullable=False),
+        Column("report", JSON, nullable=False),
+    )
+    md.create_all(conn)

@@ -1,0 +1,97 @@
+"""The current schema of the run store, as SQLAlchemy Core tables.
+
+These definitions are what queries use. The database itself is built only by the
+ordered migrations in :mod:`judgecal.store.migrations`; a test checks that migrating an
+empty database yields exactly these tables and columns.
+
+Timestamps of runs and replies are ISO-8601 UTC strings (``2026-11-27T07:43:03.123456Z``):
+portable across SQLite and PostgreSQL, exact, and sortable as text.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Float, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+calibration_sets = Table(
+    "calibration_sets",
+    metadata,
+    Column("version", String(80), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("source_path", Text),
+    Column("manifest", JSON, nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+
+set_items = Table(
+    "set_items",
+    metadata,
+    Column("set_version", String(80), primary_key=True),
+    Column("item_id", String(200), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("segments", JSON, nullable=False),
+)
+
+set_labels = Table(
+    "set_labels",
+    metadata,
+    Column("set_version", String(80), primary_key=True),
+    Column("item_id", String(200), primary_key=True),
+    Column("dimension", String(200), primary_key=True),
+    Column("rater_id", String(200), primary_key=True),
+    Column("code", Float, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("judge_name", String(200), nullable=False, index=True),
+    Column("set_name", String(200), nullable=False),
+    Column("set_version", String(80), nullable=False),
+    Column("config_hash", String(80), nullable=False),
+    Column("fingerprint", JSON, nullable=False),
+    Column("judge_config", JSON, nullable=False),
+    Column("origin", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40)),
+    Column("n_expected", Integer, nullable=False),
+    Column("summary", JSON),
+    Column("config_path", Text),
+)
+
+replies = Table(
+    "replies",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("item_id", String(200), primary_key=True),
+    Column("dimension", String(200), primary_key=True),
+    Column("variant", String(20), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("score", Float),
+    Column("label", Text),
+    Column("raw_text", Text),
+    Column("unscored_reason", Text),
+    Column("latency_ms", Float),
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("served_model", String(200)),
+    Column("system_fingerprint", String(200)),
+    Column("finish_reason", String(40)),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text),
+    Column("prompt_sha256", String(80)),
+    Column("created_at", String(40), nullable=False),
+)
+
+metric_reports = Table(
+    "metric_reports",
+    metadata,
+    Column("report_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("created_at", String(40), nullable=False),
+    Column("report", JSON, nullable=False),
+)
