@@ -88,7 +88,8 @@ class Item:
 
     id: str
     fields: dict[str, Any]
-    """Every field of the item's row, as read (the id field included)."""
+    """Every field of the item's row (the id field included), JSON-safe: values as read,
+    except that NaN becomes None and dates, decimals and bytes become text."""
     segments: dict[str, str]
     """Values of the set's segment fields, as text."""
 
@@ -370,7 +371,8 @@ def _read_items(path: Path, spec: SetSpec, problems: _Problems) -> tuple[list[It
                 ))
                 continue
             segments[name] = value
-        items.append(Item(id=item_id, fields=dict(row), segments=segments))
+        fields = {str(key): _json_safe(value) for key, value in row.items()}
+        items.append(Item(id=item_id, fields=fields, segments=segments))
     problems.extend(file_problems)
     if file_problems:
         complete = False
@@ -509,6 +511,24 @@ def _as_key(value: object) -> str | None:
         return text or None
     if isinstance(value, (list, dict, tuple)):
         raise ValueError(f"must be a string or a number, not a {type(value).__name__}")
+    return str(value)
+
+
+def _json_safe(value: Any) -> Any:
+    """Field values as JSON can hold them (Parquet may give NaN, dates, decimals, bytes)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return str(isoformat())
     return str(value)
 
 
