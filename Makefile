@@ -1,0 +1,38 @@
+# judgecal — developer tasks. `make demo` and `make test` are the two commands a newcomer needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+JC     := $(BIN)/judgecal
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench reliability clean pg
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,postgres]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install judgecal with its dev tools
+
+demo: $(STAMP)  ## offline demo: recorded judge + pandalm set + agreement report
+	$(JC) demo --out demo-output
+
+test: $(STAMP)  ## the whole test suite (PostgreSQL tests need JUDGECAL_TEST_PG_URL, see .ci/run)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)  ## ruff + mypy
+	$(BIN)/ruff check judgecal tests benchmarks
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## performance benchmarks, printed as ratios against the naive way and the targets
+	$(BIN)/python benchmarks/run_all.py
+
+reliability: $(STAMP)  ## crash, fault, overlap, hostile-input and secrets checks, as one table
+	$(BIN)/python benchmarks/reliability.py
+
+pg:  ## start a throwaway PostgreSQL and print its URL (for JUDGECAL_TEST_PG_URL)
+	bash .ci/start-postgres.sh
+
+clean:
+	rm -rf demo-output .judgecal .pytest_cache .mypy_cache .ruff_cache

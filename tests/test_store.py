@@ -1,0 +1,72 @@
+"""The run store: migrations from an empty database, schema, locks — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+
+from judgecal.errors import LockedError
+from judgecal.records import FAILED, SCORED, ReplyRecord
+from judgecal.store import open_store, run_lock
+from judgecal.store import schema as current
+from judgecal.store.migrations import MIGRATIONS, applied, migrate, pending
+
+
+def test_migrate_from_empty_matches_schema(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        insp = inspect(store.engine)
+        tables = set(insp.get_table_names())
+        assert set(current.metadata.tables) <= tables
+        assert "judgecal_migrations" in tables
+        for name, table in current.metadata.tables.items():
+            got = {c["name"] for c in insp.get_columns(name)}
+            assert got == {c.name for c in table.columns}, name
+            pk = set(insp.get_pk_constraint(name)["constrained_columns"])
+            assert pk == {c.name for c in table.primary_key.columns}, name
+        assert applied(store.engine) == [name for name, _ in MIGRATIONS]
+        assert pending(store.engine) == []
+    finally:
+        store.close()
+
+
+def test_migrations_are_idempotent_and_ordered(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        assert migrate(store.engine) == []  # nothing left to do on a second open
+        names = [name for name, _ in MIGRATIONS]
+        assert names == sorted(names), "migrations are appended in mNNN order"
+    finally:
+        store.close()
+
+
+def test_failed_reply_is_replaced_not_duplicated(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        store.create_run(
+            run_id="r1", judge_name="j", set_name="s", set_version="v", config_hash="h",
+            fingerprint={}, judge_config={}, origin="live", n_expected=1,
+        )
+        store.save_reply("r1", ReplyRecord("i1", "d", "original", FAILED, unscored_reason="x"))
+        assert store.done_keys("r1") == set()  # a failure is retried on resume
+        store.save_reply("r1", ReplyRecord("i1", "d", "original", SCORED, score=1.0))
+        assert store.done_keys("r1") == {("i1", "d", "original")}
+        assert store.reply_counts("r1") == {SCORED: 1}
+    finally:
+        store.close()
+
+
+def test_lock_excludes_a_second_holder(store_url: str) -> None:
+    store = open_store(store_url)
+    other = open_store(store_url)
+    try:
+        with run_lock(store.engine, "judge@set"):
+            with pytest.raises(LockedError), run_lock(other.engine, "judge@set"):
+                pass
+            with run_lock(other.engine, "judge@other-set"):
+                pass
+        with run_lock(other.engine, "judge@set"):
+            pass
+    finally:
+        store.close()
+        other.close()
