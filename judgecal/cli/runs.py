@@ -86,3 +86,47 @@ def show(ctx: click.Context, run_id: str, with_replies: bool, as_json: bool) -> 
         for model, count in ((s.get("observed_fingerprint") or {}).get("system_fingerprints") or {}).items():
             lines.append(f"  system_fingerprint {model}: {count}")
     click.echo("\n".join(lines))
+
+
+@runs.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--set", "set_path", required=True, help="The calibration set the judgments are for.")
+@click.option("--judge", "judge_name", required=True, help="Name of the judge that produced them.")
+@click.option("--model", required=True, help="The model the judge requested.")
+@click.option("--prompt-file", type=click.Path(exists=True, dir_okay=False),
+              help="The judge's prompt text (for its fingerprint).")
+@click.option("--prompt", "prompt_text", default=None, help="The prompt text, inline.")
+@click.option("--served-model", default=None, help="The model id the provider reported, if known.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def import_(
+    ctx: click.Context, path: str, set_path: str, judge_name: str, model: str,
+    prompt_file: str | None, prompt_text: str | None, served_model: str | None, as_json: bool,
+) -> None:
+    """Import judgments produced elsewhere as a run (CSV/JSONL/Parquet).
+
+    Columns: item_id, dimension, score, and optionally raw (the reply text). The
+    whole file is checked first; any bad row is reported by line and nothing is
+    stored.
+    """
+    from pathlib import Path
+
+    from judgecal.calibration import load_set
+    from judgecal.imports import import_judgments
+
+    if prompt_file is None and prompt_text is None:
+        raise click.UsageError("give the judge's prompt with --prompt-file or --prompt")
+    text = Path(prompt_file).read_text(encoding="utf-8") if prompt_file else str(prompt_text)
+    cs = load_set(set_path)
+    store = open_store(ctx)
+    result = import_judgments(
+        store, cs, path, judge_name=judge_name, model=model, prompt_text=text,
+        served_model=served_model,
+    )
+    if as_json:
+        emit_json(result)
+    else:
+        s = result["summary"]
+        click.echo(
+            f"imported run {result['run_id']}: {s['scored']} scored, {s['unscored']} unscored"
+        )

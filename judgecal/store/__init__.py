@@ -215,6 +215,20 @@ class Store:
                 conn.execute(schema.replies.insert(), rows[start : start + 5000])
         return len(rows)
 
+    def import_run(
+        self, run: dict[str, Any], records: list[ReplyRecord], status: str, summary: dict[str, Any]
+    ) -> str:
+        """Write a whole imported run in one transaction: all of it or nothing."""
+        values = dict(run, status=status, summary=summary)
+        values.setdefault("started_at", utcnow())
+        values.setdefault("finished_at", values["started_at"])
+        rows = [rec.to_row(run["run_id"]) for rec in records]
+        with self.engine.begin() as conn:
+            conn.execute(schema.runs.insert().values(**values))
+            for start in range(0, len(rows), 5000):
+                conn.execute(schema.replies.insert(), rows[start : start + 5000])
+        return str(run["run_id"])
+
     def replies(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
