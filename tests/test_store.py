@@ -9,7 +9,7 @@ from judgecal.errors import LockedError
 from judgecal.records import FAILED, SCORED, ReplyRecord
 from judgecal.store import open_store, run_lock
 from judgecal.store import schema as current
-from judgecal.store.migrations import MIGRATIONS, applied, migrate, pending
+from judgecal.store.migrations import MIGRATIONS, applied, migrate, ordered, pending
 
 
 def test_migrate_from_empty_matches_schema(store_url: str) -> None:
@@ -24,7 +24,7 @@ def test_migrate_from_empty_matches_schema(store_url: str) -> None:
             assert got == {c.name for c in table.columns}, name
             pk = set(insp.get_pk_constraint(name)["constrained_columns"])
             assert pk == {c.name for c in table.primary_key.columns}, name
-        assert applied(store.engine) == [name for name, _ in MIGRATIONS]
+        assert applied(store.engine) == [name for name, _ in ordered()]
         assert pending(store.engine) == []
     finally:
         store.close()
@@ -35,7 +35,7 @@ def test_migrations_are_idempotent_and_ordered(store_url: str) -> None:
     try:
         assert migrate(store.engine) == []  # nothing left to do on a second open
         names = [name for name, _ in MIGRATIONS]
-        assert names == sorted(names), "migrations are appended in mNNN order"
+        assert len(set(n[:4] for n in names)) == len(names), "one migration per number"
     finally:
         store.close()
 

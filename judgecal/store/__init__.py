@@ -145,12 +145,18 @@ class Store:
         return None if row is None else str(row[0])
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
+        """Close a run and append its final state (with a digest of its replies) to the audit log."""
+        from judgecal import audit
+
         with self.engine.begin() as conn:
             conn.execute(
                 update(schema.runs)
                 .where(schema.runs.c.run_id == run_id)
                 .values(status=status, summary=summary, finished_at=utcnow())
             )
+            record = audit.snapshot_run(conn, run_id)
+            assert record is not None
+            audit.append(conn, "run", run_id, record)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """One run, by id or unique prefix; ``latest`` names the newest run."""
@@ -223,10 +229,15 @@ class Store:
         values.setdefault("started_at", utcnow())
         values.setdefault("finished_at", values["started_at"])
         rows = [rec.to_row(run["run_id"]) for rec in records]
+        from judgecal import audit
+
         with self.engine.begin() as conn:
             conn.execute(schema.runs.insert().values(**values))
             for start in range(0, len(rows), 5000):
                 conn.execute(schema.replies.insert(), rows[start : start + 5000])
+            record = audit.snapshot_run(conn, str(run["run_id"]))
+            assert record is not None
+            audit.append(conn, "run", str(run["run_id"]), record)
         return str(run["run_id"])
 
     def replies(self, run_id: str) -> list[dict[str, Any]]:
@@ -246,13 +257,21 @@ class Store:
         return {str(s): int(n) for s, n in rows}
 
     # -- metric reports ---------------------------------------------------------------
-    def save_metric_report(self, run_id: str, report: dict[str, Any]) -> None:
+    def save_metric_report(self, run_id: str, report: dict[str, Any]) -> int:
+        """Store a metric report (and log it in the audit chain). Returns its id."""
+        from judgecal import audit
+
         with self.engine.begin() as conn:
-            conn.execute(
+            result = conn.execute(
                 schema.metric_reports.insert().values(
                     run_id=run_id, created_at=utcnow(), report=report
                 )
             )
+            report_id = int(result.inserted_primary_key[0])
+            record = audit.snapshot_metric_report(conn, str(report_id))
+            assert record is not None
+            audit.append(conn, "metric_report", str(report_id), record)
+        return report_id
 
     def latest_metric_report(self, run_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

@@ -56,9 +56,14 @@ def applied(engine: Engine) -> list[str]:
     return [r[0] for r in rows]
 
 
+def ordered() -> list[tuple[str, MigrationFn]]:
+    """Migrations in the order they apply: by their ``mNNN_`` name."""
+    return sorted(MIGRATIONS, key=lambda m: m[0])
+
+
 def pending(engine: Engine) -> list[str]:
     done = set(applied(engine))
-    return [name for name, _ in MIGRATIONS if name not in done]
+    return [name for name, _ in ordered() if name not in done]
 
 
 def migrate(engine: Engine, stop_before: str | None = None) -> list[str]:
@@ -66,7 +71,7 @@ def migrate(engine: Engine, stop_before: str | None = None) -> list[str]:
     ran: list[str] = []
     with engine.begin() as conn:
         _ledger_md.create_all(conn)
-    for name, fn in MIGRATIONS:
+    for name, fn in ordered():
         if name == stop_before:
             break
         with engine.begin() as conn:
@@ -152,5 +157,22 @@ def m001_initial(conn: Connection) -> None:
         Column("run_id", String(64), nullable=False, index=True),
         Column("created_at", String(40), nullable=False),
         Column("report", JSON, nullable=False),
+    )
+    md.create_all(conn)
+
+
+@migration
+def m002_audit_log(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "audit_log", md,
+        Column("seq", Integer, primary_key=True, autoincrement=False),
+        Column("created_at", String(40), nullable=False),
+        Column("kind", String(40), nullable=False),
+        Column("ref", String(200), nullable=False),
+        Column("record", JSON, nullable=False),
+        Column("record_sha256", String(80), nullable=False),
+        Column("prev_hash", String(80), nullable=False),
+        Column("entry_hash", String(80), nullable=False),
     )
     md.create_all(conn)

@@ -95,3 +95,16 @@ metric_reports = Table(
     Column("created_at", String(40), nullable=False),
     Column("report", JSON, nullable=False),
 )
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("created_at", String(40), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("ref", String(200), nullable=False),
+    Column("record", JSON, nullable=False),
+    Column("record_sha256", String(80), nullable=False),
+    Column("prev_hash", String(80), nullable=False),
+    Column("entry_hash", String(80), nullable=False),
+)
