@@ -1,0 +1,97 @@
+"""Fault injection for the recorded judge: which request fails, and how.
+
+Every fault kind has a rate (the probability that an answerable request gets it); rates
+add up to at most 1. The draw for a request is made from a random generator seeded with
+``(seed, requested model, item id, attempt number of that item)``, so with a fixed seed
+the same item's n-th request meets the same fault however many requests run at once and
+in whatever order they arrive. Over many requests each kind happens at its rate.
+
+Kinds (see :data:`FAULT_KINDS`):
+
+============================  ==========================================================
+``429``                       HTTP 429 ``rate_limit_exceeded`` with ``Retry-After``
+``429-no-retry-after``        the same without ``Retry-After``
+``500`` ``502`` ``503``       HTTP 5xx with an OpenAI-style ``server_error`` body
+``context-length``            HTTP 400 ``context_length_exceeded`` (final, not retryable)
+``timeout``                   wait ``timeout_sleep_s`` (or forever) before answering
+``drop``                      close the connection without sending any response
+``junk``                      HTTP 200 whose text contains no verdict
+``empty``                     HTTP 200 with empty content
+``truncated-stream``          a stream that ends with ``[DONE]`` but no finish reason;
+                              for a non-streaming request, ``finish_reason: null`` and
+                              half of the text
+============================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from judgecal.errors import InputError
+
+__all__ = ["FAULT_KINDS", "JUNK_REPLY", "draw_fault", "parse_fault", "validate_faults"]
+
+FAULT_KINDS: tuple[str, ...] = (
+    "429",
+    "429-no-retry-after",
+    "500",
+    "502",
+    "503",
+    "context-length",
+    "timeout",
+    "drop",
+    "junk",
+    "empty",
+    "truncated-stream",
+)
+
+JUNK_REPLY = (
+    "I'm sorry, but I can't help with comparing these texts. Could you share more "
+    "details about what you are looking for?"
+)
+"""The ``junk`` fault's reply: fluent, and free of digits and of "Output (a)/(b)"."""
+
+
+def validate_faults(rates: Mapping[str, Any]) -> dict[str, float]:
+    """Check kinds and rates; return them as a plain dict (zero rates dropped)."""
+    out: dict[str, float] = {}
+    for kind, rate in rates.items():
+        if kind not in FAULT_KINDS:
+            raise InputError(f"unknown fault kind '{kind}' (known: {', '.join(FAULT_KINDS)})")
+        try:
+            value = float(rate)
+        except (TypeError, ValueError):
+            raise InputError(f"fault '{kind}': rate must be a number, got {rate!r}") from None
+        if not 0.0 <= value <= 1.0:
+            raise InputError(f"fault '{kind}': rate must be between 0 and 1, got {value}")
+        if value:
+            out[kind] = value
+    total = sum(out.values())
+    if total > 1.0 + 1e-9:
+        raise InputError(f"fault rates add up to {total:g}; they must add up to at most 1")
+    return out
+
+
+def parse_fault(text: str) -> tuple[str, float]:
+    """Parse a ``KIND=RATE`` option, e.g. ``429=0.05``."""
+    kind, sep, rate = text.partition("=")
+    if not sep:
+        raise InputError(f"fault '{text}': expected KIND=RATE, e.g. 429=0.05")
+    kind = kind.strip()
+    checked = validate_faults({kind: rate.strip()})
+    return kind, checked.get(kind, 0.0)
+
+
+def draw_fault(rates: Mapping[str, float], seed: int, key: str) -> tuple[str | None, random.Random]:
+    """The fault (or None) for the request identified by ``key``, and the request's
+    generator (for further draws such as latency jitter)."""
+    rng = random.Random(f"{seed}\x00{key}")
+    u = rng.random()
+    edge = 0.0
+    for kind in FAULT_KINDS:
+        edge += rates.get(kind, 0.0)
+        if u < edge:
+            return kind, rng
+    return None, rng
