@@ -20,7 +20,9 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def build_pandalm(src: Path, out: Path) -> None:
     rows = []
-    for line in (src / "pandalm" / "items_with_judges.jsonl").open(encoding="utf-8"):
+    with (src / "pandalm" / "items_with_judges.jsonl").open(encoding="utf-8") as f:
+        lines = f.readlines()
+    for line in lines:
         r = json.loads(line)
         rows.append({
             "id": str(r["idx"]),
@@ -36,7 +38,9 @@ def build_pandalm(src: Path, out: Path) -> None:
 
 def build_llmbar(src: Path, out: Path) -> None:
     rows = []
-    for line in (src / "llmbar" / "items.jsonl").open(encoding="utf-8"):
+    with (src / "llmbar" / "items.jsonl").open(encoding="utf-8") as f:
+        lines = f.readlines()
+    for line in lines:
         r = json.loads(line)
         rows.append({
             "id": r["item_id"],
