@@ -24,6 +24,7 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -286,6 +287,12 @@ def _read_spec(set_file: Path, problems: _Problems) -> tuple[SetSpec | None, yam
             file=where, line=1,
             message=f"expected a mapping of settings, found a {type(data).__name__}",
         ))
+        return None, node
+    duplicates = list(_duplicate_keys(node))
+    for key, line in duplicates:
+        problems.add(Problem(file=where, line=line, field=key,
+                             message=f"setting {key!r} is given twice"))
+    if duplicates:
         return None, node
     try:
         return SetSpec.model_validate(data), node
@@ -561,6 +568,22 @@ def _pydantic_message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
+def _duplicate_keys(node: yaml.Node | None, path: str = "") -> Iterator[tuple[str, int]]:
+    """(dotted key, line) of every mapping key given twice (YAML would keep the last)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            dotted = f"{path}.{name}" if path else name
+            if name in seen:
+                yield dotted, key.start_mark.line + 1
+            seen.add(name)
+            yield from _duplicate_keys(value, dotted)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            yield from _duplicate_keys(value, f"{path}[{i}]")
+
+
 def _yaml_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     """Line (1-based) of the deepest node of ``loc`` present in the YAML tree."""
     if node is None:
@@ -707,7 +730,7 @@ def summarize(cs: CalibrationSet) -> dict[str, Any]:
         if domain is not None:
             distribution = {scale.name(code): codes.get(code, 0) for code in domain}
         else:
-            distribution = {scale.name(code): codes[code] for code in sorted(codes)}
+            distribution = _interval_distribution(codes)
         unlabelled = [item.id for item, n in zip(cs.items, counts, strict=True) if n == 0]
         dimensions[name] = {
             "description": dimension.description,
@@ -744,6 +767,23 @@ def summarize(cs: CalibrationSet) -> dict[str, Any]:
         "dimensions": dimensions,
         "segments": segments,
     }
+
+
+def _interval_distribution(codes: Counter[float], max_values: int = 20) -> dict[str, int]:
+    """Counts per value, or per one of ten equal-width bins when values are many."""
+    values = sorted(codes)
+    if len(values) <= max_values:
+        return {f"{v:g}": codes[v] for v in values}
+    low, high = values[0], values[-1]
+    width = (high - low) / 10
+    bins: dict[str, int] = {}
+    for k in range(10):
+        start, end = low + k * width, low + (k + 1) * width
+        last = k == 9
+        bins[f"{start:g}..{end:g}"] = sum(
+            n for v, n in codes.items() if start <= v and (v < end or (last and v <= high))
+        )
+    return bins
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -450,6 +450,12 @@ BROKEN: dict[str, dict[str, Any]] = {
                 "dimensions:\n  - name: quality\n    scale: {kind: ordinal, min: 1, max: 5}\n",
         "expect": ("set.yaml", 4, "segmnts", "unknown setting"),
     },
+    "setting given twice": {
+        "spec": "name: small\nitems: items.jsonl\nlabels: labels.csv\nitems: other.jsonl\n"
+                "dimensions:\n  - name: quality\n    scale: {kind: ordinal, min: 1, max: 5}\n",
+        "labels": labels_csv([("a", "r1", "quality", "3")]),
+        "expect": ("set.yaml", 4, "items", "given twice"),
+    },
     "missing dimensions": {
         "spec": "name: small\nitems: items.jsonl\nlabels: labels.csv\n",
         "expect": ("set.yaml", 1, "dimensions", "required setting is missing"),
@@ -607,3 +613,41 @@ def test_missing_directory_and_set_file(tmp_path: Path) -> None:
 def test_set_yaml_must_be_a_mapping(tmp_path: Path) -> None:
     root = write_set(tmp_path / "s", spec="- just\n- a list\n")
     assert "expected a mapping" in the_problem(root).message
+
+
+def test_interval_distribution_is_binned_when_values_are_many(tmp_path: Path) -> None:
+    spec = dict(SMALL_SPEC, segments=[], dimensions=[
+        {"name": "score", "scale": {"kind": "interval", "min": 0, "max": 1}}])
+    items = [{"id": f"i{k}"} for k in range(30)]
+    labels = [{"item_id": f"i{k}", "rater_id": r, "dimension": "score",
+               "label": round(k / 29 if r == "r1" else (k + 0.5) / 30, 4)}
+              for k in range(30) for r in ("r1", "r2")]
+    summary = summarize(load_set(write_set(tmp_path / "s", spec=spec, items=items,
+                                           labels=labels)))
+    score = summary["dimensions"]["score"]
+    assert len(score["distribution"]) == 10
+    assert sum(score["distribution"].values()) == 60
+    assert score["human_alpha"]["level"] == "interval"
+    assert score["human_alpha"]["value"] > 0.9
+
+
+def test_binary_scale_labels(tmp_path: Path) -> None:
+    spec = dict(SMALL_SPEC, segments=[], dimensions=[
+        {"name": "ok", "scale": {"kind": "binary"}}])
+    labels = labels_csv([("a", "r1", "ok", "yes"), ("a", "r2", "ok", "1"),
+                         ("b", "r1", "ok", "false"), ("b", "r2", "ok", "0")])
+    cs = load_set(write_set(tmp_path / "s", spec=spec, labels=labels))
+    assert cs.labels_for("a", "ok") == {"r1": 1.0, "r2": 1.0}
+    assert summarize(cs)["dimensions"]["ok"]["distribution"] == {"0": 2, "1": 2}
+    assert human_alpha(cs, "ok")["value"] == pytest.approx(1.0)
+
+
+def test_importing_the_loader_stays_light() -> None:
+    import subprocess
+
+    code = ("import sys, judgecal.calibration, judgecal.tabular; "
+            "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'krippendorff') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
