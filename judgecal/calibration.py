@@ -201,7 +201,9 @@ def load_set(path: str | Path) -> CalibrationSet:
     rows, missing or duplicate item ids, segment fields missing from an item, labels for
     unknown items or dimensions, labels off the dimension's scale, and a rater labelling
     the same item on the same dimension twice. Items without any label are allowed
-    (:func:`summarize` reports them).
+    (:func:`summarize` reports them). Label item ids are checked against the items only
+    when every item row could be read, so that one broken item row does not also show up
+    as many "unknown item" labels.
     """
     set_file = _locate(Path(path))
     problems = _Problems()

@@ -15,7 +15,7 @@ def validate(path: Path, as_json: bool) -> None:
 
     Prints the items, raters, dimensions with their scales, the label distribution and
     the agreement among the human raters (Krippendorff's α). An invalid set is reported
-    one problem per line (file:line: field: message) with exit code 2.
+    one problem per line (file:line: field 'name': message), with exit code 2.
 
     \b
     Example:
