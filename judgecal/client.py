@@ -279,6 +279,9 @@ class JudgeClient:
         if not choices:
             raise _Retryable("no_choices")
         choice = choices[0]
+        if choice.finish_reason is None:
+            # A reply without a finish reason was cut off on the way: a failure, not a verdict.
+            raise _Retryable("no_finish_reason")
         usage = completion.usage
         return Outcome(
             kind="reply",
