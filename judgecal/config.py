@@ -166,6 +166,94 @@ class RunSettings(_Strict):
     seed: int = 0
 
 
+class DriftSettings(_Strict):
+    """The drift rule: when a move of agreement against the baseline is a warning or an incident.
+
+    Magnitudes are in points (100 × the change of the dimension's primary metric). A move
+    counts only when its paired interval excludes 0 at the level set by ``confidence``,
+    corrected across dimensions (Holm) and, on nights when nothing visible changed in the
+    judge's fingerprint, across ``horizon_nights`` nights (see :mod:`judgecal.drift`).
+    """
+
+    warning_points: float = Field(default=1.0, gt=0)
+    """A real move of at least this many points is a warning (recorded, exit 10)."""
+    sev2_points: float = Field(default=4.0, gt=0)
+    """A real drop of at least this many points opens a SEV2 incident (exit 20)."""
+    sev0_points: float = Field(default=8.0, gt=0)
+    """A real drop of at least this many points opens a SEV0 incident."""
+    primary_metric: dict[str, str] = Field(default_factory=dict)
+    """Metric the rule watches, by dimension name or scale kind (``{pairwise: accuracy}``).
+    Default per scale: kappa (binary, nominal, pairwise; quadratic-weighted for ordinal),
+    Krippendorff's alpha (interval)."""
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    """Family-wise confidence of one drift check (across its dimensions)."""
+    horizon_nights: int = Field(default=30, ge=1)
+    """Nights over which repeated checks against one baseline share the false-alarm budget
+    when the fingerprint shows no new change."""
+    rises: Literal["notice", "warning", "incident"] = "warning"
+    """What a real *rise* of agreement at least ``warning_points`` is: scores on either side
+    of it are not comparable, so it is never passed over silently."""
+    auto_baseline: bool = False
+    """Accept the first healthy run of a judge on a set version as its baseline."""
+    unscored_jump_points: float = Field(default=5.0, gt=0)
+    """A real rise of the unparseable-reply rate of at least this many points is a warning."""
+    distribution_shift_points: float = Field(default=5.0, gt=0)
+    """A real shift of the judge's own score distribution on the same items (e.g. more
+    lenient) of at least this many points is a warning."""
+    worst_items: int = Field(default=20, ge=0, le=1000)
+    """How many flipped items an incident keeps as evidence."""
+    bootstrap: int | None = Field(default=None, ge=100)
+    """Bootstrap resamples of the paired intervals (default: ``run.bootstrap``)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftSettings:
+        if not self.warning_points <= self.sev2_points <= self.sev0_points:
+            raise ValueError("thresholds must satisfy warning_points <= sev2_points <= sev0_points")
+        return self
+
+
+class WebhookSettings(_Strict):
+    """A JSON POST for incidents and warnings, retried, never blocking the run's record."""
+
+    url: str | None = None
+    """Endpoint URL. Use ``url_env`` instead when the URL itself is a secret (Slack-style)."""
+    url_env: str | None = None
+    """Name of an environment variable holding the URL."""
+    secret_env: str | None = None
+    """Name of an environment variable holding an HMAC key: the body is then signed in the
+    header ``X-Judgecal-Signature: sha256=<hex>``. The key is never stored."""
+    events: list[Literal["incident", "warning", "notice", "recheck", "lifecycle"]] = Field(
+        default_factory=lambda: ["incident", "warning", "lifecycle"]
+    )
+    """Which events are sent."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    tries_per_run: int = Field(default=3, ge=1, le=10)
+    """Attempts within one run (backoff 0.5 s, 1 s, 2 s ...) before waiting for a later run."""
+    max_attempts: int = Field(default=30, ge=1)
+    """Attempts in total before a notification is given up (kept, marked failed)."""
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookSettings:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("a webhook needs exactly one of 'url' and 'url_env'")
+        if self.url is not None and not re.match(r"^https?://", self.url):
+            raise ValueError("the webhook url must start with http:// or https://")
+        return self
+
+    def resolved_url(self) -> str | None:
+        """The URL, from the config or the environment (None when the variable is unset)."""
+        return self.url if self.url is not None else os.environ.get(self.url_env or "")
+
+
+class NotifySettings(_Strict):
+    """Where a run reports beyond its exit code."""
+
+    webhook: WebhookSettings | None = None
+    prometheus_textfile: Path | None = None
+    """A ``.prom`` file for node_exporter's textfile collector, rewritten atomically after
+    every run (latest agreement per judge/dimension, open incidents)."""
+
+
 class RunConfig(_Strict):
     """A nightly job: which set, which judge, where results go."""
 
@@ -174,6 +262,8 @@ class RunConfig(_Strict):
     calibration_set: Path
     judge: JudgeConfig
     run: RunSettings = Field(default_factory=RunSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     source: Path | None = Field(default=None, exclude=True)
     """The file this config was read from (not a YAML key)."""
 
@@ -247,6 +337,10 @@ def load_config(path: str | Path) -> RunConfig:
     if isinstance(data.get("calibration_set"), str):
         cs = Path(data["calibration_set"])
         data["calibration_set"] = cs if cs.is_absolute() else base / cs
+    notify = data.get("notify")
+    if isinstance(notify, dict) and isinstance(notify.get("prometheus_textfile"), str):
+        prom = Path(notify["prometheus_textfile"])
+        notify["prometheus_textfile"] = prom if prom.is_absolute() else base / prom
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
