@@ -212,6 +212,10 @@ class DriftSettings(_Strict):
         return self
 
 
+WebhookEvent = Literal["incident", "warning", "notice", "recheck", "lifecycle"]
+DEFAULT_WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("incident", "warning", "lifecycle")
+
+
 class WebhookSettings(_Strict):
     """A JSON POST for incidents and warnings, retried, never blocking the run's record."""
 
@@ -222,9 +226,7 @@ class WebhookSettings(_Strict):
     secret_env: str | None = None
     """Name of an environment variable holding an HMAC key: the body is then signed in the
     header ``X-Judgecal-Signature: sha256=<hex>``. The key is never stored."""
-    events: list[Literal["incident", "warning", "notice", "recheck", "lifecycle"]] = Field(
-        default_factory=lambda: ["incident", "warning", "lifecycle"]
-    )
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS))
     """Which events are sent."""
     timeout_s: float = Field(default=10.0, gt=0)
     tries_per_run: int = Field(default=3, ge=1, le=10)
