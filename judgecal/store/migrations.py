@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Connection,
     Engine,
@@ -174,5 +175,75 @@ def m002_audit_log(conn: Connection) -> None:
         Column("record_sha256", String(80), nullable=False),
         Column("prev_hash", String(80), nullable=False),
         Column("entry_hash", String(80), nullable=False),
+    )
+    md.create_all(conn)
+
+
+@migration
+def m003_drift(conn: Connection) -> None:
+    """Baselines, drift checks, incidents with their append-only events, notification outbox."""
+    md = MetaData()
+    Table(
+        "baselines", md,
+        Column("baseline_id", Integer, primary_key=True, autoincrement=True),
+        Column("judge_name", String(200), nullable=False, index=True),
+        Column("set_name", String(200), nullable=False),
+        Column("set_version", String(80), nullable=False),
+        Column("run_id", String(64), nullable=False),
+        Column("accepted_at", String(40), nullable=False),
+        Column("actor", String(200), nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("auto", Boolean, nullable=False),
+        Column("replaces_run_id", String(64)),
+    )
+    Table(
+        "drift_checks", md,
+        Column("check_id", String(64), primary_key=True),
+        Column("run_id", String(64), nullable=False, index=True),
+        Column("baseline_run_id", String(64)),
+        Column("judge_name", String(200), nullable=False, index=True),
+        Column("set_name", String(200), nullable=False),
+        Column("set_version", String(80), nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("verdict", String(20), nullable=False),
+        Column("severity", String(10)),
+        Column("record", JSON, nullable=False),
+    )
+    Table(
+        "incidents", md,
+        Column("incident_id", String(64), primary_key=True),
+        Column("schema_version", Integer, nullable=False),
+        Column("judge_name", String(200), nullable=False, index=True),
+        Column("set_name", String(200), nullable=False),
+        Column("set_version", String(80), nullable=False),
+        Column("baseline_run_id", String(64), nullable=False),
+        Column("run_id", String(64), nullable=False),
+        Column("check_id", String(64), nullable=False),
+        Column("severity", String(10), nullable=False),
+        Column("opened_at", String(40), nullable=False),
+        Column("record", JSON, nullable=False),
+    )
+    Table(
+        "incident_events", md,
+        Column("incident_id", String(64), primary_key=True),
+        Column("seq", Integer, primary_key=True, autoincrement=False),
+        Column("kind", String(40), nullable=False),
+        Column("at", String(40), nullable=False),
+        Column("actor", String(200)),
+        Column("reason", Text),
+        Column("data", JSON, nullable=False),
+    )
+    Table(
+        "notifications", md,
+        Column("notification_id", Integer, primary_key=True, autoincrement=True),
+        Column("dedupe_key", String(200), nullable=False, unique=True),
+        Column("event", String(40), nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("payload", JSON, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("last_error", Text),
+        Column("next_attempt_at", String(40)),
+        Column("delivered_at", String(40)),
     )
     md.create_all(conn)

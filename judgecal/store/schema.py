@@ -10,7 +10,7 @@ portable across SQLite and PostgreSQL, exact, and sortable as text.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -108,3 +108,80 @@ audit_log = Table(
     Column("prev_hash", String(80), nullable=False),
     Column("entry_hash", String(80), nullable=False),
 )
+
+# -- m003_drift: baselines, drift checks, incidents, incident events, notification outbox ----
+baselines = Table(
+    "baselines",
+    metadata,
+    Column("baseline_id", Integer, primary_key=True, autoincrement=True),
+    Column("judge_name", String(200), nullable=False, index=True),
+    Column("set_name", String(200), nullable=False),
+    Column("set_version", String(80), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("accepted_at", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("auto", Boolean, nullable=False),
+    Column("replaces_run_id", String(64)),
+)
+"""Append-only history of accepted baselines; the newest row per (judge, set version) is current."""
+
+drift_checks = Table(
+    "drift_checks",
+    metadata,
+    Column("check_id", String(64), primary_key=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("baseline_run_id", String(64)),
+    Column("judge_name", String(200), nullable=False, index=True),
+    Column("set_name", String(200), nullable=False),
+    Column("set_version", String(80), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("verdict", String(20), nullable=False),
+    Column("severity", String(10)),
+    Column("record", JSON, nullable=False),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("incident_id", String(64), primary_key=True),
+    Column("schema_version", Integer, nullable=False),
+    Column("judge_name", String(200), nullable=False, index=True),
+    Column("set_name", String(200), nullable=False),
+    Column("set_version", String(80), nullable=False),
+    Column("baseline_run_id", String(64), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("check_id", String(64), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("opened_at", String(40), nullable=False),
+    Column("record", JSON, nullable=False),
+)
+"""Immutable incident evidence; the lifecycle lives in ``incident_events`` (append-only)."""
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("incident_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(40), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("actor", String(200)),
+    Column("reason", Text),
+    Column("data", JSON, nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("notification_id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("event", String(40), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("next_attempt_at", String(40)),
+    Column("delivered_at", String(40)),
+)
+"""Webhook outbox: written with the record it announces, delivered after the run."""
