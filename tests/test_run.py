@@ -141,7 +141,7 @@ def test_killed_run_resumes_without_rerequesting(recorded: RunningServer, tmp_pa
         time.sleep(0.02)
     assert run_id is not None, "the run did not get going"
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     done_before = store.done_keys(run_id)
     assert 40 <= len(done_before) < 200
     counts_at_kill = _requests(recorded)
