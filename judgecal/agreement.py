@@ -205,9 +205,7 @@ def _segments_json(result: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for seg, value in result.items():
         if isinstance(value, dict):
-            out[seg] = {
-                k: (v.to_json() if hasattr(v, "to_json") else v) for k, v in value.items()
-            }
+            out[seg] = {k: (v.to_json() if hasattr(v, "to_json") else v) for k, v in value.items()}
         else:
             out[seg] = value
     return out

@@ -16,7 +16,7 @@ what is retried and how long to wait:
 Every request carries an ``X-Judgecal-Item-Id`` header. Real providers ignore it; the
 recorded judge uses it to tell apart items whose texts are identical.
 
-Set ``JUDGECAL_DEBUG_HTTP=1`` to log each request's method, URL and status to the
+Set ``JUDGECAL_DEBUG_HTTP=1`` to log each request's URL, item, outcome and latency to the
 ``judgecal.http`` logger (headers are never logged, so the key cannot leak).
 """
 
@@ -36,7 +36,6 @@ from judgecal.config import JudgeConfig
 from judgecal.errors import JudgeError
 
 if TYPE_CHECKING:
-    import httpx
     import openai
 
     from judgecal.judge import Parsed
@@ -120,7 +119,7 @@ class JudgeClient:
         self,
         judge: JudgeConfig,
         *,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: Any = None,
         seed: int | None = None,
         parse_retries: int = 2,
     ):
@@ -134,23 +133,16 @@ class JudgeClient:
         self._debug = bool(os.environ.get("JUDGECAL_DEBUG_HTTP"))
 
     async def __aenter__(self) -> JudgeClient:
-        import httpx
         import openai
 
-        http_client = self._http_client or httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=self.judge.concurrency + 4,
-                max_keepalive_connections=self.judge.concurrency + 4,
-            ),
-            timeout=httpx.Timeout(self.judge.timeout_s, connect=min(30.0, self.judge.timeout_s)),
-            event_hooks={"response": [self._log_response]} if self._debug else {},
-        )
+        # openai's own HTTP client (its connection pool allows far more connections than any
+        # sane concurrency); the timeout applies per request, and retries are ours.
         self._client = openai.AsyncOpenAI(
             base_url=self.judge.base_url,
             api_key=self.judge.api_key(),
             max_retries=0,
             timeout=self.judge.timeout_s,
-            http_client=http_client,
+            http_client=self._http_client,
         )
         return self
 
@@ -158,8 +150,15 @@ class JudgeClient:
         if self._client is not None:
             await self._client.close()
 
-    async def _log_response(self, response: httpx.Response) -> None:
-        log.debug("%s %s -> %s", response.request.method, response.request.url, response.status_code)
+    def _log(self, item_id: str, status: str, started: float) -> None:
+        if self._debug:
+            log.debug(
+                "POST %s/chat/completions item=%s -> %s (%.0f ms)",
+                self.judge.base_url,
+                item_id,
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
 
     def _request_kwargs(self, messages: list[dict[str, str]], item_id: str) -> dict[str, Any]:
         d = self.judge.decoding
@@ -215,6 +214,7 @@ class JudgeClient:
             try:
                 outcome = await self._once(kwargs)
             except _Retryable as exc:
+                self._log(item_id, exc.reason, started)
                 last_reason = exc.reason
                 transient_failures += 1
                 if transient_failures > self.judge.max_retries:
@@ -224,8 +224,10 @@ class JudgeClient:
                         attempts=attempts,
                         error=f"gave up after {attempts} attempts; last: {last_reason}",
                     )
-                wait = exc.retry_after if exc.retry_after is not None else self._backoff(
-                    transient_failures - 1
+                wait = (
+                    exc.retry_after
+                    if exc.retry_after is not None
+                    else self._backoff(transient_failures - 1)
                 )
                 await asyncio.sleep(min(wait, 600.0))
                 continue
@@ -249,6 +251,7 @@ class JudgeClient:
                     error=f"HTTP {exc.status_code}: {_error_message(exc)}",
                     latency_ms=(time.perf_counter() - started) * 1000,
                 )
+            self._log(item_id, "reply", started)
             outcome.latency_ms = (time.perf_counter() - started) * 1000
             outcome.attempts = attempts
             outcome.parsed = parse(outcome.text)

@@ -49,9 +49,7 @@ def run_demo(
 
     config = load_config(config_path)
     cs = load_set(config.calibration_set)
-    with start_server(
-        recordings={"*": "pandalm:gpt-3.5-turbo"}, sets_dir=Path(sets_dir)
-    ) as server:
+    with start_server(recordings={"*": "pandalm:gpt-3.5-turbo"}, sets_dir=Path(sets_dir)) as server:
         say(f"recorded judge (real gpt-3.5-turbo verdicts) listening on {server.url}")
         config.judge = config.judge.model_copy(update={"base_url": server.url})
         store = open_store(store_url)
@@ -66,8 +64,12 @@ def run_demo(
             )
             store.save_metric_report(run.run_id, report)
             result.runs.append(
-                {"run_id": run.run_id, "status": run.status, "summary": run.summary,
-                 "report": report}
+                {
+                    "run_id": run.run_id,
+                    "status": run.status,
+                    "summary": run.summary,
+                    "report": report,
+                }
             )
         finally:
             store.close()

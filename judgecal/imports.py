@@ -92,32 +92,59 @@ def import_judgments(
             continue
         if dim not in cs.dimensions:
             problems.append(
-                Problem(str(path), f"unknown dimension '{dim}' (the set has "
-                        f"{', '.join(cs.dimensions)})", line, "dimension")
+                Problem(
+                    str(path),
+                    f"unknown dimension '{dim}' (the set has {', '.join(cs.dimensions)})",
+                    line,
+                    "dimension",
+                )
             )
             continue
         if (item_id, dim) in seen:
             problems.append(
-                Problem(str(path), f"duplicate judgment (first on line {seen[(item_id, dim)]})",
-                        line, "item_id")
+                Problem(
+                    str(path),
+                    f"duplicate judgment (first on line {seen[(item_id, dim)]})",
+                    line,
+                    "item_id",
+                )
             )
             continue
         seen[(item_id, dim)] = line
         raw = row.get("raw")
         score_raw = row["score"]
         if score_raw is None or str(score_raw).strip() == "":
-            records.append(ReplyRecord(item_id, dim, ORIGINAL, UNSCORED, raw_text=raw,
-                                       unscored_reason="imported_without_score",
-                                       served_model=served_model, attempts=0))
+            records.append(
+                ReplyRecord(
+                    item_id,
+                    dim,
+                    ORIGINAL,
+                    UNSCORED,
+                    raw_text=raw,
+                    unscored_reason="imported_without_score",
+                    served_model=served_model,
+                    attempts=0,
+                )
+            )
             continue
         try:
             code = _code(cs.dimensions[dim].scale, score_raw)
         except ValueError as exc:
             problems.append(Problem(str(path), str(exc), line, "score"))
             continue
-        records.append(ReplyRecord(item_id, dim, ORIGINAL, SCORED, score=code,
-                                   label=str(score_raw), raw_text=None if raw is None else str(raw),
-                                   served_model=served_model, attempts=0))
+        records.append(
+            ReplyRecord(
+                item_id,
+                dim,
+                ORIGINAL,
+                SCORED,
+                score=code,
+                label=str(score_raw),
+                raw_text=None if raw is None else str(raw),
+                served_model=served_model,
+                attempts=0,
+            )
+        )
     if not records and not problems:
         problems.append(Problem(str(path), "no judgments in the file"))
     if problems:

@@ -34,8 +34,6 @@ from judgecal.records import (
 from judgecal.store import Store, run_lock
 
 if TYPE_CHECKING:
-    import httpx
-
     from judgecal.calibration import CalibrationSet
 
 
@@ -76,7 +74,11 @@ def check_compatible(judge: JudgeConfig, cs: CalibrationSet, source: str) -> Non
                     f"{', '.join(cs.dimensions)}",
                 )
             )
-        elif judge.swap_order and cs.dimensions[dim].scale.kind == "pairwise" and not spec.swap_fields:
+        elif (
+            judge.swap_order
+            and cs.dimensions[dim].scale.kind == "pairwise"
+            and not spec.swap_fields
+        ):
             problems.append(
                 Problem(
                     file=source,
@@ -146,9 +148,7 @@ def summarize_replies(
     rate = bad / n_expected if n_expected else 1.0
     problems = []
     if rate > settings_max_unscored:
-        problems.append(
-            f"{rate:.1%} of requests have no score (limit {settings_max_unscored:.0%})"
-        )
+        problems.append(f"{rate:.1%} of requests have no score (limit {settings_max_unscored:.0%})")
     for dim, c in per_dim.items():
         if c[SCORED] < min_items:
             problems.append(f"dimension '{dim}': only {c[SCORED]} scored items (need {min_items})")
@@ -185,7 +185,7 @@ def execute_run(
     *,
     on_reply: ReplyCallback | None = None,
     on_start: Callable[[int, int], None] | None = None,
-    http_client: httpx.AsyncClient | None = None,
+    http_client: Any = None,
 ) -> RunResult:
     """Replay ``cs`` through ``config.judge``, resuming an unfinished run of the same config.
 
@@ -232,7 +232,9 @@ def execute_run(
             on_start(len(work), len(work) - len(todo))
         started = time.perf_counter()
         if todo:
-            asyncio.run(_replay(run_id, judge, cs, todo, store, on_reply, http_client, config.run.seed))
+            asyncio.run(
+                _replay(run_id, judge, cs, todo, store, on_reply, http_client, config.run.seed)
+            )
         elapsed = time.perf_counter() - started
         status, summary = summarize_replies(
             store.replies(run_id), len(work), config.run.max_unscored_rate, config.run.min_items
@@ -240,7 +242,9 @@ def execute_run(
         summary["elapsed_s"] = elapsed
         summary["requested_now"] = len(todo)
         store.finish_run(run_id, status, summary)
-    return RunResult(run_id=run_id, status=status, resumed=resumed, requested=len(todo), summary=summary)
+    return RunResult(
+        run_id=run_id, status=status, resumed=resumed, requested=len(todo), summary=summary
+    )
 
 
 async def _replay(
@@ -250,7 +254,7 @@ async def _replay(
     todo: list[tuple[str, str, str, list[dict[str, str]]]],
     store: Store,
     on_reply: ReplyCallback | None,
-    http_client: httpx.AsyncClient | None,
+    http_client: Any,
     seed: int,
 ) -> None:
     async with JudgeClient(judge, http_client=http_client, seed=seed) as client:

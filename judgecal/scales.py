@@ -14,6 +14,7 @@ pairwise   1 = first response better, 2 = second better, 0 = tie
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Literal
 
@@ -26,9 +27,12 @@ PAIRWISE_TIE = 0.0
 PAIRWISE_FIRST = 1.0
 PAIRWISE_SECOND = 2.0
 _PAIRWISE_WORDS = {
-    "0": PAIRWISE_TIE, "tie": PAIRWISE_TIE,
-    "1": PAIRWISE_FIRST, "a": PAIRWISE_FIRST,
-    "2": PAIRWISE_SECOND, "b": PAIRWISE_SECOND,
+    "0": PAIRWISE_TIE,
+    "tie": PAIRWISE_TIE,
+    "1": PAIRWISE_FIRST,
+    "a": PAIRWISE_FIRST,
+    "2": PAIRWISE_SECOND,
+    "b": PAIRWISE_SECOND,
 }
 
 
@@ -79,8 +83,11 @@ class Scale(BaseModel):
         if self.kind == "binary":
             return [0.0, 1.0]
         if self.kind == "pairwise":
-            return [PAIRWISE_TIE, PAIRWISE_FIRST, PAIRWISE_SECOND] if self.ties else [
-                PAIRWISE_FIRST, PAIRWISE_SECOND]
+            return (
+                [PAIRWISE_TIE, PAIRWISE_FIRST, PAIRWISE_SECOND]
+                if self.ties
+                else [PAIRWISE_FIRST, PAIRWISE_SECOND]
+            )
         if self.categories:
             return [float(i) for i in range(len(self.categories))]
         if self.kind == "ordinal":
@@ -100,10 +107,8 @@ class Scale(BaseModel):
         text = str(raw).strip()
         if self.kind == "pairwise":
             key = text.lower()
-            try:
+            with contextlib.suppress(ValueError):
                 key = str(int(float(key)))
-            except ValueError:
-                pass
             value = _PAIRWISE_WORDS.get(key)
             if value is None or (value == PAIRWISE_TIE and not self.ties):
                 allowed = "1, 2" + (", 0 (tie)" if self.ties else "")
@@ -126,16 +131,15 @@ class Scale(BaseModel):
                 return 1.0
             if text.lower() in ("false", "no"):
                 return 0.0
-            if number in (0.0, 1.0):
-                return float(number)  # type: ignore[arg-type]
+            if number is not None and number in (0.0, 1.0):
+                return float(number)
             raise ValueError(f"label {text!r} is not binary (0/1)")
         if number is None:
             raise ValueError(f"label {text!r} is not a number")
         if not math.isfinite(number):
             raise ValueError(f"label {text!r} is not finite")
-        if self.kind == "ordinal":
-            if number != int(number):
-                raise ValueError(f"label {text!r} is not an integer on the ordinal scale")
+        if self.kind == "ordinal" and number != int(number):
+            raise ValueError(f"label {text!r} is not an integer on the ordinal scale")
         if (self.min is not None and number < self.min) or (
             self.max is not None and number > self.max
         ):

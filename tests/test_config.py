@@ -75,7 +75,9 @@ def test_cli_bad_config_exits_2_with_one_clear_message(tmp_path: Path) -> None:
     )
     proc = subprocess.run(
         [sys.executable, "-m", "judgecal", "run", "--config", str(cfg)],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert proc.returncode == 2, proc.stderr
     assert str(cfg) in proc.stderr

@@ -76,8 +76,12 @@ def test_json_parse_and_off_scale() -> None:
 def test_map_and_last_match() -> None:
     rule = ParseRule(pattern=r"Output \((a|b)\)", match="last", map={"a": 1, "b": 2})
     assert parse_reply("Output (a) vs Output (b)... Output (b)", rule, PAIRWISE).score == 2.0
-    assert parse_reply("Output (c)", ParseRule(pattern=r"Output \((\w)\)", map={"a": 1}),
-                       PAIRWISE).reason == "verdict_not_in_map"
+    assert (
+        parse_reply(
+            "Output (c)", ParseRule(pattern=r"Output \((\w)\)", map={"a": 1}), PAIRWISE
+        ).reason
+        == "verdict_not_in_map"
+    )
 
 
 def test_fingerprint_changes_with_each_part() -> None:

@@ -26,8 +26,11 @@ PANDALM = ROOT / "calibration_sets" / "pandalm"
 
 @pytest.fixture
 def recorded() -> Iterator[RunningServer]:
-    with start_server(recordings={"*": "pandalm:gpt-3.5-turbo"}, sets_dir=ROOT / "calibration_sets",
-                      timeout_sleep_s=3.0) as server:
+    with start_server(
+        recordings={"*": "pandalm:gpt-3.5-turbo"},
+        sets_dir=ROOT / "calibration_sets",
+        timeout_sleep_s=3.0,
+    ) as server:
         yield server
 
 
@@ -48,8 +51,9 @@ def _scores(store_url: str, run_id: str) -> dict[str, tuple[str, float | None]]:
         store.close()
 
 
-def test_full_pandalm_run_keeps_every_reply(recorded: RunningServer, tmp_path: Path,
-                                            pandalm_set) -> None:  # type: ignore[no-untyped-def]
+def test_full_pandalm_run_keeps_every_reply(
+    recorded: RunningServer, tmp_path: Path, pandalm_set
+) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 's.db'}"
     cfg = run_config(recorded.url, url, concurrency=32)
     store = open_store(url)
@@ -75,16 +79,24 @@ def test_full_pandalm_run_keeps_every_reply(recorded: RunningServer, tmp_path: P
     store.close()
 
 
-def test_faults_slow_the_run_but_change_nothing(recorded: RunningServer, tmp_path: Path,
-                                                 pandalm_set) -> None:  # type: ignore[no-untyped-def]
+def test_faults_slow_the_run_but_change_nothing(
+    recorded: RunningServer, tmp_path: Path, pandalm_set
+) -> None:  # type: ignore[no-untyped-def]
     clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
     cfg = run_config(recorded.url, clean_url, concurrency=32, run={"limit": 300})
     clean = execute_run(cfg, open_store(clean_url), pandalm_set)
 
     recorded.configure(faults={"429": 0.10, "500": 0.05, "junk": 0.03}, retry_after_s=0.05)
     faulty_url = f"sqlite:///{tmp_path / 'faulty.db'}"
-    cfg = run_config(recorded.url, faulty_url, concurrency=32, run={"limit": 300},
-                     backoff_base_s=0.01, backoff_max_s=0.05, max_retries=10)
+    cfg = run_config(
+        recorded.url,
+        faulty_url,
+        concurrency=32,
+        run={"limit": 300},
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        max_retries=10,
+    )
     faulty = execute_run(cfg, open_store(faulty_url), pandalm_set)
     faults = recorded.stats()["faults"]
     assert faults.get("429", 0) > 10 and faults.get("500", 0) > 3
@@ -92,8 +104,9 @@ def test_faults_slow_the_run_but_change_nothing(recorded: RunningServer, tmp_pat
     assert _scores(faulty_url, faulty.run_id) == _scores(clean_url, clean.run_id)
 
 
-def test_final_errors_are_unscored_not_retried(recorded: RunningServer, tmp_path: Path,
-                                                pandalm_set) -> None:  # type: ignore[no-untyped-def]
+def test_final_errors_are_unscored_not_retried(
+    recorded: RunningServer, tmp_path: Path, pandalm_set
+) -> None:  # type: ignore[no-untyped-def]
     recorded.configure(faults={"context-length": 1.0})
     url = f"sqlite:///{tmp_path / 's.db'}"
     cfg = run_config(recorded.url, url, run={"limit": 30, "min_items": 1})
@@ -103,24 +116,30 @@ def test_final_errors_are_unscored_not_retried(recorded: RunningServer, tmp_path
     assert sum(_requests(recorded).values()) == 30  # never retried
 
 
-def test_too_many_failures_make_the_run_inconclusive(recorded: RunningServer, tmp_path: Path,
-                                                      pandalm_set) -> None:  # type: ignore[no-untyped-def]
+def test_too_many_failures_make_the_run_inconclusive(
+    recorded: RunningServer, tmp_path: Path, pandalm_set
+) -> None:  # type: ignore[no-untyped-def]
     recorded.configure(faults={"503": 0.6})
     url = f"sqlite:///{tmp_path / 's.db'}"
-    cfg = run_config(recorded.url, url, run={"limit": 40, "min_items": 5},
-                     max_retries=1, backoff_base_s=0.0)
+    cfg = run_config(
+        recorded.url, url, run={"limit": 40, "min_items": 5}, max_retries=1, backoff_base_s=0.0
+    )
     result = execute_run(cfg, open_store(url), pandalm_set)
     assert result.status == "inconclusive"
     assert result.summary["failed"] > 0
     assert any("no score" in p for p in result.summary["inconclusive_because"])
 
 
-def _judgecal(*args: str, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> subprocess.Popen[str]:
+def _judgecal(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "judgecal", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **(env or {})}, cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -172,7 +191,7 @@ def test_second_run_of_same_config_exits_4(recorded: RunningServer, tmp_path: Pa
         time.sleep(0.02)
     second = _judgecal("run", "--config", str(cfg), "--json")
     _, err2 = second.communicate(timeout=60)
-    out1, err1 = first.communicate(timeout=120)
+    _out1, err1 = first.communicate(timeout=120)
     assert first.returncode == 0, err1
     assert second.returncode == 4, err2
     assert "another judgecal run holds the lock" in err2
@@ -185,8 +204,14 @@ def test_api_key_never_stored_or_logged(recorded: RunningServer, tmp_path: Path)
     url = f"sqlite:///{tmp_path / 's.db'}"
     recorded.configure(faults={"500": 0.05})
     cfg = write_config(tmp_path / "nightly.yaml", recorded.url, url, limit=60)
-    proc = _judgecal("run", "--config", str(cfg), "--json", "--verbose",
-                     env={"OPENAI_API_KEY": secret, "JUDGECAL_DEBUG_HTTP": "1"})
+    proc = _judgecal(
+        "run",
+        "--config",
+        str(cfg),
+        "--json",
+        "--verbose",
+        env={"OPENAI_API_KEY": secret, "JUDGECAL_DEBUG_HTTP": "1"},
+    )
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert secret not in out and secret not in err
@@ -200,8 +225,9 @@ def test_api_key_never_stored_or_logged(recorded: RunningServer, tmp_path: Path)
     assert json.loads(out)["judge_config"]["api_key_env"] == "OPENAI_API_KEY"
 
 
-def test_unscored_reply_is_reported_with_reason(recorded: RunningServer, tmp_path: Path,
-                                                 pandalm_set) -> None:  # type: ignore[no-untyped-def]
+def test_unscored_reply_is_reported_with_reason(
+    recorded: RunningServer, tmp_path: Path, pandalm_set
+) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 's.db'}"
     # Item 0..99 of PandaLM include some of the 25 garbage replies of gpt-3.5.
     cfg = run_config(recorded.url, url, run={"limit": 999, "min_items": 1})

@@ -44,8 +44,15 @@ def test_failed_reply_is_replaced_not_duplicated(store_url: str) -> None:
     store = open_store(store_url)
     try:
         store.create_run(
-            run_id="r1", judge_name="j", set_name="s", set_version="v", config_hash="h",
-            fingerprint={}, judge_config={}, origin="live", n_expected=1,
+            run_id="r1",
+            judge_name="j",
+            set_name="s",
+            set_version="v",
+            config_hash="h",
+            fingerprint={},
+            judge_config={},
+            origin="live",
+            n_expected=1,
         )
         store.save_reply("r1", ReplyRecord("i1", "d", "original", FAILED, unscored_reason="x"))
         assert store.done_keys("r1") == set()  # a failure is retried on resume

@@ -8,8 +8,13 @@ from judgecal.cli.common import emit_json, fmt_metric
 
 
 @click.command()
-@click.option("--out", "out_dir", default="demo-output", show_default=True,
-              help="Directory for the demo's store and artifacts (replaced).")
+@click.option(
+    "--out",
+    "out_dir",
+    default="demo-output",
+    show_default=True,
+    help="Directory for the demo's store and artifacts (replaced).",
+)
 @click.option("--config", "config_path", default="configs/demo.yaml", show_default=True)
 @click.option("--sets-dir", default="calibration_sets", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -22,7 +27,9 @@ def demo(out_dir: str, config_path: str, sets_dir: str, as_json: bool) -> None:
     from judgecal.demo import run_demo
 
     result = run_demo(
-        out_dir, config_path=config_path, sets_dir=sets_dir,
+        out_dir,
+        config_path=config_path,
+        sets_dir=sets_dir,
         on_step=None if as_json else (lambda msg: click.echo(f"• {msg}")),
     )
     if as_json:
@@ -30,16 +37,19 @@ def demo(out_dir: str, config_path: str, sets_dir: str, as_json: bool) -> None:
         return
     for run in result.runs:
         s = run["summary"]
+        reasons = ", ".join(f"{k} × {v}" for k, v in s["unscored_reasons"].items()) or "none"
         click.echo(
             f"\nrun {run['run_id']}: {s['expected']} items, {s['scored']} scored, "
-            f"{s['unscored']} unscored ({', '.join(f'{k} × {v}' for k, v in s['unscored_reasons'].items()) or 'none'})"
+            f"{s['unscored']} unscored ({reasons})"
         )
         for dim, d in run["report"]["dimensions"].items():
             click.echo(f"{dim} ({d['scale']}), judge vs human majority on {d['n']} items:")
             for name in ("kappa", "accuracy", "alpha", "exact_agreement"):
                 if name in d["metrics"]:
                     ceiling = d["ceiling"].get(name)
-                    extra = f"   (humans among themselves: {fmt_metric(ceiling)})" if ceiling else ""
+                    extra = (
+                        f"   (humans among themselves: {fmt_metric(ceiling)})" if ceiling else ""
+                    )
                     click.echo(f"  {name:<16} {fmt_metric(d['metrics'][name])}{extra}")
     click.echo(f"\nstore: {result.artifacts['store']}")
     click.echo(f"next: judgecal --store {result.store_url} metrics latest")

@@ -9,16 +9,27 @@ from judgecal.cli.common import emit_json, fmt_metric, open_store
 
 @click.command()
 @click.argument("run_id")
-@click.option("--by", "by", default=None, help="Also report every metric per value of this segment field.")
-@click.option("--min-segment-items", default=30, show_default=True,
-              help="Segments with fewer scored items are reported as too small.")
+@click.option(
+    "--by", "by", default=None, help="Also report every metric per value of this segment field."
+)
+@click.option(
+    "--min-segment-items",
+    default=30,
+    show_default=True,
+    help="Segments with fewer scored items are reported as too small.",
+)
 @click.option("--bootstrap", "n_boot", default=1000, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def metrics(
-    ctx: click.Context, run_id: str, by: str | None, min_segment_items: int, n_boot: int,
-    seed: int, as_json: bool,
+    ctx: click.Context,
+    run_id: str,
+    by: str | None,
+    min_segment_items: int,
+    n_boot: int,
+    seed: int,
+    as_json: bool,
 ) -> None:
     """Agreement of a run with the human consensus, per dimension, with intervals.
 
@@ -31,7 +42,11 @@ def metrics(
     run = store.get_run(run_id)
     view = StoredSet.load(store, run["set_version"])
     report = agreement_report(
-        view, store.replies(run["run_id"]), n_boot=n_boot, seed=seed, by=by,
+        view,
+        store.replies(run["run_id"]),
+        n_boot=n_boot,
+        seed=seed,
+        by=by,
         min_segment_items=min_segment_items,
     )
     report = {"run_id": run["run_id"], "judge": run["judge_name"]} | report

@@ -24,8 +24,20 @@ def list_(ctx: click.Context, judge: str | None, limit: int, as_json: bool) -> N
     if as_json:
         emit_json(
             [
-                {k: r[k] for k in ("run_id", "judge_name", "set_name", "set_version", "status",
-                                   "origin", "started_at", "finished_at", "n_expected")}
+                {
+                    k: r[k]
+                    for k in (
+                        "run_id",
+                        "judge_name",
+                        "set_name",
+                        "set_version",
+                        "status",
+                        "origin",
+                        "started_at",
+                        "finished_at",
+                        "n_expected",
+                    )
+                }
                 | {"scored": (r["summary"] or {}).get("scored")}
                 for r in rows
             ]
@@ -37,8 +49,15 @@ def list_(ctx: click.Context, judge: str | None, limit: int, as_json: bool) -> N
     click.echo(
         table(
             [
-                [r["run_id"], r["judge_name"], r["set_name"], r["status"], r["started_at"][:19],
-                 str((r["summary"] or {}).get("scored", "")), str(r["n_expected"])]
+                [
+                    r["run_id"],
+                    r["judge_name"],
+                    r["set_name"],
+                    r["status"],
+                    r["started_at"][:19],
+                    str((r["summary"] or {}).get("scored", "")),
+                    str(r["n_expected"]),
+                ]
                 for r in rows
             ],
             ["run", "judge", "set", "status", "started (UTC)", "scored", "expected"],
@@ -83,7 +102,9 @@ def show(ctx: click.Context, run_id: str, with_replies: bool, as_json: bool) -> 
         served = (s.get("observed_fingerprint") or {}).get("served_models") or {}
         for model, info in served.items():
             lines.append(f"  served by {model}: {info['count']} ({info['share']:.0%})")
-        for model, count in ((s.get("observed_fingerprint") or {}).get("system_fingerprints") or {}).items():
+        for model, count in (
+            (s.get("observed_fingerprint") or {}).get("system_fingerprints") or {}
+        ).items():
             lines.append(f"  system_fingerprint {model}: {count}")
     click.echo("\n".join(lines))
 
@@ -93,15 +114,25 @@ def show(ctx: click.Context, run_id: str, with_replies: bool, as_json: bool) -> 
 @click.option("--set", "set_path", required=True, help="The calibration set the judgments are for.")
 @click.option("--judge", "judge_name", required=True, help="Name of the judge that produced them.")
 @click.option("--model", required=True, help="The model the judge requested.")
-@click.option("--prompt-file", type=click.Path(exists=True, dir_okay=False),
-              help="The judge's prompt text (for its fingerprint).")
+@click.option(
+    "--prompt-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The judge's prompt text (for its fingerprint).",
+)
 @click.option("--prompt", "prompt_text", default=None, help="The prompt text, inline.")
 @click.option("--served-model", default=None, help="The model id the provider reported, if known.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def import_(
-    ctx: click.Context, path: str, set_path: str, judge_name: str, model: str,
-    prompt_file: str | None, prompt_text: str | None, served_model: str | None, as_json: bool,
+    ctx: click.Context,
+    path: str,
+    set_path: str,
+    judge_name: str,
+    model: str,
+    prompt_file: str | None,
+    prompt_text: str | None,
+    served_model: str | None,
+    as_json: bool,
 ) -> None:
     """Import judgments produced elsewhere as a run (CSV/JSONL/Parquet).
 
@@ -120,7 +151,12 @@ def import_(
     cs = load_set(set_path)
     store = open_store(ctx)
     result = import_judgments(
-        store, cs, path, judge_name=judge_name, model=model, prompt_text=text,
+        store,
+        cs,
+        path,
+        judge_name=judge_name,
+        model=model,
+        prompt_text=text,
         served_model=served_model,
     )
     if as_json:

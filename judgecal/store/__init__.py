@@ -100,19 +100,33 @@ class Store:
     def set_snapshot(self, version: str) -> dict[str, Any]:
         """The stored snapshot of a set version: manifest, items and labels."""
         with self.engine.connect() as conn:
-            head = conn.execute(
-                select(schema.calibration_sets).where(schema.calibration_sets.c.version == version)
-            ).mappings().first()
+            head = (
+                conn.execute(
+                    select(schema.calibration_sets).where(
+                        schema.calibration_sets.c.version == version
+                    )
+                )
+                .mappings()
+                .first()
+            )
             if head is None:
                 raise NotFoundError(f"calibration set version {version} is not in the store")
-            items = conn.execute(
-                select(schema.set_items)
-                .where(schema.set_items.c.set_version == version)
-                .order_by(schema.set_items.c.position)
-            ).mappings().all()
-            labels = conn.execute(
-                select(schema.set_labels).where(schema.set_labels.c.set_version == version)
-            ).mappings().all()
+            items = (
+                conn.execute(
+                    select(schema.set_items)
+                    .where(schema.set_items.c.set_version == version)
+                    .order_by(schema.set_items.c.position)
+                )
+                .mappings()
+                .all()
+            )
+            labels = (
+                conn.execute(
+                    select(schema.set_labels).where(schema.set_labels.c.set_version == version)
+                )
+                .mappings()
+                .all()
+            )
         return {
             "head": dict(head),
             "items": [dict(r) for r in items],
@@ -145,7 +159,7 @@ class Store:
         return None if row is None else str(row[0])
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
-        """Close a run and append its final state (with a digest of its replies) to the audit log."""
+        """Close a run; log its final state (with a digest of its replies) in the audit chain."""
         from judgecal import audit
 
         with self.engine.begin() as conn:
@@ -162,13 +176,21 @@ class Store:
         """One run, by id or unique prefix; ``latest`` names the newest run."""
         with self.engine.connect() as conn:
             if run_id == "latest":
-                row = conn.execute(
-                    select(schema.runs).order_by(schema.runs.c.started_at.desc()).limit(1)
-                ).mappings().first()
+                row = (
+                    conn.execute(
+                        select(schema.runs).order_by(schema.runs.c.started_at.desc()).limit(1)
+                    )
+                    .mappings()
+                    .first()
+                )
             else:
-                rows = conn.execute(
-                    select(schema.runs).where(schema.runs.c.run_id.startswith(run_id)).limit(2)
-                ).mappings().all()
+                rows = (
+                    conn.execute(
+                        select(schema.runs).where(schema.runs.c.run_id.startswith(run_id)).limit(2)
+                    )
+                    .mappings()
+                    .all()
+                )
                 exact = [r for r in rows if r["run_id"] == run_id]
                 if len(rows) > 1 and not exact:
                     raise NotFoundError(f"run id prefix '{run_id}' is ambiguous")
@@ -242,9 +264,11 @@ class Store:
 
     def replies(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(schema.replies).where(schema.replies.c.run_id == run_id)
-            ).mappings().all()
+            rows = (
+                conn.execute(select(schema.replies).where(schema.replies.c.run_id == run_id))
+                .mappings()
+                .all()
+            )
         return [dict(r) for r in rows]
 
     def reply_counts(self, run_id: str) -> dict[str, int]:
@@ -267,7 +291,9 @@ class Store:
                     run_id=run_id, created_at=utcnow(), report=report
                 )
             )
-            report_id = int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            report_id = int(key[0])
             record = audit.snapshot_metric_report(conn, str(report_id))
             assert record is not None
             audit.append(conn, "metric_report", str(report_id), record)

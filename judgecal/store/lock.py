@@ -30,7 +30,9 @@ def run_lock(engine: Engine, key: str) -> Iterator[None]:
     backend = engine.url.get_backend_name()
     if backend == "postgresql":
         with engine.connect() as conn:
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _key_int(key)}).scalar()
+            got = conn.execute(
+                text("SELECT pg_try_advisory_lock(:k)"), {"k": _key_int(key)}
+            ).scalar()
             if not got:
                 raise LockedError(f"another judgecal run holds the lock '{key}'; try again later")
             try:
