@@ -122,6 +122,8 @@ class JudgeConfig(_Strict):
     """Per-request timeout. Generous by default: some servers queue requests one at a time."""
     max_retries: int = Field(default=6, ge=0, le=50)
     """Retries on 429, 5xx, timeouts, dropped connections and incomplete streams."""
+    parse_retries: int = Field(default=2, ge=0, le=10)
+    """Ask again when a reply has no parseable verdict; if it stays junk it is unscored."""
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
     swap_order: bool = False

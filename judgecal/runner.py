@@ -257,7 +257,9 @@ async def _replay(
     http_client: Any,
     seed: int,
 ) -> None:
-    async with JudgeClient(judge, http_client=http_client, seed=seed) as client:
+    async with JudgeClient(
+        judge, http_client=http_client, seed=seed, parse_retries=judge.parse_retries
+    ) as client:
 
         async def one(item_id: str, dim: str, variant: str, messages: list[dict[str, str]]) -> None:
             scale = cs.dimensions[dim].scale
