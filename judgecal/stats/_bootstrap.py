@@ -40,8 +40,8 @@ def weight_batches(n_items: int, n_boot: int, seed: int) -> Iterator[np.ndarray]
     done = 0
     while done < n_boot:
         b = min(step, n_boot - done)
-        idx = rng.integers(0, n_items, size=(b, n_items))
-        idx += (np.arange(b) * n_items)[:, None]
+        idx = rng.integers(0, n_items, size=(b, n_items), dtype=np.int32)
+        idx += (np.arange(b, dtype=np.int32) * n_items)[:, None]
         counts = np.bincount(idx.ravel(), minlength=b * n_items)
         yield counts.reshape(b, n_items).astype(np.float64)
         done += b

@@ -41,6 +41,7 @@ WORK_ELEMENTS = 2_000_000
 """Target size (array elements) of one batch of replicates; bounds memory."""
 
 _REL_TOL = 1e-9
+_DENSE_ONEHOT_MAX = 1_000_000
 
 
 def _rows(n_rows: int, per_row: int) -> Iterator[slice]:
@@ -50,19 +51,33 @@ def _rows(n_rows: int, per_row: int) -> Iterator[slice]:
 
 
 class _Grouper:
-    """Sums of weight columns per group of items (one gather plus ``np.add.reduceat``)."""
+    """Sums of weight columns per group of items, as a product with a one-hot matrix.
+
+    The one-hot matrix is dense when small (BLAS) and a scipy sparse matrix otherwise
+    (memory stays O(items)).
+    """
 
     def __init__(self, codes: np.ndarray) -> None:
         uniq, inverse = np.unique(codes, return_inverse=True)
         self.uniq = uniq
-        self.order = np.argsort(inverse, kind="stable")
-        counts = np.bincount(inverse, minlength=uniq.size)
-        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
+        size = uniq.size
+        self._dense: np.ndarray | None = None
+        self._sparse: object | None = None
+        if codes.size * size <= _DENSE_ONEHOT_MAX:
+            onehot = np.zeros((codes.size, size))
+            onehot[np.arange(codes.size), inverse] = 1.0
+            self._dense = onehot
+        else:
+            from scipy.sparse import csr_matrix
+
+            self._sparse = csr_matrix(
+                (np.ones(codes.size), (inverse, np.arange(codes.size))),
+                shape=(size, codes.size))
 
     def sums(self, weights: np.ndarray) -> np.ndarray:
-        if self.uniq.size == 0:
-            return np.zeros((weights.shape[0], 0))
-        return np.add.reduceat(weights[:, self.order], self.starts, axis=1)
+        if self._dense is not None:
+            return weights @ self._dense
+        return np.asarray((self._sparse @ weights.T).T)  # type: ignore[operator]
 
     def table(self, weights: np.ndarray, n_rows: int, n_cols: int) -> np.ndarray:
         out = np.zeros((weights.shape[0], n_rows * n_cols))
