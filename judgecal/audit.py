@@ -1,4 +1,4 @@
-"""Append-only, hash-chained audit log.
+"""Append-only, hash-chained audit log, its full verification, and the auditor's bundle.
 
 Every record that matters to an auditor — a run when it finishes, a metric report, a
 baseline change, an incident and each step of its lifecycle — is appended here, in the
@@ -9,24 +9,68 @@ same transaction that writes the record itself. Entry ``n`` stores:
 * ``entry_hash`` = SHA-256 of ``prev_hash`` + newline + canonical JSON of
   ``{seq, created_at, kind, ref, record_sha256}``.
 
-Editing, deleting or reordering an entry breaks the chain at that entry; editing a
-snapshot breaks its ``record_sha256``. :mod:`judgecal.audit` verification (see
-``verify_chain``) reports the first entry where each break happens.
+Canonical JSON is ``json.dumps(x, sort_keys=True, separators=(",", ":"),
+ensure_ascii=False)`` encoded as UTF-8: anyone can recompute every hash with the standard
+library (see :data:`CHAIN_RECIPE`).
+
+What :func:`verify` checks, and what each check catches
+=========================================================
+1. **The chain** (:func:`verify_chain`), entry by entry in ``seq`` order: an UPDATE of any
+   column of an entry breaks its ``entry_hash`` (or its ``record_sha256``); a DELETE leaves a
+   sequence gap and a broken link; a reorder (entries swapped, renumbered or their contents
+   exchanged) breaks the links and the hashes, and following the ``prev_hash`` links tells
+   where each moved entry was originally logged.
+2. **The records**: every covered record is snapshotted again from its own table and
+   compared with its *newest* snapshot in the log. An UPDATE made directly in SQL on a
+   covered table (``runs``, ``replies`` — through the run's digest of its replies —,
+   ``metric_reports``, and every kind another module registers) is reported with the fields
+   that differ; a record that is gone is reported as deleted.
+3. **Records without an entry**: every kind that registers a way to list its records is
+   enumerated; a record with no entry at all was written around judgecal, or its entry was
+   deleted from the tail of the log (which leaves the chain itself intact).
+4. **An anchor** (optional): the head hash published earlier (``judgecal audit verify``
+   prints it) must still be in the chain; this catches a log whose tail was cut together
+   with the records it covered.
+
+A module that changes a covered record must append a new snapshot of it in the same
+transaction; verification compares the table with the newest snapshot only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, select, text
 
-from judgecal.records import utcnow
+from judgecal.errors import InputError, NotFoundError
+from judgecal.records import RUNNING, utcnow
 from judgecal.store import schema
 
+if TYPE_CHECKING:
+    from judgecal.store import Store
+
 GENESIS = "0" * 64
+
+SnapshotFn = Callable[[Connection, str], "dict[str, Any] | None"]
+RefsFn = Callable[[Connection], Iterable[str]]
+
+# Problem codes (stable: they appear in ``audit verify --json``).
+ENTRY_EDITED = "entry_edited"
+SNAPSHOT_EDITED = "snapshot_edited"
+SEQUENCE_GAP = "sequence_gap"
+BROKEN_LINK = "broken_link"
+ENTRY_MOVED = "entry_moved"
+RECORD_EDITED = "record_edited"
+RECORD_DELETED = "record_deleted"
+RECORD_UNLOGGED = "record_unlogged"
+ANCHOR_MISSING = "anchor_missing"
 
 
 def canonical(data: Any) -> str:
@@ -80,44 +124,106 @@ def append(conn: Connection, kind: str, ref: str, record: dict[str, Any]) -> int
 
 
 @dataclass(frozen=True)
-class ChainProblem:
-    seq: int
+class AuditProblem:
+    """One thing verification found wrong, named by the entry (or record) it concerns.
+
+    ``seq`` is None for a record that has no entry at all (:data:`RECORD_UNLOGGED`).
+    """
+
+    seq: int | None
     kind: str
     ref: str
     message: str
+    code: str = ENTRY_EDITED
 
     def __str__(self) -> str:
-        return f"entry {self.seq} ({self.kind} {self.ref}): {self.message}"
+        where = f"entry {self.seq}" if self.seq is not None else "no entry"
+        return f"{where} ({self.kind} {self.ref}): {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "kind": self.kind, "ref": self.ref, "code": self.code,
+                "message": self.message}
 
 
-def verify_chain(engine: Engine) -> tuple[int, list[ChainProblem]]:
-    """Walk the chain in order; return (entries checked, problems found)."""
-    problems: list[ChainProblem] = []
+ChainProblem = AuditProblem
+"""Former name of :class:`AuditProblem`."""
+
+
+def _linked_positions(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Position of each entry when the chain is followed by its ``prev_hash`` links.
+
+    This is the order the entries were logged in, whatever their ``seq`` says now.
+    """
+    following: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        following.setdefault(str(row["prev_hash"]), row)
+    positions: dict[str, int] = {}
+    current = GENESIS
+    position = 0
+    while current in following and len(positions) < len(rows):
+        row = following[current]
+        position += 1
+        current = str(row["entry_hash"])
+        if current in positions:  # a cycle: stop
+            break
+        positions[current] = position
+    return positions
+
+
+def verify_chain(engine: Engine) -> tuple[int, list[AuditProblem]]:
+    """Walk the chain in ``seq`` order; return (entries checked, problems found)."""
+    with engine.connect() as conn:
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                select(schema.audit_log).order_by(schema.audit_log.c.seq)
+            ).mappings()
+        ]
+    return len(rows), _check_chain(rows)
+
+
+def _check_chain(rows: list[dict[str, Any]]) -> list[AuditProblem]:
+    problems: list[AuditProblem] = []
+    linked: dict[str, int] | None = None
     prev = GENESIS
     expected_seq = 1
-    count = 0
-    with engine.connect() as conn:
-        rows = conn.execute(select(schema.audit_log).order_by(schema.audit_log.c.seq)).mappings()
-        for row in rows:
-            count += 1
-            seq, kind, ref = int(row["seq"]), str(row["kind"]), str(row["ref"])
-            if seq != expected_seq:
-                problems.append(ChainProblem(seq, kind, ref,
-                                             f"sequence gap: expected entry {expected_seq} "
-                                             "(an entry was deleted)"))
-            if row["prev_hash"] != prev:
-                problems.append(ChainProblem(seq, kind, ref,
-                                             "does not link to the previous entry "
-                                             "(entries were deleted or reordered)"))
-            if sha256_hex(canonical(row["record"])) != row["record_sha256"]:
-                problems.append(ChainProblem(seq, kind, ref, "record snapshot was edited"))
-            recomputed = entry_hash(str(row["prev_hash"]), seq, str(row["created_at"]), kind, ref,
-                                    str(row["record_sha256"]))
-            if recomputed != row["entry_hash"]:
-                problems.append(ChainProblem(seq, kind, ref, "entry was edited"))
-            prev = str(row["entry_hash"])
-            expected_seq = seq + 1
-    return count, problems
+    for row in rows:
+        seq, kind, ref = int(row["seq"]), str(row["kind"]), str(row["ref"])
+
+        def report(code: str, message: str, seq: int = seq, kind: str = kind,
+                   ref: str = ref) -> None:
+            problems.append(AuditProblem(seq, kind, ref, message, code))
+
+        if seq != expected_seq:
+            missing = (f"entry {expected_seq}" if seq == expected_seq + 1
+                       else f"entries {expected_seq}..{seq - 1}")
+            report(SEQUENCE_GAP, f"sequence gap: {missing} missing (deleted)")
+        if sha256_hex(canonical(row["record"])) != row["record_sha256"]:
+            report(SNAPSHOT_EDITED, "the record snapshot in this entry was edited "
+                   "(it no longer matches its record_sha256)")
+        recomputed = entry_hash(str(row["prev_hash"]), seq, str(row["created_at"]), kind, ref,
+                                str(row["record_sha256"]))
+        moved_from: int | None = None
+        if recomputed != row["entry_hash"]:
+            if linked is None:
+                linked = _linked_positions(rows)
+            original = linked.get(str(row["entry_hash"]))
+            if original is not None and original != seq and entry_hash(
+                str(row["prev_hash"]), original, str(row["created_at"]), kind, ref,
+                str(row["record_sha256"])
+            ) == row["entry_hash"]:
+                moved_from = original
+                report(ENTRY_MOVED, f"entry was moved: it was logged as entry {original} "
+                       "(entries were reordered)")
+            else:
+                report(ENTRY_EDITED, "entry was edited (its fields no longer match its "
+                       "entry_hash)")
+        if row["prev_hash"] != prev and moved_from is None:
+            report(BROKEN_LINK, "does not link to the previous entry "
+                   "(an entry before it was deleted, edited or moved)")
+        prev = str(row["entry_hash"])
+        expected_seq = seq + 1
+    return problems
 
 
 def head(engine: Engine) -> tuple[int, str]:
@@ -134,33 +240,80 @@ def head(engine: Engine) -> tuple[int, str]:
 # ``kind -> function(conn, ref) -> canonical record or None when the record is gone``.
 # Verification recomputes each covered record from its own table and compares it with the
 # newest snapshot of that record in the log, so an edit made directly in SQL is caught even
-# when the log itself is untouched. Other modules register their kinds here.
-SNAPSHOTS: dict[str, Any] = {}
+# when the log itself is untouched. Other modules register their kinds here, with
+# ``refs=`` a function listing every record of the kind that must have an entry.
+SNAPSHOTS: dict[str, SnapshotFn] = {}
+REFS: dict[str, RefsFn] = {}
+
+_REGISTERING_MODULES = ("judgecal.drift", "judgecal.incidents", "judgecal.scores",
+                        "judgecal.score_history", "judgecal.history")
+"""Modules that register kinds; :func:`verify` imports those that exist."""
 
 
-def snapshot_kind(kind: str) -> Any:
-    def register(fn: Any) -> Any:
+def snapshot_kind(kind: str, refs: RefsFn | None = None) -> Callable[[SnapshotFn], SnapshotFn]:
+    """Register the snapshot function of ``kind`` (and, optionally, how to list its refs)."""
+
+    def register(fn: SnapshotFn) -> SnapshotFn:
         SNAPSHOTS[kind] = fn
+        if refs is not None:
+            REFS[kind] = refs
         return fn
 
     return register
 
 
-def _replies_digest(conn: Connection, run_id: str) -> dict[str, Any]:
+def record_refs(kind: str) -> Callable[[RefsFn], RefsFn]:
+    """Register the function listing every record of ``kind`` that must have an entry."""
+
+    def register(fn: RefsFn) -> RefsFn:
+        REFS[kind] = fn
+        return fn
+
+    return register
+
+
+def load_registrations() -> None:
+    """Import the modules that register snapshot kinds (those present in this install)."""
+    import importlib
+    import importlib.util
+
+    for name in _REGISTERING_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+def reply_rows(conn: Connection, run_id: str) -> Iterable[dict[str, Any]]:
+    """The replies of a run, in the order their digest is computed."""
     r = schema.replies.c
     rows = conn.execute(
         select(schema.replies).where(r.run_id == run_id).order_by(r.item_id, r.dimension, r.variant)
     ).mappings()
+    for row in rows:
+        yield dict(row)
+
+
+def _replies_digest(conn: Connection, run_id: str) -> dict[str, Any]:
+    """Count and SHA-256 of the run's replies, one canonical JSON line each.
+
+    The digest equals ``sha256sum`` of the ``.replies.jsonl`` file :func:`export_bundle`
+    writes for the run.
+    """
     h = hashlib.sha256()
     n = 0
-    for row in rows:
-        h.update(canonical(dict(row)).encode("utf-8"))
+    for row in reply_rows(conn, run_id):
+        h.update(canonical(row).encode("utf-8"))
         h.update(b"\n")
         n += 1
     return {"count": n, "sha256": h.hexdigest()}
 
 
-@snapshot_kind("run")
+def _run_refs(conn: Connection) -> Iterable[str]:
+    # A run is logged when it ends; one still running has no entry yet.
+    rows = conn.execute(select(schema.runs.c.run_id).where(schema.runs.c.status != RUNNING))
+    return [str(r[0]) for r in rows]
+
+
+@snapshot_kind("run", refs=_run_refs)
 def snapshot_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).mappings().first()
     if row is None:
@@ -170,9 +323,417 @@ def snapshot_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     return dict(record)
 
 
-@snapshot_kind("metric_report")
+def _metric_report_refs(conn: Connection) -> Iterable[str]:
+    return [str(r[0]) for r in conn.execute(select(schema.metric_reports.c.report_id))]
+
+
+@snapshot_kind("metric_report", refs=_metric_report_refs)
 def snapshot_metric_report(conn: Connection, ref: str) -> dict[str, Any] | None:
+    try:
+        report_id = int(ref)
+    except ValueError:
+        return None
     row = conn.execute(
-        select(schema.metric_reports).where(schema.metric_reports.c.report_id == int(ref))
+        select(schema.metric_reports).where(schema.metric_reports.c.report_id == report_id)
     ).mappings().first()
     return None if row is None else dict(json.loads(canonical(dict(row))))
+
+
+# -- full verification -------------------------------------------------------------------
+@dataclass
+class VerifyResult:
+    """What :func:`verify` checked and found."""
+
+    entries: int
+    head: str
+    problems: list[AuditProblem] = field(default_factory=list)
+    records_checked: dict[str, int] = field(default_factory=dict)
+    """Per kind: records re-snapshotted from their table and compared with the log."""
+    unchecked_kinds: list[str] = field(default_factory=list)
+    """Kinds in the log without a registered snapshot function (their records are only
+    protected by the chain)."""
+    unlisted_kinds: list[str] = field(default_factory=list)
+    """Registered kinds that cannot list their records (unlogged records are not sought)."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "head": self.head,
+            "records_checked": dict(sorted(self.records_checked.items())),
+            "unchecked_kinds": self.unchecked_kinds,
+            "unlisted_kinds": self.unlisted_kinds,
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+def _differences(logged: Any, current: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the fields that differ between two snapshots (two levels deep)."""
+    if not isinstance(logged, dict) or not isinstance(current, dict):
+        return [prefix.rstrip(".") or "record"]
+    out: list[str] = []
+    for key in sorted(set(logged) | set(current), key=str):
+        a, b = logged.get(key), current.get(key)
+        if canonical(a) == canonical(b):
+            continue
+        if prefix.count(".") < 1 and isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_differences(a, b, f"{prefix}{key}."))
+        else:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _newest_entries(conn: Connection) -> dict[tuple[str, str], tuple[int, str]]:
+    """(kind, ref) -> (seq, record_sha256) of the newest entry of each record."""
+    a = schema.audit_log.c
+    newest: dict[tuple[str, str], tuple[int, str]] = {}
+    for seq, kind, ref, sha in conn.execute(
+        select(a.seq, a.kind, a.ref, a.record_sha256).order_by(a.seq)
+    ):
+        newest[(str(kind), str(ref))] = (int(seq), str(sha))
+    return newest
+
+
+def verify_records(conn: Connection, result: VerifyResult) -> None:
+    """Checks 2 and 3 of the module docstring, adding to ``result``."""
+    newest = _newest_entries(conn)
+    by_kind: dict[str, set[str]] = {}
+    for (kind, ref), (seq, sha) in sorted(newest.items(), key=lambda kv: kv[1][0]):
+        by_kind.setdefault(kind, set()).add(ref)
+        snap = SNAPSHOTS.get(kind)
+        if snap is None:
+            if kind not in result.unchecked_kinds:
+                result.unchecked_kinds.append(kind)
+            continue
+        current = snap(conn, ref)
+        result.records_checked[kind] = result.records_checked.get(kind, 0) + 1
+        if current is None:
+            result.problems.append(AuditProblem(
+                seq, kind, ref, f"the {kind} record was deleted from its table", RECORD_DELETED))
+            continue
+        current = json.loads(canonical(current))
+        if sha256_hex(canonical(current)) != sha:
+            logged = conn.execute(
+                select(schema.audit_log.c.record).where(schema.audit_log.c.seq == seq)
+            ).scalar()
+            fields = ", ".join(_differences(logged, current)) or "record"
+            result.problems.append(AuditProblem(
+                seq, kind, ref,
+                f"the {kind} record was changed after it was logged (differs in: {fields})",
+                RECORD_EDITED))
+    for kind in sorted(SNAPSHOTS):
+        lister = REFS.get(kind)
+        if lister is None:
+            result.unlisted_kinds.append(kind)
+            continue
+        logged_refs = by_kind.get(kind, set())
+        for ref in sorted(str(r) for r in lister(conn)):
+            if ref not in logged_refs:
+                result.problems.append(AuditProblem(
+                    None, kind, ref,
+                    f"the {kind} record has no audit entry (its entry was deleted from the "
+                    "log, or the record was written around judgecal)", RECORD_UNLOGGED))
+
+
+def verify(engine: Engine, *, anchor: str | None = None) -> VerifyResult:
+    """Verify the chain and every record it covers (see the module docstring).
+
+    ``anchor`` is a head published earlier: ``HASH`` or ``SEQ:HASH``; it must still be an
+    entry of the chain (at that position).
+    """
+    load_registrations()
+    with engine.connect() as conn:
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                select(schema.audit_log).order_by(schema.audit_log.c.seq)
+            ).mappings()
+        ]
+        result = VerifyResult(
+            entries=len(rows), head=str(rows[-1]["entry_hash"]) if rows else GENESIS
+        )
+        result.problems.extend(_check_chain(rows))
+        verify_records(conn, result)
+    if anchor:
+        want_seq: int | None = None
+        want = anchor.strip()
+        if ":" in want:
+            seq_text, want = want.split(":", 1)
+            want_seq = int(seq_text) if seq_text.isdigit() else None
+        found = [r for r in rows if r["entry_hash"] == want]
+        if not found or (want_seq is not None and int(found[0]["seq"]) != want_seq):
+            result.problems.append(AuditProblem(
+                want_seq, "anchor", want[:16],
+                "the published head is no longer in the chain (the log was cut or rewritten "
+                "after it was published)", ANCHOR_MISSING))
+    result.problems.sort(key=lambda p: (p.seq is None, p.seq or 0, p.kind, p.ref))
+    return result
+
+
+# -- the auditor's bundle ----------------------------------------------------------------
+CHAIN_RECIPE = r'''python3 - audit_log.jsonl <<'EOF'
+import hashlib, json, sys
+c = lambda d: json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+h = lambda s: hashlib.sha256(s.encode("utf-8")).hexdigest()
+prev, bad, n = "0" * 64, 0, 0
+for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
+    e = json.loads(line)
+    body = {k: e[k] for k in ("seq", "created_at", "kind", "ref", "record_sha256")}
+    ok = (e["seq"] == n and e["prev_hash"] == prev and h(c(e["record"])) == e["record_sha256"]
+          and h(prev + "\n" + c(body)) == e["entry_hash"])
+    bad += not ok
+    print(n, e["kind"], e["ref"], "ok" if ok else "BROKEN")
+    prev = e["entry_hash"]
+print("entries:", n, "head:", prev, "broken:", bad)
+sys.exit(1 if bad else 0)
+EOF'''
+"""Recompute the whole chain from ``audit_log.jsonl`` with the Python standard library."""
+
+_VERIFY_SCRIPT = '''#!/usr/bin/env python3
+"""Verify a judgecal audit bundle with the Python standard library only.
+
+Usage:  python3 verify_bundle.py [BUNDLE_DIR]
+
+1. recomputes every entry hash of audit_log.jsonl (the chain);
+2. checks that each record file listed in records/index.json hashes to the
+   record_sha256 of the newest log entry of that record, and each run's replies file
+   to the digest inside the run record.
+(SHA256SUMS is checked separately with `sha256sum -c SHA256SUMS`.)
+"""
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+
+def c(d):
+    return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def h(data):
+    return hashlib.sha256(data if isinstance(data, bytes) else data.encode("utf-8")).hexdigest()
+
+
+root = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+prev, bad, newest, n = "0" * 64, 0, {}, 0
+for n, line in enumerate((root / "audit_log.jsonl").open(encoding="utf-8"), 1):
+    e = json.loads(line)
+    body = {k: e[k] for k in ("seq", "created_at", "kind", "ref", "record_sha256")}
+    if not (e["seq"] == n and e["prev_hash"] == prev and h(c(e["record"])) == e["record_sha256"]
+            and h(prev + "\\n" + c(body)) == e["entry_hash"]):
+        print(f"entry {n} ({e['kind']} {e['ref']}): BROKEN")
+        bad += 1
+    prev = e["entry_hash"]
+    newest[(e["kind"], e["ref"])] = e
+print(f"chain: {n} entries, head {prev}")
+for rec in json.loads((root / "records" / "index.json").read_text(encoding="utf-8")):
+    entry = newest.get((rec["kind"], rec["ref"]))
+    data = (root / rec["file"]).read_bytes()
+    if entry is None or h(data) != entry["record_sha256"]:
+        print(f"record {rec['kind']} {rec['ref']}: does not match its newest log entry")
+        bad += 1
+    if rec.get("replies_file"):
+        digest = json.loads(data)["replies"]["sha256"]
+        if h((root / rec["replies_file"]).read_bytes()) != digest:
+            print(f"replies of run {rec['ref']}: do not match the run record")
+            bad += 1
+print("OK" if not bad else f"{bad} problem(s)")
+sys.exit(1 if bad else 0)
+'''
+
+_README = """judgecal audit bundle
+=====================
+
+Exported {exported_at} from {store}.
+Audit log: {entries} entries, head {head}
+Verification by judgecal at export time: {verdict} (details: verification.json)
+
+Files
+-----
+audit_log.jsonl     the hash-chained log, one entry per line (seq order), with each
+                    entry's record snapshot
+HEAD                number of entries and hash of the last one (publish it to anchor the log)
+records/            every covered record as it is now in its table, canonical JSON
+                    (records/index.json lists them); each run also has
+                    <run>.replies.jsonl, every judge reply of the run
+calibration_sets/   the calibration-set snapshots (items and human labels) the runs used
+trust_report.html   the trust report (self-contained, open it in any browser)
+verification.json   what `judgecal audit verify` found when the bundle was written
+verify_bundle.py    the checks below in one script (Python standard library only)
+SHA256SUMS          SHA-256 of every other file
+
+How to verify without judgecal
+------------------------------
+1. Every file is as exported (GNU coreutils; on macOS `shasum -a 256 -c SHA256SUMS`):
+
+       cd {dirname} && sha256sum -c SHA256SUMS
+
+2. The chain: each entry hashes its predecessor. Canonical JSON is
+   json.dumps(x, sort_keys=True, separators=(",", ":"), ensure_ascii=False) in UTF-8;
+   record_sha256 = sha256(canonical(record));
+   entry_hash = sha256(prev_hash + "\\n" + canonical({{seq, created_at, kind, ref,
+   record_sha256}})), prev_hash of entry 1 = 64 zeros. Recompute it:
+
+{recipe}
+
+3. A record file equals the newest snapshot of that record in the log: its sha256sum is
+   the record_sha256 of that entry, e.g. for a run
+
+       sha256sum records/run/<run>.json
+       grep '"ref":"<run>"' audit_log.jsonl | tail -1 | python3 -c \\
+           'import json,sys; print(json.loads(sys.stdin.read())["record_sha256"])'
+
+   and `sha256sum records/run/<run>.replies.jsonl` equals replies.sha256 inside the
+   run record. `python3 verify_bundle.py .` runs steps 2 and 3 for every record.
+
+4. Compare HEAD with a head you published earlier: the log must still contain it.
+"""
+
+
+@dataclass
+class BundleResult:
+    """What :func:`export_bundle` wrote."""
+
+    out_dir: Path
+    files: list[str]
+    entries: int
+    head: str
+    verification: VerifyResult
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _file_name(ref: str, used: set[str]) -> str:
+    """A portable file name for a ref (unique within its kind; no spaces or shell specials)."""
+    safe = _SAFE.sub("_", ref)[:100] or "_"
+    if safe != ref or safe.startswith(".") or safe.lower() in used:
+        safe = f"{safe.lstrip('.') or '_'}-{sha256_hex(ref)[:10]}"
+    used.add(safe.lower())
+    return safe
+
+
+def export_bundle(
+    store: Store,
+    out_dir: str | Path,
+    *,
+    judge: str | None = None,
+    since: str | None = None,
+    include_report: bool = True,
+) -> BundleResult:
+    """Write the auditor's bundle to ``out_dir`` (created; it must be empty if it exists).
+
+    The bundle holds the log, every covered record, the calibration-set snapshots, the
+    trust report, the verification result and a ``SHA256SUMS`` manifest; its ``README.txt``
+    explains how to check all of it with standard tools. ``judge`` and ``since`` restrict
+    the trust report only: the log and the records are always exported whole, since a
+    partial log cannot be verified.
+    """
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out}: the bundle directory must be new or empty")
+    result = verify(store.engine)
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        files = _write_bundle(store, tmp, result, judge=judge, since=since,
+                              include_report=include_report, final_name=out.name)
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BundleResult(out, files, result.entries, result.head, result)
+
+
+def _write_bundle(
+    store: Store, root: Path, result: VerifyResult, *, judge: str | None, since: str | None,
+    include_report: bool, final_name: str,
+) -> list[str]:
+    written: list[str] = []
+
+    def write(rel: str, data: bytes) -> None:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.append(rel)
+
+    index: list[dict[str, Any]] = []
+    set_versions: set[str] = set()
+    with store.engine.connect() as conn:
+        with (root / "audit_log.jsonl").open("wb") as fh:
+            for row in conn.execute(
+                select(schema.audit_log).order_by(schema.audit_log.c.seq)
+            ).mappings():
+                fh.write(canonical(dict(row)).encode("utf-8") + b"\n")
+        written.append("audit_log.jsonl")
+        refs: dict[str, set[str]] = {}
+        for kind, ref in _newest_entries(conn):
+            refs.setdefault(kind, set()).add(ref)
+        for kind, lister in REFS.items():
+            refs.setdefault(kind, set()).update(str(r) for r in lister(conn))
+        for kind in sorted(refs):
+            snap = SNAPSHOTS.get(kind)
+            if snap is None:
+                continue
+            used: set[str] = set()
+            kind_dir = _SAFE.sub("_", kind)
+            for ref in sorted(refs[kind]):
+                record = snap(conn, ref)
+                if record is None:
+                    continue
+                record = json.loads(canonical(record))
+                name = _file_name(ref, used)
+                rel = f"records/{kind_dir}/{name}.json"
+                write(rel, canonical(record).encode("utf-8"))
+                entry: dict[str, Any] = {"kind": kind, "ref": ref, "file": rel,
+                                         "record_sha256": sha256_hex(canonical(record))}
+                if kind == "run":
+                    rrel = f"records/{kind_dir}/{name}.replies.jsonl"
+                    with (root / rrel).open("wb") as fh:
+                        for reply in reply_rows(conn, ref):
+                            fh.write(canonical(reply).encode("utf-8") + b"\n")
+                    written.append(rrel)
+                    entry["replies_file"] = rrel
+                    if record.get("set_version"):
+                        set_versions.add(str(record["set_version"]))
+                index.append(entry)
+    write("records/index.json", (json.dumps(index, indent=1, ensure_ascii=False) + "\n").encode())
+    used_sets: set[str] = set()
+    for version in sorted(set_versions):
+        try:
+            snapshot = store.set_snapshot(version)
+        except NotFoundError:  # a missing set shows by its absence; the rest still exports
+            continue
+        write(f"calibration_sets/{_file_name(version, used_sets)}.json",
+              (json.dumps(snapshot, indent=1, ensure_ascii=False, sort_keys=True, default=str)
+               + "\n").encode("utf-8"))
+    if include_report:
+        from judgecal.reports import render_trust_report
+
+        html = render_trust_report(store, judge=judge, since=since, verification=result)
+        write("trust_report.html", html.encode("utf-8"))
+    write("verification.json",
+          (json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write("HEAD", f"{result.entries} {result.head}\n".encode())
+    write("verify_bundle.py", _VERIFY_SCRIPT.encode("utf-8"))
+    readme = _README.format(
+        exported_at=utcnow(), store=store.url, entries=result.entries, head=result.head,
+        verdict="intact" if result.ok else f"{len(result.problems)} PROBLEM(S)",
+        dirname=final_name,
+        recipe="\n".join("    " + line for line in CHAIN_RECIPE.splitlines()),
+    )
+    write("README.txt", readme.encode("utf-8"))
+    sums = []
+    for rel in sorted(written):
+        digest = hashlib.sha256((root / rel).read_bytes()).hexdigest()
+        sums.append(f"{digest}  {rel}\n")
+    (root / "SHA256SUMS").write_text("".join(sums), encoding="utf-8")
+    return sorted([*written, "SHA256SUMS"])
