@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import queue
 import secrets
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -247,6 +249,60 @@ def execute_run(
     )
 
 
+class _Writer:
+    """Persists replies from a dedicated thread so the event loop never waits on the disk.
+
+    Each reply is queued the moment it arrives; the thread commits whatever is queued in
+    one transaction (group commit), typically within milliseconds. ``on_reply`` is called
+    after the commit, so progress shows only what is safely stored.
+    """
+
+    def __init__(self, store: Store, run_id: str, on_reply: ReplyCallback | None):
+        self.store = store
+        self.run_id = run_id
+        self.on_reply = on_reply
+        self.queue: queue.Queue[ReplyRecord | None] = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="judgecal-writer", daemon=True)
+        self.thread.start()
+
+    def put(self, record: ReplyRecord) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(record)
+
+    def _loop(self) -> None:
+        done = False
+        while not done:
+            batch: list[ReplyRecord] = []
+            item = self.queue.get()
+            while True:
+                if item is None:
+                    done = True
+                else:
+                    batch.append(item)
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+            if not batch or self.error is not None:
+                continue
+            try:
+                self.store.save_reply_batch(self.run_id, batch)
+            except BaseException as exc:  # surfaced to the run by put() / close()
+                self.error = exc
+                continue
+            if self.on_reply is not None:
+                for record in batch:
+                    self.on_reply(record)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 async def _replay(
     run_id: str,
     judge: JudgeConfig,
@@ -254,6 +310,21 @@ async def _replay(
     todo: list[tuple[str, str, str, list[dict[str, str]]]],
     store: Store,
     on_reply: ReplyCallback | None,
+    http_client: Any,
+    seed: int,
+) -> None:
+    writer = _Writer(store, run_id, on_reply)
+    try:
+        await _fan_out(judge, cs, todo, writer, http_client, seed)
+    finally:
+        writer.close()
+
+
+async def _fan_out(
+    judge: JudgeConfig,
+    cs: CalibrationSet,
+    todo: list[tuple[str, str, str, list[dict[str, str]]]],
+    writer: _Writer,
     http_client: Any,
     seed: int,
 ) -> None:
@@ -270,9 +341,7 @@ async def _replay(
                 parse=lambda text: parse_reply(text, rule, scale, variant),
             )
             record = _record(item_id, dim, variant, _prompt_hash(messages), outcome)
-            store.save_reply(run_id, record)  # persisted the moment it arrives
-            if on_reply is not None:
-                on_reply(record)
+            writer.put(record)  # persisted the moment it arrives (see _Writer)
 
         # Bounded fan-out: the client's semaphore limits requests in flight; creating
         # tasks in windows keeps memory flat for very large sets.

@@ -219,21 +219,29 @@ class Store:
 
     def save_reply(self, run_id: str, record: ReplyRecord) -> None:
         """Persist one reply now, in its own transaction (replacing an earlier failure)."""
-        row = record.to_row(run_id)
+        self.save_reply_batch(run_id, [record])
+
+    def save_reply_batch(self, run_id: str, records: list[ReplyRecord]) -> None:
+        """Persist replies that just arrived, in one transaction (group commit).
+
+        A reply replaces an earlier *failed* attempt at the same (item, dimension, variant);
+        a final reply is never overwritten.
+        """
         r = schema.replies.c
         with self.engine.begin() as conn:
-            conn.execute(
-                delete(schema.replies).where(
-                    and_(
-                        r.run_id == run_id,
-                        r.item_id == record.item_id,
-                        r.dimension == record.dimension,
-                        r.variant == record.variant,
-                        r.status == FAILED,
+            for record in records:
+                conn.execute(
+                    delete(schema.replies).where(
+                        and_(
+                            r.run_id == run_id,
+                            r.item_id == record.item_id,
+                            r.dimension == record.dimension,
+                            r.variant == record.variant,
+                            r.status == FAILED,
+                        )
                     )
                 )
-            )
-            conn.execute(schema.replies.insert().values(**row))
+            conn.execute(schema.replies.insert(), [rec.to_row(run_id) for rec in records])
 
     def save_replies(self, run_id: str, records: Iterable[ReplyRecord]) -> int:
         """Insert many replies in one transaction (imports)."""

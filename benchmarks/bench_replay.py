@@ -1,0 +1,188 @@
+"""Replay throughput: 2,000 items against the recorded judge with 200 ms latency.
+
+Prints the wall time of a concurrent run against
+* the ideal: requests × latency ÷ concurrency (a perfect pipeline, zero overhead), and
+* a sequential loop (one request at a time), timed on a sample and extrapolated.
+
+The 2,000 items are the 999 PandaLM items twice over (the copy's instruction carries a
+"Copy B." prefix so every prompt is distinct), with the real gpt-3.5-turbo verdicts.
+
+    python benchmarks/bench_replay.py [--items 2000] [--latency-ms 200] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def build_set(tmp: Path, n_items: int) -> Path:
+    """A copy of the PandaLM set with the items repeated up to ``n_items``."""
+    src = ROOT / "calibration_sets" / "pandalm"
+    dst = tmp / "pandalm2k"
+    (dst / "recorded").mkdir(parents=True)
+    items = [json.loads(x) for x in (src / "items.jsonl").read_text().splitlines()]
+    verdicts = [
+        json.loads(x) for x in (src / "recorded" / "gpt-3.5-turbo.jsonl").read_text().splitlines()
+    ]
+    labels = (src / "labels.csv").read_text().splitlines()
+    out_items, out_verdicts, out_labels = [], [], [labels[0]]
+    copies = -(-n_items // len(items))
+    for k in range(copies):
+        for item, verdict in zip(items, verdicts, strict=True):
+            if len(out_items) >= n_items:
+                break
+            suffix = "" if k == 0 else f"-c{k}"
+            new = dict(item, id=item["id"] + suffix)
+            if k:
+                new["instruction"] = f"Copy {k}. " + str(item["instruction"])
+            out_items.append(new)
+            out_verdicts.append(dict(verdict, id=new["id"]))
+    keep = {i["id"] for i in out_items}
+    for line in labels[1:]:
+        item_id = line.split(",", 1)[0]
+        for k in range(copies):
+            new_id = item_id + ("" if k == 0 else f"-c{k}")
+            if new_id in keep:
+                out_labels.append(new_id + line[len(item_id) :])
+    (dst / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in out_items))
+    (dst / "labels.csv").write_text("\n".join(out_labels) + "\n")
+    set_yaml = (src / "set.yaml").read_text().replace("name: pandalm", "name: pandalm2k", 1)
+    (dst / "set.yaml").write_text(set_yaml)
+    rec = "".join(json.dumps(v) + "\n" for v in out_verdicts)
+    (dst / "recorded" / "gpt-3.5-turbo.jsonl").write_text(rec)
+    manifest = json.loads((src / "recorded" / "manifest.json").read_text())
+    manifest["set"] = "pandalm2k"
+    manifest["recordings"] = [
+        dict(r, rows=len(out_verdicts), sha256=hashlib.sha256(rec.encode()).hexdigest(),
+             counts=None)
+        for r in manifest["recordings"]
+        if r["name"] == "gpt-3.5-turbo"
+    ]
+    for r in manifest["recordings"]:
+        r.pop("counts")
+    (dst / "recorded" / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return dst
+
+
+class _Remote:
+    """The recorded judge in its own process, as a real judge server would be."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str):
+        self.proc = proc
+        self.url = url
+
+    def stats(self) -> dict[str, object]:
+        import httpx
+
+        return dict(httpx.get(self.url.removesuffix("/v1") + "/_judgecal/stats").json())
+
+
+@contextlib.contextmanager
+def _server_process(sets_dir: Path, latency_ms: float) -> Iterator[_Remote]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "judgecal", "serve-recorded", "--port", "0",
+         "--sets-dir", str(sets_dir), "-r", "pandalm2k:gpt-3.5-turbo",
+         "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    url = first.strip().rsplit(" ", 1)[-1]
+    try:
+        yield _Remote(proc, url)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def sequential_sample(url: str, n: int) -> float:
+    """Seconds per request for a plain loop of blocking requests."""
+    import openai
+
+    from judgecal.calibration import load_set
+
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    cs = load_set(ROOT / "calibration_sets" / "pandalm")
+    started = time.perf_counter()
+    for item in cs.items[:n]:
+        f = item.fields
+        client.chat.completions.create(
+            model="gpt-3.5-turbo",
+            messages=[{"role": "user", "content": f"{f['instruction']}\n{f['input']}\n"
+                       f"{f['response1']}\n{f['response2']}"}],
+            extra_headers={"X-Judgecal-Item-Id": item.id},
+        )
+    client.close()
+    return (time.perf_counter() - started) / n
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=float, default=200.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--sequential-sample", type=int, default=25)
+    args = parser.parse_args()
+
+    from judgecal.calibration import load_set
+    from judgecal.config import RunConfig, load_judge
+    from judgecal.runner import execute_run
+    from judgecal.store import open_store
+
+    tmp = Path(tempfile.mkdtemp(prefix="judgecal-bench-"))
+    try:
+        set_dir = build_set(tmp, args.items)
+        cs = load_set(set_dir)
+        with _server_process(tmp, args.latency_ms) as server:
+            judge = load_judge(ROOT / "configs" / "judges" / "pandalm-gpt35.yaml")
+            judge = judge.model_copy(update={"base_url": server.url,
+                                             "concurrency": args.concurrency})
+            cfg = RunConfig.model_validate({
+                "store": f"sqlite:///{tmp / 'bench.db'}", "calibration_set": set_dir,
+                "judge": judge, "run": {"bootstrap": 0},
+            })
+            store = open_store(cfg.store)
+            started = time.perf_counter()
+            result = execute_run(cfg, store, cs)
+            wall = time.perf_counter() - started
+            requests = server.stats()["requests"]  # type: ignore[attr-defined]
+            store.close()
+            per_request = sequential_sample(server.url, args.sequential_sample)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    lat = args.latency_ms / 1000
+    ideal_items = args.items * lat / args.concurrency
+    ideal_requests = requests * lat / args.concurrency
+    sequential = requests * per_request
+    print(f"replay: {args.items} items, {requests} requests (incl. re-asks of unparseable "
+          f"replies), latency {args.latency_ms:.0f} ms, concurrency {args.concurrency}")
+    print(f"  status {result.status}: {result.summary['scored']} scored, "
+          f"{result.summary['unscored']} unscored")
+    print(f"  wall time                 {wall:8.2f} s")
+    print(f"  ideal (requests×lat/conc) {ideal_requests:8.2f} s   ratio {wall / ideal_requests:.3f}"
+          f"   (target ≤ 1.15)")
+    print(f"  ideal (items×lat/conc)    {ideal_items:8.2f} s   ratio {wall / ideal_items:.3f}")
+    print(f"  sequential loop           {sequential:8.2f} s   (extrapolated from "
+          f"{args.sequential_sample} requests: {per_request * 1000:.0f} ms each)   "
+          f"speed-up {sequential / wall:.1f}×")
+    ok = wall / ideal_requests <= 1.15
+    print(f"  verdict: {'within' if ok else 'OUTSIDE'} 15% of the ideal")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
