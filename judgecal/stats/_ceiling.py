@@ -76,63 +76,76 @@ def human_ceiling(
     (0.5165, 20)
     """
     check_options(n_boot, confidence, min_items)
-    ratings = as_ratings(scale, human)
-    pairable = (~np.isnan(ratings)).sum(axis=1) >= 2
-    sub = ratings[pairable]
-    n = int(sub.shape[0])
-    keys = metrics_for(scale)
-    alpha_data = AlphaData(sub, scale.level, label_domain(scale))
-    loo = leave_one_out_consensus(scale, sub, rule=rule)
-    raters: list[tuple[np.ndarray, PairData]] = []
-    used = np.zeros(n, dtype=bool)
-    for r in range(sub.shape[1]):
-        items = np.flatnonzero(~np.isnan(loo[:, r]))
-        if items.size == 0:
-            continue
-        used[items] = True
-        raters.append((items, build_pair(scale, loo[items, r], sub[items, r])))
-    n_used = int(used.sum())
-
-    def compute(weights: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        b = weights.shape[0]
-        values = {"alpha_humans": alpha_data.compute(weights)}
-        counts = {"alpha_humans": np.full(b, float(alpha_data.n_pairable))}
-        num = {k: np.zeros(b) for k in keys}
-        den = {k: np.zeros(b) for k in keys}
-        for items, pair in raters:
-            vals, ns = pair.compute(weights[:, items])
-            for k in keys:
-                ok = np.isfinite(vals[k]) & (ns[k] > 0)
-                num[k] += np.where(ok, vals[k] * ns[k], 0.0)
-                den[k] += np.where(ok, ns[k], 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for k in keys:
-                values[k] = np.where(den[k] > 0, num[k] / den[k], np.nan)
-                counts[k] = np.full(b, float(n_used))
-        return values, counts
-
-    point, _ = compute(np.ones((1, n)))
-    boot = replicates(compute, n, n_boot, seed)
+    kernel = CeilingKernel(scale, as_ratings(scale, human), rule)
+    point, _ = kernel.compute(np.ones((1, kernel.n)))
+    boot = replicates(kernel.compute, kernel.n, n_boot, seed)
     out: dict[str, MetricValue] = {}
-    if alpha_data.n_pairable == 0:
+    if kernel.alpha.n_pairable == 0:
         out["alpha_humans"] = MetricValue.undefined_because(
             "no item has ratings from two or more raters", n=0)
     else:
         out["alpha_humans"] = metric_value(
-            float(point["alpha_humans"][0]), alpha_data.n_pairable, boot.get("alpha_humans"),
+            float(point["alpha_humans"][0]), kernel.alpha.n_pairable, boot.get("alpha_humans"),
             confidence, min_items,
             lambda: "no variation: every rating is the same value")
-    for k in keys:
-        if not raters:
+    for k in kernel.keys:
+        if not kernel.raters:
             out[k] = MetricValue.undefined_because(
                 "no rater has a consensus of the other raters on any item", n=0)
             continue
-        if n_used < min_items:
-            out[k] = MetricValue.undefined_because(too_few(n_used, min_items), n=n_used)
+        if kernel.n_used < min_items:
+            out[k] = MetricValue.undefined_because(
+                too_few(kernel.n_used, min_items), n=kernel.n_used)
             continue
-        out[k] = metric_value(float(point[k][0]), n_used, boot.get(k), confidence, min_items,
-                              partial(_first_reason, raters, k))
+        out[k] = metric_value(float(point[k][0]), kernel.n_used, boot.get(k), confidence,
+                              min_items, partial(_first_reason, kernel.raters, k))
     return out
+
+
+class CeilingKernel:
+    """Human-ceiling metrics as a function of weights over the pairable items.
+
+    ``n`` is the number of pairable items (two or more ratings): the items that are resampled.
+    ``compute`` returns alpha among all raters and, per metric key, the item-weighted average
+    over raters of "rater vs consensus of the others" (raters with the metric undefined in a
+    replicate are left out of that replicate's average).
+    """
+
+    def __init__(self, scale: Scale, ratings: np.ndarray, rule: ConsensusRule | None) -> None:
+        pairable = (~np.isnan(ratings)).sum(axis=1) >= 2
+        sub = ratings[pairable]
+        self.n = int(sub.shape[0])
+        self.keys = metrics_for(scale)
+        self.alpha = AlphaData(sub, scale.level, label_domain(scale))
+        loo = leave_one_out_consensus(scale, sub, rule=rule)
+        self.raters: list[tuple[np.ndarray, PairData]] = []
+        used = np.zeros(self.n, dtype=bool)
+        for r in range(sub.shape[1]):
+            items = np.flatnonzero(~np.isnan(loo[:, r]))
+            if items.size == 0:
+                continue
+            used[items] = True
+            self.raters.append((items, build_pair(scale, loo[items, r], sub[items, r])))
+        self.n_used = int(used.sum())
+
+    def compute(self, weights: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Values and item counts per key for each row of ``weights`` (b, n)."""
+        b = weights.shape[0]
+        values = {"alpha_humans": self.alpha.compute(weights)}
+        counts = {"alpha_humans": np.full(b, float(self.alpha.n_pairable))}
+        num = {k: np.zeros(b) for k in self.keys}
+        den = {k: np.zeros(b) for k in self.keys}
+        for items, pair in self.raters:
+            vals, ns = pair.compute(weights[:, items])
+            for k in self.keys:
+                ok = np.isfinite(vals[k]) & (ns[k] > 0)
+                num[k] += np.where(ok, vals[k] * ns[k], 0.0)
+                den[k] += np.where(ok, ns[k], 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for k in self.keys:
+                values[k] = np.where(den[k] > 0, num[k] / den[k], np.nan)
+                counts[k] = np.full(b, float(self.n_used))
+        return values, counts
 
 
 def _first_reason(raters: list[tuple[np.ndarray, PairData]], key: str) -> str:

@@ -77,7 +77,7 @@ class _Grouper:
     def sums(self, weights: np.ndarray) -> np.ndarray:
         if self._dense is not None:
             return weights @ self._dense
-        return np.asarray((self._sparse @ weights.T).T)  # type: ignore[operator]
+        return np.asarray((self._sparse @ weights.T).T)
 
     def table(self, weights: np.ndarray, n_rows: int, n_cols: int) -> np.ndarray:
         out = np.zeros((weights.shape[0], n_rows * n_cols))

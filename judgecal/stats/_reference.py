@@ -26,7 +26,7 @@ def _kappa(y1: np.ndarray, y2: np.ndarray, labels: np.ndarray, weights: str | No
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(cohen_kappa_score(
-            i1, i2, labels=np.arange(labels.size), weights=weights))  # type: ignore[arg-type]
+            i1, i2, labels=np.arange(labels.size), weights=weights))
 
 
 def reference_judge_metrics(scale: Scale, cons: np.ndarray, judge: np.ndarray) -> dict[str, float]:
