@@ -712,7 +712,7 @@ def _write_bundle(
             snapshot = store.set_snapshot(version)
         except NotFoundError:  # a missing set shows by its absence; the rest still exports
             continue
-        write(f"calibration_sets/{_file_name(version, used_sets)}.json",
+        write(f"calibration_sets/{_file_name(version.split(':')[-1], used_sets)}.json",
               (json.dumps(snapshot, indent=1, ensure_ascii=False, sort_keys=True, default=str)
                + "\n").encode("utf-8"))
     if include_report:
@@ -728,7 +728,7 @@ def _write_bundle(
         exported_at=utcnow(), store=store.url, entries=result.entries, head=result.head,
         verdict="intact" if result.ok else f"{len(result.problems)} PROBLEM(S)",
         dirname=final_name,
-        recipe="\n".join("    " + line for line in CHAIN_RECIPE.splitlines()),
+        recipe=CHAIN_RECIPE,
     )
     write("README.txt", readme.encode("utf-8"))
     sums = []

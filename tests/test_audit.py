@@ -1,0 +1,249 @@
+"""`judgecal audit verify`: intact on an untouched store; after an UPDATE, a DELETE or a reorder
+done directly in SQL — on the log and on every covered table — it fails and names the entry.
+
+Runs on SQLite and, with JUDGECAL_TEST_PG_URL, on a real PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text, update
+
+from judgecal import audit
+from judgecal.store import Store, open_store, schema
+from tests.test_report_data import add_run, hostile_rows, hostile_set
+
+
+@dataclass
+class Logged:
+    """A store with two runs and their metric reports: entries 1 run a, 2 report 1,
+    3 run b, 4 report 2."""
+
+    store: Store
+    a: str
+    b: str
+    item: str
+
+
+@pytest.fixture
+def logged(store_url: str, tmp_path: Path) -> Iterator[Logged]:
+    store = open_store(store_url)
+    cs = hostile_set(tmp_path / "set", n_items=12)
+    a = add_run(store, cs, hostile_rows(cs, 0), tmp_path, judge="j", model="m1", n_boot=50)
+    b = add_run(store, cs, hostile_rows(cs, 1), tmp_path, judge="j", model="m2", n_boot=50)
+    try:
+        yield Logged(store, a, b, cs.items[3].id)
+    finally:
+        store.close()
+
+
+def _sql(store: Store, statement: str, **params: object) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def _problems(store: Store) -> list[tuple[int | None, str, str, str]]:
+    result = audit.verify(store.engine)
+    return [(p.seq, p.kind, p.ref, p.code) for p in result.problems]
+
+
+def test_untouched_store_verifies(logged: Logged) -> None:
+    result = audit.verify(logged.store.engine)
+    assert result.ok, result.problems
+    assert result.entries == 4
+    assert result.records_checked == {"run": 2, "metric_report": 2}
+    assert result.head == audit.head(logged.store.engine)[1]
+    count, problems = audit.verify_chain(logged.store.engine)
+    assert (count, problems) == (4, [])
+
+
+# -- UPDATE ---------------------------------------------------------------------------------
+def test_update_of_an_audit_entry_is_named(logged: Logged) -> None:
+    _sql(logged.store, "UPDATE audit_log SET created_at = '2020-01-01T00:00:00Z' WHERE seq = 3")
+    assert _problems(logged.store) == [(3, "run", logged.b, audit.ENTRY_EDITED)]
+
+
+def test_update_of_a_logged_snapshot_is_named(logged: Logged) -> None:
+    with logged.store.engine.begin() as conn:
+        record = conn.execute(text("SELECT record FROM audit_log WHERE seq = 2")).scalar()
+        record = json.loads(record) if isinstance(record, str) else record
+        record["report"]["dimensions"]["quality"]["metrics"]["kappa"]["value"] = 0.99
+        conn.execute(update(schema.audit_log).where(schema.audit_log.c.seq == 2)
+                     .values(record=record))
+    problems = _problems(logged.store)
+    assert (2, "metric_report", "1", audit.SNAPSHOT_EDITED) in problems
+
+
+def test_update_of_a_run_is_named(logged: Logged) -> None:
+    _sql(logged.store, "UPDATE runs SET status = 'completed', n_expected = n_expected + 1 "
+         "WHERE run_id = :r", r=logged.a)
+    result = audit.verify(logged.store.engine)
+    assert [(p.seq, p.kind, p.ref, p.code) for p in result.problems] == [
+        (1, "run", logged.a, audit.RECORD_EDITED)]
+    assert "n_expected" in result.problems[0].message
+
+
+def test_update_of_a_reply_is_named_through_the_run_digest(logged: Logged) -> None:
+    _sql(logged.store, "UPDATE replies SET score = 5, raw_text = 'Score 5' WHERE run_id = :r "
+         "AND item_id = :i AND dimension = 'quality'", r=logged.b, i=logged.item)
+    result = audit.verify(logged.store.engine)
+    assert [(p.seq, p.kind, p.ref, p.code) for p in result.problems] == [
+        (3, "run", logged.b, audit.RECORD_EDITED)]
+    assert "replies" in result.problems[0].message
+
+
+def test_update_of_a_metric_report_is_named(logged: Logged) -> None:
+    with logged.store.engine.begin() as conn:
+        report = conn.execute(text("SELECT report FROM metric_reports WHERE report_id = 2")).scalar()
+        report = json.loads(report) if isinstance(report, str) else report
+        report["dimensions"]["quality"]["metrics"]["kappa"]["value"] = 0.95
+        conn.execute(update(schema.metric_reports).where(schema.metric_reports.c.report_id == 2)
+                     .values(report=report))
+    assert _problems(logged.store) == [(4, "metric_report", "2", audit.RECORD_EDITED)]
+
+
+# -- DELETE ---------------------------------------------------------------------------------
+def test_delete_of_an_audit_entry_is_named(logged: Logged) -> None:
+    _sql(logged.store, "DELETE FROM audit_log WHERE seq = 2")
+    problems = _problems(logged.store)
+    assert (3, "run", logged.b, audit.SEQUENCE_GAP) in problems
+    assert (3, "run", logged.b, audit.BROKEN_LINK) in problems
+    # and the record it covered is now a record without an entry
+    assert (None, "metric_report", "1", audit.RECORD_UNLOGGED) in problems
+
+
+def test_delete_of_the_last_entry_is_caught_by_its_record(logged: Logged) -> None:
+    _sql(logged.store, "DELETE FROM audit_log WHERE seq = 4")
+    assert _problems(logged.store) == [(None, "metric_report", "2", audit.RECORD_UNLOGGED)]
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ("DELETE FROM metric_reports WHERE report_id = 1",
+         lambda lg: [(2, "metric_report", "1", audit.RECORD_DELETED)]),
+        ("DELETE FROM runs WHERE run_id = :b",
+         lambda lg: [(3, "run", lg.b, audit.RECORD_DELETED)]),
+        ("DELETE FROM replies WHERE run_id = :a AND item_id = :i",
+         lambda lg: [(1, "run", lg.a, audit.RECORD_EDITED)]),
+    ],
+    ids=["metric_report", "run", "replies"],
+)
+def test_delete_of_a_covered_record_is_named(
+    logged: Logged, statement: str,
+    expected: Callable[[Logged], list[tuple[int | None, str, str, str]]],
+) -> None:
+    params = {k: v for k, v in {"a": logged.a, "b": logged.b, "i": logged.item}.items()
+              if f":{k}" in statement}
+    _sql(logged.store, statement, **params)
+    assert _problems(logged.store) == expected(logged)
+
+
+# -- reorder --------------------------------------------------------------------------------
+def test_reordered_entries_are_named(logged: Logged) -> None:
+    # Swap entries 2 and 3 (the primary key forces a detour through -1).
+    _sql(logged.store, "UPDATE audit_log SET seq = -1 WHERE seq = 2")
+    _sql(logged.store, "UPDATE audit_log SET seq = 2 WHERE seq = 3")
+    _sql(logged.store, "UPDATE audit_log SET seq = 3 WHERE seq = -1")
+    result = audit.verify(logged.store.engine)
+    moved = [(p.seq, p.kind, p.ref, p.code) for p in result.problems]
+    assert (2, "run", logged.b, audit.ENTRY_MOVED) in moved
+    assert (3, "metric_report", "1", audit.ENTRY_MOVED) in moved
+    assert "logged as entry 3" in str(result.problems[0])
+
+
+def test_reordered_contents_are_named(logged: Logged) -> None:
+    # Same order of seq, contents exchanged: entry 1 now holds what entry 3 held and back.
+    cols = "created_at, kind, ref, record_sha256, prev_hash, entry_hash"
+    with logged.store.engine.begin() as conn:
+        one = conn.execute(text(f"SELECT {cols} FROM audit_log WHERE seq = 1")).mappings().one()
+        three = conn.execute(text(f"SELECT {cols} FROM audit_log WHERE seq = 3")).mappings().one()
+        sets = ", ".join(f"{c} = :{c}" for c in cols.split(", "))
+        conn.execute(text(f"UPDATE audit_log SET {sets} WHERE seq = 1"), dict(three))
+        conn.execute(text(f"UPDATE audit_log SET {sets} WHERE seq = 3"), dict(one))
+    codes = {(p.seq, p.code) for p in audit.verify(logged.store.engine).problems}
+    assert (1, audit.ENTRY_MOVED) in codes and (3, audit.ENTRY_MOVED) in codes
+
+
+def test_reordered_records_in_a_covered_table_are_named(logged: Logged) -> None:
+    # The two metric reports swap the runs they belong to.
+    _sql(logged.store, "UPDATE metric_reports SET run_id = 'tmp' WHERE report_id = 1")
+    _sql(logged.store, "UPDATE metric_reports SET run_id = :a WHERE report_id = 2", a=logged.a)
+    _sql(logged.store, "UPDATE metric_reports SET run_id = :b WHERE report_id = 1", b=logged.b)
+    assert _problems(logged.store) == [
+        (2, "metric_report", "1", audit.RECORD_EDITED),
+        (4, "metric_report", "2", audit.RECORD_EDITED),
+    ]
+
+
+# -- what the chain alone cannot see: a cut tail, caught by a published anchor ---------------
+def test_anchor_catches_a_cut_tail(logged: Logged) -> None:
+    count, last = audit.head(logged.store.engine)
+    anchor = f"{count}:{last}"
+    assert audit.verify(logged.store.engine, anchor=anchor).ok
+    _sql(logged.store, "DELETE FROM audit_log WHERE seq = 4")
+    _sql(logged.store, "DELETE FROM metric_reports WHERE report_id = 2")
+    assert audit.verify(logged.store.engine).ok  # consistent, but shorter
+    result = audit.verify(logged.store.engine, anchor=anchor)
+    assert [(p.seq, p.code) for p in result.problems] == [(4, audit.ANCHOR_MISSING)]
+
+
+def test_unlogged_running_run_is_not_a_problem(logged: Logged) -> None:
+    logged.store.create_run(run_id="r-running", judge_name="j", set_name="s", set_version="v",
+                            config_hash="h", fingerprint={}, judge_config={}, origin="live",
+                            n_expected=1)
+    assert audit.verify(logged.store.engine).ok
+
+
+def test_tampering_with_the_sqlite_file_outside_judgecal(tmp_path: Path) -> None:
+    """The sqlite3 module, not SQLAlchemy: an edit made with any SQL client is caught."""
+    db = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{db}")
+    cs = hostile_set(tmp_path / "set", n_items=12)
+    run = add_run(store, cs, hostile_rows(cs, 0), tmp_path, judge="j", model="m", n_boot=50)
+    store.close()
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE replies SET label = 'x' WHERE run_id = ? AND rowid = "
+                    "(SELECT min(rowid) FROM replies WHERE run_id = ?)", (run, run))
+    con.close()
+    store = open_store(f"sqlite:///{db}")
+    try:
+        assert _problems(store) == [(1, "run", run, audit.RECORD_EDITED)]
+    finally:
+        store.close()
+
+
+# -- registry ---------------------------------------------------------------------------------
+def test_kinds_without_snapshot_are_reported_as_unchecked(logged: Logged) -> None:
+    with logged.store.engine.begin() as conn:
+        audit.append(conn, "mystery", "x1", {"a": 1})
+    result = audit.verify(logged.store.engine)
+    assert result.ok
+    assert result.unchecked_kinds == ["mystery"]
+
+
+def test_registered_kind_is_rechecked_and_listed(
+    logged: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = {"x1": {"v": 1}, "x2": {"v": 2}}
+    monkeypatch.setitem(audit.SNAPSHOTS, "thing", lambda conn, ref: state.get(ref))
+    monkeypatch.setitem(audit.REFS, "thing", lambda conn: list(state))
+    with logged.store.engine.begin() as conn:
+        audit.append(conn, "thing", "x1", state["x1"])
+        audit.append(conn, "thing", "x2", state["x2"])
+    assert audit.verify(logged.store.engine).ok
+    state["x1"] = {"v": 10}
+    del state["x2"]
+    state["x3"] = {"v": 3}
+    assert _problems(logged.store) == [
+        (5, "thing", "x1", audit.RECORD_EDITED),
+        (6, "thing", "x2", audit.RECORD_DELETED),
+        (None, "thing", "x3", audit.RECORD_UNLOGGED),
+    ]
