@@ -100,7 +100,8 @@ def test_update_of_a_reply_is_named_through_the_run_digest(logged: Logged) -> No
 
 def test_update_of_a_metric_report_is_named(logged: Logged) -> None:
     with logged.store.engine.begin() as conn:
-        report = conn.execute(text("SELECT report FROM metric_reports WHERE report_id = 2")).scalar()
+        report = conn.execute(
+            text("SELECT report FROM metric_reports WHERE report_id = 2")).scalar()
         report = json.loads(report) if isinstance(report, str) else report
         report["dimensions"]["quality"]["metrics"]["kappa"]["value"] = 0.95
         conn.execute(update(schema.metric_reports).where(schema.metric_reports.c.report_id == 2)

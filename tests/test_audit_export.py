@@ -99,7 +99,8 @@ def test_record_files_match_the_log(bundle: Path) -> None:
 
     for rec in index:
         data = (bundle / rec["file"]).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == newest[(rec["kind"], rec["ref"])]["record_sha256"]
+        logged = newest[(rec["kind"], rec["ref"])]
+        assert hashlib.sha256(data).hexdigest() == logged["record_sha256"]
         if rec["kind"] == "run":
             replies = (bundle / rec["replies_file"]).read_bytes()
             assert hashlib.sha256(replies).hexdigest() == json.loads(data)["replies"]["sha256"]

@@ -19,14 +19,14 @@ from sqlalchemy import update
 from judgecal.agreement import StoredSet, agreement_report
 from judgecal.calibration import CalibrationSet, load_set
 from judgecal.imports import import_judgments
-from judgecal.store import Store, open_store
-from judgecal.store import schema
+from judgecal.store import Store, open_store, schema
 from tests.conftest import SETS, SHARED_DATA
 
 PANDALM_JUDGES = SHARED_DATA / "pandalm" / "items_with_judges.jsonl"
 SCRIPT = '<script>window.__pwned = 1; console.error("pwned")</script>'
 IMG = '<img src=x onerror="window.__pwned = 2">'
-PAYLOAD = f'{SCRIPT} {IMG} [click](javascript:alert(1)) "><svg onload=alert(3)> $\\alpha$ {{{{7*7}}}}'
+PAYLOAD = (f'{SCRIPT} {IMG} [click](javascript:alert(1)) "><svg onload=alert(3)> '
+           "$\\alpha$ {{7*7}}")
 HOSTILE_JUDGE = 'judge<script>alert("name")</script>'
 
 
@@ -153,7 +153,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[str, str
     return pandalm_store(tmp_path_factory.mktemp("demo"))
 
 
-def test_data_has_timeline_ceiling_and_fingerprint_change(demo: tuple[Store, dict[str, str]]) -> None:
+def test_data_has_timeline_ceiling_and_fingerprint_change(
+    demo: tuple[Store, dict[str, str]],
+) -> None:
     from judgecal.reports import trust_report_data
 
     store, runs = demo
