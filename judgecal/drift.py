@@ -723,7 +723,9 @@ def evaluate(
             "left_out_baseline": comp.left_out_a,
             "left_out_run": comp.left_out_b,
             "n_changed": comp.n_changed,
-            "other_metrics": {k: v.to_json() for k, v in comp.metrics.items() if k != d.metric},
+            "metrics": {k: {"baseline": comp.a[k].to_json(), "current": comp.b[k].to_json(),
+                            "delta": v.to_json()} for k, v in comp.metrics.items()},
+            "description": view.dimensions[d.dimension].description,
         }
         if delta.value is None:
             entry |= {"direction": None, "severity": None, "severity_range": None}
