@@ -276,9 +276,10 @@ def load_registrations() -> None:
     """Import the modules that register snapshot kinds (those present in this install)."""
     import importlib
     import importlib.util
+    import sys
 
     for name in _REGISTERING_MODULES:
-        if importlib.util.find_spec(name) is not None:
+        if name not in sys.modules and importlib.util.find_spec(name) is not None:
             importlib.import_module(name)
 
 
