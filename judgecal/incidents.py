@@ -60,6 +60,7 @@ from judgecal.records import utcnow
 from judgecal.store import schema
 
 if TYPE_CHECKING:
+    from judgecal.config import RunConfig
     from judgecal.store import Store
 
 SCHEMA_VERSION = 1
@@ -965,3 +966,82 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
     for item in [*_WILL_DO.get(rc["code"], []), *_ALWAYS_DO]:
         lines.append(f"- {item}")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- after a run
+
+
+@dataclass
+class AfterRun:
+    """Everything :func:`after_run` did once a run was recorded."""
+
+    check: dict[str, Any]
+    outcome: CheckOutcome
+    delivery: dict[str, Any] | None
+    prometheus_textfile: str | None = None
+    problems: list[str] = field(default_factory=list)
+    """Things that failed without touching the run's record (e.g. an unwritable textfile)."""
+
+    @property
+    def kind(self) -> str:
+        """``incident``, ``warning``, ``inconclusive`` or ``healthy`` (what the exit code says).
+
+        An incident that is already acknowledged and only confirmed again tonight counts as a
+        warning: someone owns it, nobody needs paging again.
+        """
+        if self.outcome.verdict == drift.INCIDENT:
+            if self.outcome.incident_action == "recheck" and \
+                    self.outcome.incident_status == ACKNOWLEDGED:
+                return "warning"
+            return "incident"
+        if self.outcome.verdict == drift.WARNING:
+            return "warning"
+        if self.outcome.verdict == drift.INCONCLUSIVE:
+            return "inconclusive"
+        return "healthy"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "check": self.check,
+            "incident": None if self.outcome.incident_id is None else {
+                "incident_id": self.outcome.incident_id,
+                "action": self.outcome.incident_action,
+                "status": self.outcome.incident_status,
+            },
+            "notifications": self.delivery,
+            "prometheus_textfile": self.prometheus_textfile,
+            "problems": self.problems,
+        }
+
+
+def after_run(store: Store, run_id: str, config: RunConfig, *, http_client: Any = None
+              ) -> AfterRun:
+    """The nightly follow-up of a recorded run: drift check against the baseline, incident or
+    warning recorded, notifications delivered, Prometheus textfile rewritten.
+
+    ``config`` is the :class:`judgecal.config.RunConfig` of the run. The run's own record is
+    already committed when this starts; nothing here can undo it, and a webhook that is down or
+    a textfile that cannot be written only adds to ``problems``.
+    An inconclusive run is checked as ``inconclusive``: no comparison, no incident, and it is
+    never accepted as a baseline.
+    """
+    n_boot = config.drift.bootstrap or config.run.bootstrap or 1000
+    check = drift.check_run(store, run_id, config.drift, n_boot=max(n_boot, 200),
+                            seed=config.run.seed, actor="judgecal run")
+    outcome = record_check(store, check)
+    result = AfterRun(check=drift._finite(check.to_json()), outcome=outcome, delivery=None)
+    try:
+        result.delivery = notify.deliver_pending(store, config.notify.webhook,
+                                                 http_client=http_client).to_json()
+        for key, error in (result.delivery.get("errors") or {}).items():
+            result.problems.append(f"notification {key} not delivered yet: {error}")
+    except Exception as exc:  # delivery must never fail a run that is already recorded
+        result.problems.append(f"notifications not delivered: {type(exc).__name__}: {exc}")
+    if config.notify.prometheus_textfile is not None:
+        try:
+            path = notify.write_prometheus(store, config.notify.prometheus_textfile)
+            result.prometheus_textfile = str(path)
+        except OSError as exc:
+            result.problems.append(f"Prometheus textfile not written: {exc}")
+    return result

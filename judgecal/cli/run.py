@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from judgecal.cli.common import emit_json, fmt_metric, open_store
-from judgecal.cli.main import EXIT_INCONCLUSIVE, EXIT_OK
+from judgecal.cli.main import EXIT_INCIDENT, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_WARNING
 
 
 @click.command()
@@ -39,12 +39,19 @@ def run(
       2   bad usage or invalid input
       3   inconclusive (too many unscored replies, too few items)
       4   another run of the same judge and set is in progress
-      10  warning (drift below incident severity)
-      20  incident opened
+      10  warning (drift below incident severity, a real rise, a jump of
+          unparseable replies, or an acknowledged incident confirmed again)
+      20  incident opened (SEV2 or worse), or an open one confirmed again
+
+    After the run, the drift check compares it with the judge's accepted
+    baseline (`judgecal baseline`), records the verdict, opens or updates an
+    incident, delivers webhook notifications and rewrites the Prometheus
+    textfile (config sections `drift:` and `notify:`).
     """
     from judgecal.agreement import StoredSet, agreement_report
     from judgecal.calibration import load_set
     from judgecal.config import load_config
+    from judgecal.incidents import after_run
     from judgecal.records import INCONCLUSIVE
     from judgecal.runner import execute_run
 
@@ -62,7 +69,9 @@ def run(
     def on_start(total: int, done: int) -> None:
         nonlocal bar
         if show_progress and total > done:
-            bar = click.progressbar(length=total - done, label=f"{config.judge.name}", file=sys.stderr)
+            bar = click.progressbar(
+                length=total - done, label=f"{config.judge.name}", file=sys.stderr
+            )
             bar.__enter__()
 
     def on_reply(_record: Any) -> None:
@@ -82,7 +91,15 @@ def run(
         seed=config.run.seed,
     )
     store.save_metric_report(result.run_id, report)
-    exit_code = EXIT_INCONCLUSIVE if result.status == INCONCLUSIVE else EXIT_OK
+    # Drift check against the baseline, incident/warning recorded, notifications delivered.
+    watch = after_run(store, result.run_id, config)
+    exit_code = {
+        "incident": EXIT_INCIDENT,
+        "warning": EXIT_WARNING,
+        "inconclusive": EXIT_INCONCLUSIVE,
+    }.get(watch.kind, EXIT_OK)
+    if result.status == INCONCLUSIVE:
+        exit_code = EXIT_INCONCLUSIVE
     payload = {
         "run_id": result.run_id,
         "judge": config.judge.name,
@@ -92,12 +109,36 @@ def run(
         "exit_code": exit_code,
         "summary": result.summary,
         "dimensions": report["dimensions"],
+        "drift": watch.to_json(),
     }
     if as_json:
         emit_json(payload)
     elif not quiet or exit_code != EXIT_OK:
         click.echo(_render(payload))
+        click.echo(render_watch(watch.to_json()))
+    elif watch.check["verdict"] in ("no_baseline", "not_comparable"):
+        click.echo(f"judgecal: {watch.check['message']}", err=True)
+    for problem in watch.problems:
+        click.echo(f"judgecal: {problem}", err=True)
     ctx.exit(exit_code)
+
+
+def render_watch(w: dict[str, Any]) -> str:
+    """The drift part of the run's output."""
+    from judgecal.cli.compare import render_check
+
+    check = w["check"]
+    lines = ["", "drift:"]
+    if check.get("baseline_run_id") and check["verdict"] not in ("inconclusive",):
+        lines.append(render_check(check, title="against baseline"))
+    else:
+        lines.append(f"verdict: {check['verdict']} — {check['message']}")
+    inc = w.get("incident")
+    if inc:
+        what = "opened" if inc["action"] == "opened" else f"confirmed again ({inc['status']})"
+        lines.append(f"incident {inc['incident_id']} {what}: judgecal incidents show "
+                     f"{inc['incident_id']}")
+    return "\n".join(lines)
 
 
 def _render(p: dict[str, Any]) -> str:
@@ -114,7 +155,8 @@ def _render(p: dict[str, Any]) -> str:
         lines.append(f"unscored because: {reasons}")
     served = s["observed_fingerprint"]["served_models"]
     if served:
-        lines.append("served by: " + ", ".join(f"{k} ({v['share']:.0%})" for k, v in served.items()))
+        shares = ", ".join(f"{k} ({v['share']:.0%})" for k, v in served.items())
+        lines.append("served by: " + shares)
     for reason in s["inconclusive_because"]:
         lines.append(f"inconclusive: {reason}")
     for dim, d in p["dimensions"].items():
