@@ -247,3 +247,43 @@ def m003_drift(conn: Connection) -> None:
         Column("delivered_at", String(40)),
     )
     md.create_all(conn)
+
+
+@migration
+def m004_score_history(conn: Connection) -> None:
+    """Production score history (``judgecal scores ingest``).
+
+    ``scored_at`` is ``timestamptz`` on PostgreSQL and an integer (microseconds since the
+    epoch, UTC) on SQLite. The primary key leads with (judge, scored_at): the link queries
+    filter on a judge and a time range, and on SQLite (``WITHOUT ROWID``) the rows of one
+    judge are even stored in time order. ``score_id`` is unique on its own (idempotent
+    ingest). ``score_fingerprints`` keeps, per (judge, fingerprint), when it was first and
+    last seen: the fingerprint lookups of onset read it instead of an index on fingerprint
+    (which would slow every ingest).
+    """
+    from sqlalchemy import BigInteger, DateTime, UniqueConstraint
+
+    # timestamptz on PostgreSQL; SQLite has no time type: microseconds since the epoch, UTC.
+    utc_time = DateTime(timezone=True).with_variant(BigInteger(), "sqlite")
+    md = MetaData()
+    Table(
+        "score_history", md,
+        Column("judge", String(200), primary_key=True),
+        Column("scored_at", utc_time, primary_key=True),
+        Column("score_id", String(200), primary_key=True),
+        Column("fingerprint", String(200)),
+        Column("dimension", String(200), nullable=False),
+        Column("score", Float, nullable=False),
+        Column("customer", String(200)),
+        Column("segment", String(200)),
+        UniqueConstraint("score_id", name="uq_score_history_score_id"),
+        sqlite_with_rowid=False,
+    )
+    Table(
+        "score_fingerprints", md,
+        Column("judge", String(200), primary_key=True),
+        Column("fingerprint", String(200), primary_key=True),
+        Column("first_seen", utc_time, nullable=False),
+        Column("last_seen", utc_time, nullable=False),
+    )
+    md.create_all(conn)

@@ -10,7 +10,20 @@ portable across SQLite and PostgreSQL, exact, and sortable as text.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -185,3 +198,34 @@ notifications = Table(
     Column("delivered_at", String(40)),
 )
 """Webhook outbox: written with the record it announces, delivered after the run."""
+
+# timestamptz on PostgreSQL; SQLite has no time type: microseconds since the epoch, UTC.
+_utc_time = DateTime(timezone=True).with_variant(BigInteger(), "sqlite")
+score_history = Table(
+    "score_history",
+    metadata,
+    Column("judge", String(200), primary_key=True),
+    Column("scored_at", _utc_time, primary_key=True),
+    Column("score_id", String(200), primary_key=True),
+    Column("fingerprint", String(200)),
+    Column("dimension", String(200), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("customer", String(200)),
+    Column("segment", String(200)),
+    UniqueConstraint("score_id", name="uq_score_history_score_id"),
+    sqlite_with_rowid=False,
+)
+"""Production scores (m004). ``scored_at`` is timezone-aware UTC: ``timestamptz`` on
+PostgreSQL, microseconds since the epoch (UTC) on SQLite, which has no time type. Read it
+through :func:`judgecal.scores.store_source`, which binds and converts instants."""
+
+score_fingerprints = Table(
+    "score_fingerprints",
+    metadata,
+    Column("judge", String(200), primary_key=True),
+    Column("fingerprint", String(200), primary_key=True),
+    Column("first_seen", _utc_time, nullable=False),
+    Column("last_seen", _utc_time, nullable=False),
+)
+"""When each (judge, fingerprint) was first and last seen in ``score_history``; ``""``
+stands for scores without a fingerprint. Maintained by ``scores ingest``."""
