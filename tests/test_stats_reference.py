@@ -17,6 +17,7 @@ import pytest
 
 from judgecal.scales import Scale
 from judgecal.stats import (
+    by_segment,
     consensus,
     human_ceiling,
     judge_agreement,
@@ -299,3 +300,18 @@ def test_llmbar_position_consistency() -> None:
     assert mv.n == int(both.sum()) > 300
     assert mv.value == pytest.approx(float(np.mean(first[both] == swapped[both])), abs=TOL)
     assert mv.ci_low <= mv.value <= mv.ci_high
+
+
+def test_pandalm_segments_by_motivation_app() -> None:
+    human, gpt, _, app = pandalm()
+    out = by_segment(PAIRWISE, human, gpt, app, min_items=30, n_boot=0)
+    scored = ~np.isnan(gpt)
+    for name, result in out.items():
+        size = int(((app == name) & scored).sum())
+        if size < 30:
+            assert result == {"too_small": size}
+        else:
+            member = app == name
+            assert_matches_reference(PAIRWISE, human[member], gpt[member], result)  # type: ignore[arg-type]
+    assert out["(Wolfram alpha)?"] == {"too_small": 21}
+    assert "accuracy" in out["merriam-webster.com"]

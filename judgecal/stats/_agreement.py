@@ -186,7 +186,7 @@ def judge_agreement(
     >>> judge = np.array([1, 0, 1, 0, 0, 0] * 5, dtype=float)
     >>> res = judge_agreement(Scale(kind="binary"), human, judge, n_boot=0)
     >>> round(res["kappa"].value, 4), res["kappa"].n
-    (0.5, 25)
+    (0.6154, 25)
     """
     check_options(n_boot, confidence, min_items)
     cons, scores = _consensus_and_scores(scale, human, judge, rule)

@@ -73,7 +73,7 @@ def human_ceiling(
     >>> human = np.array([[1, 1, 1], [0, 0, 1], [1, 1, 0], [0, 0, 0]] * 5, dtype=float)
     >>> res = human_ceiling(Scale(kind="binary"), human, n_boot=0)
     >>> round(res["alpha_humans"].value, 4), res["exact_agreement"].n
-    (0.5165, 20)
+    (0.3444, 20)
     """
     check_options(n_boot, confidence, min_items)
     kernel = CeilingKernel(scale, as_ratings(scale, human), rule)
