@@ -210,6 +210,7 @@ class _State:
         self.stop = threading.Event()
         self.ids = itertools.count(1)
         self.conn_lock = threading.Lock()
+        self.loaded: dict[tuple[Path | None, str], Recording] = {}
         self.connections: set[socket.socket] = set()
 
     def configure(self, **changes: Any) -> ServerConfig:
@@ -229,7 +230,11 @@ class _State:
         spec = config.recordings.get(model) or config.recordings.get(ANY_MODEL)
         if spec is None:
             return None
-        return load_recording(spec, config.sets_dir)
+        key = (config.sets_dir, spec)
+        recording = self.loaded.get(key)
+        if recording is None:  # first use: read the files (cached process-wide too)
+            recording = self.loaded[key] = load_recording(spec, config.sets_dir)
+        return recording
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -298,7 +303,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
     def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+              content_type: str = "application/json") -> bool:
         lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
         all_headers = {
             "Content-Type": content_type,
@@ -311,7 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
         lines += [f"{k}: {v}" for k, v in all_headers.items()]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.log_request(status)
-        self._write(head + body)
+        return self._write(head + body)
 
     def _write(self, data: bytes) -> bool:
         try:
@@ -533,6 +538,8 @@ class _Handler(BaseHTTPRequestHandler):
             },
         }
         stream_options = body.get("stream_options")
+        # Count before sending: a client may read the stats as soon as it has the reply.
+        self._count_reply(item, model, served, +1)
         if body.get("stream"):
             include_usage = isinstance(stream_options, Mapping) and bool(
                 stream_options.get("include_usage")
@@ -540,12 +547,17 @@ class _Handler(BaseHTTPRequestHandler):
             ok = self._stream(completion, config, headers, include_usage)
         else:
             ok = self._reply(completion, config, headers)
+        if not ok:
+            self._count_reply(item, model, served, -1)
+
+    def _count_reply(self, item: str, model: str, served: bool, step: int) -> None:
+        stats = self.server.state.stats
         with stats.lock:
-            stats.by_status["200"] += 1
-            if ok and served:
-                stats.replies += 1
-                stats.item_served[item] += 1
-                stats.model_served[model] += 1
+            stats.by_status["200"] += step
+            if served:
+                stats.replies += step
+                stats.item_served[item] += step
+                stats.model_served[model] += step
 
     def _fault_reply(self, fault: str | None, headers: dict[str, str],
                      config: ServerConfig) -> bool:
@@ -596,8 +608,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if config.system_fingerprint:
             body["system_fingerprint"] = config.system_fingerprint
-        self._send(200, json.dumps(body).encode(), headers)
-        return not self.close_connection
+        return self._send(200, json.dumps(body).encode(), headers)
 
     def _stream(self, c: Mapping[str, Any], config: ServerConfig, headers: Mapping[str, str],
                 include_usage: bool) -> bool:
