@@ -673,10 +673,15 @@ def _flips(d: _DimData, view_items: list[Any], limit: int) -> list[dict[str, Any
 
 
 def _mdc(d: _DimData, alpha: float, seed: int) -> dict[str, Any]:
+    import numpy as np
+
     from judgecal import stats
 
     out: dict[str, Any] = {"alpha": alpha, "power": 0.8}
     for name in ("set", "pair"):
+        if name == "pair" and not bool(((d.a != d.b) & ~np.isnan(d.a) & ~np.isnan(d.b)).any()):
+            out[name], out[f"{name}_note"] = None, "the two runs gave identical verdicts"
+            continue
         try:
             mv = stats.minimum_detectable_change(
                 d.scale, d.human, d.a, metric=d.metric, alpha=alpha, power=0.8, seed=seed,

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, select
 
 from judgecal import audit, drift, notify
-from judgecal.errors import InputError, NotFoundError
+from judgecal.errors import InputError, NotFoundError, Problem
 from judgecal.fingerprint import production_tag
 from judgecal.records import utcnow
 from judgecal.store import schema
@@ -490,12 +490,13 @@ def add_event(
             if not (actor and actor.strip()) or not (reason and reason.strip()):
                 raise InputError(f"'{kind}' needs who (actor) and why (reason)")
             if kind == "acknowledged" and status != OPEN:
-                raise InputError(f"incident {incident_id} is {status}: only an open incident "
-                                 "can be acknowledged")
+                raise InputError(Problem(f"incident {incident_id}", f"it is {status}: only an "
+                                         "open incident can be acknowledged"))
             if kind == "resolved" and status == RESOLVED:
-                raise InputError(f"incident {incident_id} is already resolved")
+                raise InputError(Problem(f"incident {incident_id}", "it is already resolved"))
         if kind == "recheck" and status == RESOLVED:
-            raise InputError(f"incident {incident_id} is resolved: a new drift opens a new one")
+            raise InputError(Problem(f"incident {incident_id}",
+                                     "it is resolved: a new drift opens a new incident"))
         event = _append_event(conn, incident_id, kind, data, actor, reason)
         if kind in ("acknowledged", "resolved", "blast_radius"):
             notify.enqueue(conn, f"incident.{kind}", f"incident.{kind}:{incident_id}#"
