@@ -3,7 +3,8 @@
 Everything takes float codes (see :mod:`judgecal.scales`) with NaN for a missing rating or an
 unscored item, and returns :class:`MetricValue` objects (value, bootstrap interval, items used,
 or a reason when undefined). Point estimates equal the reference libraries (krippendorff,
-scikit-learn, scipy); bootstrap replicates use a vectorised weighted fast path.
+scikit-learn, scipy) to 1e-9; bootstrap replicates use a vectorised weighted fast path that is
+checked against the libraries on explicitly resampled data in the tests.
 
 Public API
 ----------
@@ -15,10 +16,34 @@ Public API
 ``minimum_detectable_change`` smallest change a drift check on this set would detect
 ``position_consistency``      same pairwise verdict with the responses swapped
 ``by_segment``                every metric per segment value (or ``{"too_small": n}``)
-``METRICS`` / ``metrics_for`` the metric registry
+``METRICS`` / ``metrics_for`` the metric registry (scales, description, direction)
 
-This package imports numpy; scipy is imported only on slow paths and the reference
-libraries only in tests and benchmarks. ``judgecal`` itself never imports it.
+Where the rules are written down
+--------------------------------
+* consensus and tie rules: :mod:`judgecal.stats._consensus`;
+* metric definitions per scale, ordinal rounding of non-integer judge scores, half-step
+  medians and the undefined-metric sentinels: :mod:`judgecal.stats._agreement`;
+* the human ceiling: :mod:`judgecal.stats._ceiling`;
+* the fast path and its fallbacks: :mod:`judgecal.stats._kernels`.
+
+Intervals
+---------
+Percentile bootstrap over items (``n_boot`` resamples, default 1000, ``confidence`` 0.95).
+The same ``seed`` gives the same intervals (bit-identical on one machine; batching and BLAS
+may change the last bits elsewhere). Simulated coverage of the 95 % interval at 300 items:
+binary kappa 94.4 %, pairwise kappa 94.3 %, pairwise accuracy 94.6 % (2,000 sets each);
+ordinal quadratic kappa 95.6 % and Spearman 96.6 % (500 sets). The percentile interval is
+well calibrated at these sizes; for kappa it covers slightly less than nominal, as percentile
+intervals of a small-sample-biased ratio do.
+
+Caveats
+-------
+Memory is bounded: replicates are processed in batches of about two million numbers. When
+both the consensus and the judge are continuous with many distinct values (their contingency
+table would exceed 50,000 cells), Kendall's tau falls back to ``scipy.stats.kendalltau`` per
+resample, which is slower. This package imports numpy (and scipy only on those paths); the
+reference libraries are imported only by tests and benchmarks, and ``judgecal`` itself never
+imports this package.
 """
 
 from judgecal.stats._agreement import (

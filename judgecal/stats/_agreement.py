@@ -431,16 +431,16 @@ def minimum_detectable_change(
     order = rng.permutation(n)
     donor = scores[rng.integers(0, n, size=n)]
 
+    base_boot = replicates(base_pair.compute, n, n_boot, seed + 1)[key]
+
     def probe(k: int) -> tuple[float, float]:
         changed = scores.copy()
         changed[order[:k]] = donor[order[:k]]
         pair_b = build_pair(scale, cons, changed)
         vb, _ = pair_b.compute(np.ones((1, n)))
         delta = float(vb[key][0] - point_vals[key][0])
-        diffs = []
-        for weights in weight_batches(n, n_boot, seed + 1):
-            diffs.append(pair_b.compute(weights)[0][key] - base_pair.compute(weights)[0][key])
-        d = np.concatenate(diffs)
+        # Same seed as base_boot: the same resamples, so the difference is paired.
+        d = replicates(pair_b.compute, n, n_boot, seed + 1)[key] - base_boot
         d = d[np.isfinite(d)]
         se = float(np.std(d, ddof=1)) if d.size > 1 else math.inf
         return delta, se

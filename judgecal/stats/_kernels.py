@@ -403,17 +403,12 @@ class PairData:
 
     def reason(self, key: str) -> str:
         """Why ``key`` is undefined on the unweighted data (called only when it is NaN)."""
-        x = self.x
-        y = self.y if self.y_code is None or key in (
-            "spearman", "kendall", "pearson", "mean_bias", "mae") else self.y_code
         if key.startswith("kappa"):
-            if key == "kappa_no_ties":
-                x = x[(x != 0) & (y != 0)]
             return "only one category in the human consensus"
         if key == "alpha":
             return "no variation: the judge and the consensus all use the same single value"
         if key in ("spearman", "kendall", "pearson"):
-            if np.unique(x).size < 2:
+            if np.unique(self.x).size < 2:
                 return "no variance in the human consensus"
             return "no variance in the judge scores"
         if key == "tpr":
