@@ -339,6 +339,8 @@ def paired_difference(
 
 MdcMethod = Literal["scramble", "independent", "paired"]
 
+_MDC_DEGENERATE = "the metric is undefined in too many bootstrap resamples to estimate its SE"
+
 
 def minimum_detectable_change(
     scale: Scale,
@@ -407,6 +409,8 @@ def minimum_detectable_change(
             return MetricValue.undefined_because(
                 comp.metrics[key].undefined or "undefined", comp.n_common)
         se = _paired_se(scale, human, judge, judge_b, key, n_boot, seed, rule)
+        if not math.isfinite(se):
+            return MetricValue.undefined_because(_MDC_DEGENERATE, comp.n_common)
         return MetricValue(value=z * se, ci_low=None, ci_high=None, n=comp.n_common,
                            note=f"paired method ({label}): SE of the observed paired difference")
 
@@ -423,6 +427,8 @@ def minimum_detectable_change(
     if chosen == "independent":
         boot = replicates(base_pair.compute, n, n_boot, seed)[key]
         finite = boot[np.isfinite(boot)]
+        if finite.size < 0.9 * boot.size or finite.size < 2:
+            return MetricValue.undefined_because(_MDC_DEGENERATE, n)
         se = float(np.std(finite, ddof=1))
         return MetricValue(value=z * math.sqrt(2.0) * se, ci_low=None, ci_high=None, n=n,
                            note=f"independent method ({label}): sqrt(2) x bootstrap SE")
@@ -496,8 +502,10 @@ def _paired_se(
     diffs = [pb.compute(w)[0][key] - pa.compute(w)[0][key]
              for w in weight_batches(pa.n, n_boot, seed)]
     d = np.concatenate(diffs)
-    d = d[np.isfinite(d)]
-    return float(np.std(d, ddof=1)) if d.size > 1 else math.inf
+    finite = d[np.isfinite(d)]
+    if finite.size < 0.9 * d.size or finite.size < 2:
+        return math.inf
+    return float(np.std(finite, ddof=1))
 
 
 def position_consistency(
