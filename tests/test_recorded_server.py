@@ -636,7 +636,8 @@ def test_runtime_reconfiguration_swaps_the_model_behind_the_alias(
     assert time.monotonic() - started >= 0.05
     assert http.get(server.base_url + "/_judgecal/config").json()["model_id"] == "pandalm-7b"
     for bad in ({"recordings": "pandalm:nope"}, {"faults": {"418": 0.5}},
-                {"faults": {"500": 0.8, "429": 0.5}}, {"port": 1}, {"latency_ms": -1}):
+                {"faults": {"500": 0.8, "429": 0.5}}, {"faults": None}, {"port": 1},
+                {"latency_ms": -1}, {"seed": "x"}, {"recordings": {}}):
         r = http.post(server.base_url + "/_judgecal/config", json=bad)
         assert r.status_code == 400, bad
         assert r.json()["error"]["code"] == "invalid_config"
@@ -696,3 +697,55 @@ def test_build_script_regenerates_the_recordings(tmp_path: Path) -> None:
         assert built == shipped
         for rel in built:
             assert (tmp_path / rel).read_bytes() == (SETS / rel).read_bytes(), rel
+
+
+# --------------------------------------------------------------------------- matching rules
+
+
+def _joined(messages: list[dict[str, str]]) -> str:
+    return "\n".join(m["content"] for m in messages)
+
+
+def test_no_pandalm_prompt_is_answered_for_another_item_without_the_header() -> None:
+    """Without the header each prompt gets its own item, a same-text twin, or a 409."""
+    from judgecal.recorded.recordings import AmbiguousPrompt, load_recording
+
+    rec = load_recording("pandalm:gpt-3.5-turbo", SETS)
+
+    def texts(i: str) -> tuple[str, ...]:
+        return tuple(" ".join(str(PANDALM[i][k]).split())
+                     for k in ("instruction", "input", "response1", "response2"))
+
+    outcomes: Counter[str] = Counter()
+    for item_id in PANDALM:
+        try:
+            served = rec.resolve(_joined(pandalm_prompt(PANDALM[item_id])))
+        except AmbiguousPrompt as exc:
+            assert item_id in exc.candidates
+            outcomes["ambiguous"] += 1
+            continue
+        assert texts(served.item_id) == texts(item_id)
+        outcomes["own" if served.item_id == item_id else "twin"] += 1
+    assert outcomes["own"] > 850 and outcomes["ambiguous"] < 60
+
+
+def test_texts_inside_other_texts_resolve_to_the_right_item() -> None:
+    from judgecal.recorded.recordings import AmbiguousPrompt, load_recording
+
+    rec = load_recording("pandalm:gpt-3.5-turbo", SETS)
+    # 277: response2 repeats the input; 278: response2 is the input's first sentence.
+    assert PANDALM["277"]["response2"] == PANDALM["277"]["input"]
+    assert PANDALM["278"]["input"].startswith(PANDALM["278"]["response2"])
+    for item_id in ("277", "278"):
+        assert rec.resolve(_joined(pandalm_prompt(PANDALM[item_id]))).item_id == item_id
+    # 157/159/164 are (True, "True.") and 161 is ("True.", True): the mirror image is not a
+    # candidate, the identical triple is (and its replies differ).
+    with pytest.raises(AmbiguousPrompt) as exc:
+        rec.resolve(_joined(pandalm_prompt(PANDALM["157"])))
+    assert exc.value.candidates == ["157", "159", "164"]
+    assert rec.resolve(_joined(pandalm_prompt(PANDALM["161"]))).item_id == "161"
+    # LLMBar Natural#85: output_1 "5" also occurs inside output_2 and the instruction.
+    llm = load_recording("llmbar:GPT-4/Vanilla", SETS)
+    for swapped in (False, True):
+        got = llm.resolve(_joined(llmbar_prompt(LLMBAR["Natural#85"], swapped)))
+        assert (got.item_id, got.swapped) == ("Natural#85", swapped)

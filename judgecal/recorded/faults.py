@@ -56,6 +56,8 @@ JUNK_REPLY = (
 
 def validate_faults(rates: Mapping[str, Any]) -> dict[str, float]:
     """Check kinds and rates; return them as a plain dict (zero rates dropped)."""
+    if not isinstance(rates, Mapping):
+        raise InputError(f"faults must map fault kinds to rates, got {rates!r}")
     out: dict[str, float] = {}
     for kind, rate in rates.items():
         if kind not in FAULT_KINDS:

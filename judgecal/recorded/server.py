@@ -342,8 +342,12 @@ class _Handler(BaseHTTPRequestHandler):
                     return b"".join(chunks)
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            raise _BadRequest("invalid Content-Length header") from None
+        return self.rfile.read(length) if length > 0 else b""
 
     def _json_body(self) -> Any:
         raw = self._read_body()
@@ -417,7 +421,7 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _BadRequest("config body must be a JSON object")
                 try:
                     config = self.server.state.configure(**body)
-                except (InputError, TypeError) as exc:
+                except (InputError, TypeError, ValueError) as exc:
                     raise _BadRequest(str(exc), code="invalid_config") from None
                 self._send_json(200, config.to_dict())
             elif route == "/_judgecal/reset-stats":
