@@ -340,6 +340,29 @@ def snapshot_metric_report(conn: Connection, ref: str) -> dict[str, Any] | None:
     return None if row is None else dict(json.loads(canonical(dict(row))))
 
 
+# Records of the drift and incident modules: they register their snapshots themselves;
+# listing their refs here lets verification find one whose entry was cut from the log.
+@record_refs("baseline")
+def _baseline_refs(conn: Connection) -> Iterable[str]:
+    return [str(r[0]) for r in conn.execute(select(schema.baselines.c.baseline_id))]
+
+
+@record_refs("drift_check")
+def _drift_check_refs(conn: Connection) -> Iterable[str]:
+    return [str(r[0]) for r in conn.execute(select(schema.drift_checks.c.check_id))]
+
+
+@record_refs("incident")
+def _incident_refs(conn: Connection) -> Iterable[str]:
+    return [str(r[0]) for r in conn.execute(select(schema.incidents.c.incident_id))]
+
+
+@record_refs("incident_event")
+def _incident_event_refs(conn: Connection) -> Iterable[str]:
+    e = schema.incident_events.c
+    return [f"{i}#{n}" for i, n in conn.execute(select(e.incident_id, e.seq))]
+
+
 # -- full verification -------------------------------------------------------------------
 @dataclass
 class VerifyResult:

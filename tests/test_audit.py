@@ -7,6 +7,7 @@ Runs on SQLite and, with JUDGECAL_TEST_PG_URL, on a real PostgreSQL database.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from sqlalchemy import text, update
 
 from judgecal import audit
 from judgecal.store import Store, open_store, schema
-from tests.test_report_data import add_run, hostile_rows, hostile_set
+from tests.test_report_data import add_run, hostile_rows, hostile_set, pandalm_store
 
 
 @dataclass
@@ -248,3 +249,79 @@ def test_registered_kind_is_rechecked_and_listed(
         (6, "thing", "x2", audit.RECORD_DELETED),
         (None, "thing", "x3", audit.RECORD_UNLOGGED),
     ]
+
+
+# -- the drift and incident records (real drift check on real PandaLM verdicts) ----------------
+@pytest.fixture(scope="module")
+def incident_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    tmp = tmp_path_factory.mktemp("incident")
+    store, runs = pandalm_store(tmp, n_boot=20, incident=True)
+    store.close()
+    return tmp / "demo.db", runs
+
+
+@pytest.fixture
+def incident_store(
+    incident_db: tuple[Path, dict[str, str]], tmp_path: Path
+) -> Iterator[tuple[Store, dict[str, str]]]:
+    copy = tmp_path / "copy.db"
+    shutil.copy(incident_db[0], copy)
+    store = open_store(f"sqlite:///{copy}")
+    try:
+        yield store, incident_db[1]
+    finally:
+        store.close()
+
+
+def test_incident_records_are_covered(incident_store: tuple[Store, dict[str, str]]) -> None:
+    store, _ = incident_store
+    result = audit.verify(store.engine)
+    assert result.ok, result.problems
+    assert result.records_checked == {"run": 4, "metric_report": 4, "baseline": 1,
+                                      "drift_check": 1, "incident": 1, "incident_event": 4}
+    assert result.unlisted_kinds == [] and result.unchecked_kinds == []
+
+
+def _last(store: Store, kind: str) -> tuple[int, str]:
+    with store.engine.connect() as conn:
+        row = conn.execute(text("SELECT seq, ref FROM audit_log WHERE kind = :k "
+                                "ORDER BY seq DESC LIMIT 1"), {"k": kind}).one()
+    return int(row[0]), str(row[1])
+
+
+def test_incident_lifecycle_edit_is_named(incident_store: tuple[Store, dict[str, str]]) -> None:
+    store, runs = incident_store
+    seq, ref = _last(store, "incident_event")
+    assert ref == f"{runs['incident']}#4"  # resolved
+    _sql(store, "UPDATE incident_events SET actor = 'mallory', reason = 'nothing happened' "
+         "WHERE incident_id = :i AND kind = 'resolved'", i=runs["incident"])
+    result = audit.verify(store.engine)
+    assert [(p.seq, p.kind, p.ref, p.code) for p in result.problems] == [
+        (seq, "incident_event", ref, audit.RECORD_EDITED)]
+    assert "actor" in result.problems[0].message and "reason" in result.problems[0].message
+
+
+def test_deleted_incident_event_entry_is_named(
+    incident_store: tuple[Store, dict[str, str]],
+) -> None:
+    store, _ = incident_store
+    seq, ref = _last(store, "incident_event")
+    _sql(store, "DELETE FROM audit_log WHERE seq = :s", s=seq)
+    problems = _problems(store)
+    assert (None, "incident_event", ref, audit.RECORD_UNLOGGED) in problems
+
+
+@pytest.mark.parametrize(
+    ("statement", "kind"),
+    [("UPDATE baselines SET actor = 'mallory'", "baseline"),
+     ("UPDATE drift_checks SET severity = 'notice'", "drift_check"),
+     ("DELETE FROM incidents", "incident")],
+)
+def test_drift_records_edited_or_deleted_are_named(
+    incident_store: tuple[Store, dict[str, str]], statement: str, kind: str
+) -> None:
+    store, _ = incident_store
+    seq, ref = _last(store, kind)
+    _sql(store, statement)
+    code = audit.RECORD_DELETED if statement.startswith("DELETE") else audit.RECORD_EDITED
+    assert _problems(store) == [(seq, kind, ref, code)]

@@ -6,10 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sys
-import types
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -18,12 +15,12 @@ from judgecal.cli.main import main
 from judgecal.reports import render_trust_report, trust_report_data
 from judgecal.reports.trust import CSP
 from judgecal.store import Store, open_store
-from tests.test_report_data import IMG, SCRIPT, hostile_store, pandalm_store
+from tests.test_report_data import IMG, SCRIPT, hostile_store, pandalm_store, run_date
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[str, str]]:
-    return pandalm_store(tmp_path_factory.mktemp("report"), n_boot=50)
+    return pandalm_store(tmp_path_factory.mktemp("report"), n_boot=50, incident=True)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +48,8 @@ def test_report_is_self_contained(demo: tuple[Store, dict[str, str]]) -> None:
     _self_contained(html)
     assert "Judge helpfulness" in html
     assert html.count("<figure>") == 1
-    for run_id in runs.values():
-        assert run_id in html  # every run is in the run history
+    for key in ("gpt_a", "gpt_b", "panda", "drifted"):
+        assert runs[key] in html  # every run is in the run history
     assert "human ceiling" in html
     assert "requested model: gpt-3.5-turbo → pandalm-7b" in html
     assert "@media print" in html
@@ -107,72 +104,36 @@ def test_empty_store(tmp_path: Path) -> None:
     assert "No runs" in html and "intact" in html
 
 
-# -- incidents (the incidents module's contract, faked here so the report is tested alone) -----
-def _fake_incidents(incidents: list[dict[str, Any]]) -> types.ModuleType:
-    module = types.ModuleType("judgecal.incidents")
-
-    def list_incidents(store: Store, judge_name: str | None = None,
-                       status: str | None = None) -> list[dict[str, Any]]:
-        return [{k: v for k, v in i.items() if k != "events"} for i in incidents
-                if judge_name in (None, i["judge_name"])]
-
-    def get_incident(store: Store, incident_id: str) -> dict[str, Any]:
-        return next(i for i in incidents if i["incident_id"] == incident_id)
-
-    module.list_incidents = list_incidents  # type: ignore[attr-defined]
-    module.get_incident = get_incident  # type: ignore[attr-defined]
-    return module
-
-
+# -- incidents ----------------------------------------------------------------------------
 def test_incidents_on_the_timeline_and_with_their_lifecycle(
-    demo: tuple[Store, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+    demo: tuple[Store, dict[str, str]],
 ) -> None:
     store, runs = demo
-    incident = {
-        "incident_id": "inc-20260903-01",
-        "judge_name": "helpfulness",
-        "opened_at": "2026-09-03T02:05:00Z",
-        "status": "resolved",
-        "severity": {"level": "SEV2", "magnitude": {"points": -5.8, "level": "SEV2"},
-                     "blast_radius": {"traffic_pct": 12.5, "customers_pct": 30.0},
-                     "dimensions": ["preference"]},
-        "root_cause": {"code": "model_migration",
-                       "summary": f"The judge's model changed {SCRIPT}"},
-        "fingerprint_diff": {},
-        "run_id": runs["panda"],
-        "baseline_run_id": runs["gpt_a"],
-        "events": [
-            {"kind": "opened", "at": "2026-09-03T02:05:00Z", "actor": "judgecal",
-             "reason": "kappa fell 5.8 points"},
-            {"kind": "acknowledged", "at": "2026-09-03T09:00:00Z", "actor": "ana",
-             "reason": f"looking {IMG}"},
-            {"kind": "resolved", "at": "2026-09-04T10:00:00Z", "actor": "ana",
-             "reason": "rolled back to gpt-3.5"},
-        ],
-    }
-    monkeypatch.setitem(sys.modules, "judgecal.incidents", _fake_incidents([incident]))
     data = trust_report_data(store, worst_items=0)
     (judge,) = data["judges"]
-    assert judge["incidents"][0]["resolved_at"] == "2026-09-04T10:00:00Z"
-    assert judge["open_incidents"] == 0
+    (incident,) = judge["incidents"]
+    assert incident["incident_id"] == runs["incident"]
+    assert incident["run_id"] == runs["drifted"] and incident["baseline_run_id"] == runs["gpt_a"]
+    assert incident["resolved_at"] is not None and judge["open_incidents"] == 0
     marks = judge["dimensions"]["preference"]["incidents"]
-    assert marks == [{"incident_id": "inc-20260903-01", "at": "2026-09-03T02:05:00Z",
-                      "resolved_at": "2026-09-04T10:00:00Z", "severity": "SEV2"}]
+    assert marks == [{"incident_id": runs["incident"], "at": incident["opened_at"],
+                      "resolved_at": incident["resolved_at"],
+                      "severity": incident["severity"]["level"]}]
     html = render_trust_report(store, worst_items=0)
     _self_contained(html)
-    assert "inc-20260903-01" in html
-    for step in ("opened", "acknowledged", "resolved", "rolled back to gpt-3.5", "model_migration"):
-        assert step in html
-    assert "12.5" in html and "30.0" in html
-    assert SCRIPT not in html and IMG not in html
+    section = html[html.index("<h3>Incidents</h3>"):html.index("<h3>Items with the worst")]
+    assert runs["incident"] in section
+    for step in ("opened", "acknowledged", "blast_radius", "resolved", "prompt v2 rolled back"):
+        assert step in section, step
+    assert "12.5% of the traffic" in section and "30.0% of named customers" in section
+    assert "points of kappa on preference" in section
+    assert incident["root_cause"]["code"] in section
+    assert IMG not in html and "looking into it &lt;img" in section
     assert "1 incident(s)" in html
-    # the incident is drawn: the figure differs from the one without incidents
-    monkeypatch.setitem(sys.modules, "judgecal.incidents", _fake_incidents([]))
-    without = render_trust_report(store, worst_items=0)
-    figure = re.compile(r'<img src="([^"]+)"')
-    assert figure.findall(html) != figure.findall(without)
-    svg = base64.b64decode(figure.findall(html)[0].split(",", 1)[1]).decode()
-    assert "SEV2" in svg
+    # the incident is drawn on the timeline, with its severity
+    figure = re.compile(r'<img src="data:image/svg\+xml;base64,([^"]+)"')
+    svg = base64.b64decode(figure.findall(html)[0]).decode()
+    assert str(incident["severity"]["level"]) in svg
 
 
 # -- the command ---------------------------------------------------------------------------
@@ -192,12 +153,13 @@ def test_cli(demo: tuple[Store, dict[str, str]], tmp_path: Path,
     url = str(store.engine.url)
     out = tmp_path / "out" / "trust.html"
     code, stdout, _ = _main(["--store", url, "report", "--out", str(out), "--judge",
-                             "helpfulness", "--since", "2026-09-02", "--json"], capsys)
+                             "helpfulness", "--since", run_date(3)[:10], "--json"], capsys)
     assert code == 0
     info = json.loads(stdout)
-    assert info["path"] == str(out) and info["runs"] == 2 and info["judges"] == ["helpfulness"]
+    assert info["path"] == str(out) and info["runs"] == 3 and info["judges"] == ["helpfulness"]
     html = out.read_text(encoding="utf-8")
-    assert runs["gpt_b"] in html and runs["gpt_a"] not in html
+    history = html[html.index("<h3>Run history</h3>"):]
+    assert runs["gpt_b"] in history and runs["gpt_a"] not in history
     assert info["bytes"] == len(html.encode())
     assert not list(out.parent.glob("*.partial"))
     code, stdout, _ = _main(["--store", url, "report", "--out", str(out)], capsys)

@@ -207,7 +207,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("reports")
     for name in ("demo-store", "hostile-store"):
         (tmp / name).mkdir()
-    demo, _ = pandalm_store(tmp / "demo-store")
+    demo, _ = pandalm_store(tmp / "demo-store", incident=True)
     hostile, _ = hostile_store(tmp / "hostile-store")
     out = {"demo": tmp / "demo.html", "hostile": tmp / "hostile.html"}
     write_trust_report(demo, out["demo"])

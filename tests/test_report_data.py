@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,20 +77,64 @@ def add_run(
     return run_id
 
 
-def pandalm_store(tmp: Path, *, n_boot: int = 200) -> tuple[Store, dict[str, str]]:
-    """Three runs of one judge: gpt-3.5 twice, then a migration to PandaLM-7B."""
+def run_date(days_ago: int) -> str:
+    """02:00 UTC, ``days_ago`` days before today (runs are dated just before the incident,
+    which is opened now)."""
+    day = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
+    return (day - timedelta(days=days_ago)).isoformat().replace("+00:00", "Z")
+
+
+def degraded(rows: list[dict[str, Any]], share: float = 0.3) -> list[dict[str, Any]]:
+    """A silently updated judge: every item whose position in the file is a multiple of
+    ``1 / share`` gets the opposite preference (1 ↔ 2)."""
+    step = round(1 / share)
+    out = []
+    for i, row in enumerate(rows):
+        row = dict(row)
+        if i % step == 0 and row["score"] in ("1", "2"):
+            row["score"] = "2" if row["score"] == "1" else "1"
+            row["raw"] = f"Response {row['score']} is better."
+        out.append(row)
+    return out
+
+
+def pandalm_store(
+    tmp: Path, *, n_boot: int = 200, incident: bool = False
+) -> tuple[Store, dict[str, str]]:
+    """A judge's history on real data: gpt-3.5 twice (the first accepted as the baseline),
+    then the real migration to PandaLM-7B. With ``incident``: a fourth night where gpt-3.5,
+    with an edited prompt, flips a third of its verdicts — a real drift check opens a SEV0
+    incident, which is acknowledged, linked to its blast radius and resolved."""
     store = open_store(f"sqlite:///{tmp / 'demo.db'}")
     cs = load_set(SETS / "pandalm")
     gpt = _pandalm_rows("gpt35")
     panda = _pandalm_rows("pandalm7b")
     runs = {
         "gpt_a": add_run(store, cs, gpt, tmp, judge="helpfulness", model="gpt-3.5-turbo",
-                         at="2026-09-01T02:00:00Z", n_boot=n_boot),
+                         at=run_date(4), n_boot=n_boot),
         "gpt_b": add_run(store, cs, gpt, tmp, judge="helpfulness", model="gpt-3.5-turbo",
-                         at="2026-09-02T02:00:00Z", n_boot=n_boot),
+                         at=run_date(3), n_boot=n_boot),
         "panda": add_run(store, cs, panda, tmp, judge="helpfulness", model="pandalm-7b",
-                         at="2026-09-03T02:00:00Z", n_boot=n_boot),
+                         at=run_date(2), n_boot=n_boot),
     }
+    if incident:
+        from judgecal import drift, incidents
+        from judgecal.config import DriftSettings
+
+        runs["drifted"] = add_run(store, cs, degraded(gpt), tmp, judge="helpfulness",
+                                  model="gpt-3.5-turbo", prompt="Which is better? (v2)",
+                                  at=run_date(1), n_boot=n_boot)
+        drift.accept_baseline(store, runs["gpt_a"], actor="ana", reason="first reviewed run")
+        check = drift.check_run(store, runs["drifted"], DriftSettings(), n_boot=100)
+        outcome = incidents.record_check(store, check)
+        assert outcome.incident_id is not None, check.to_json()["message"]
+        runs["incident"] = outcome.incident_id
+        incidents.acknowledge(store, outcome.incident_id, "ana", f"looking into it {IMG}")
+        incidents.add_event(store, outcome.incident_id, "blast_radius",
+                            {"traffic_pct": 12.5, "customers_pct": 30.0,
+                             "affected_scores": 1250, "total_scores": 10000},
+                            actor="judgecal", reason="scores link")
+        incidents.resolve(store, outcome.incident_id, "ana", "prompt v2 rolled back")
     return store, runs
 
 
@@ -190,7 +235,7 @@ def test_filters_since_and_judge(demo: tuple[Store, dict[str, str]]) -> None:
     from judgecal.reports import trust_report_data
 
     store, runs = demo
-    data = trust_report_data(store, since="2026-09-02", worst_items=0)
+    data = trust_report_data(store, since=run_date(3)[:10], worst_items=0)
     assert [r["run_id"] for r in data["judges"][0]["runs"]] == [runs["gpt_b"], runs["panda"]]
     assert data["judges"][0]["worst"] is None
     assert trust_report_data(store, since="2027-01-01")["judges"] == []

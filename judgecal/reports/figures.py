@@ -111,9 +111,14 @@ def timeline(
         lo_y, hi_y = 0.0, 1.0
     pad = max(0.05, (hi_y - lo_y) * 0.12)
     ax.set_ylim(lo_y - pad, hi_y + pad * 1.8)
-    if x_num.size:
-        span = max(float(x_num.max() - x_num.min()), 1.0)
-        ax.set_xlim(float(x_num.min()) - span * 0.02, float(x_num.max()) + span * 0.02)
+    marks = [parse_time(i["at"]) for i in incidents or [] if i.get("at")]
+    marks += [parse_time(w) for w in fingerprint_changes or []]
+    every = np.concatenate([x_num, np.array(mdates.date2num(marks)) if marks else []])
+    if every.size:
+        # The view spans the runs and every mark; an incident opened after the last run
+        # (the usual case: the check runs after the run) stays visible.
+        span = max(float(every.max() - every.min()), 1.0)
+        ax.set_xlim(float(every.min()) - span * 0.02, float(every.max()) + span * 0.04)
     right = ax.get_xlim()[1]
 
     labelled = False

@@ -100,6 +100,62 @@ def _environment() -> Environment:
     return env
 
 
+def _points(value: Any) -> str:
+    return "—" if value is None else f"{float(value):+.1f}"
+
+
+def _incident_view(inc: dict[str, Any]) -> dict[str, Any]:
+    """Plain-words lines for one incident (the shape of ``judgecal.incidents.get_incident``;
+    unknown shapes fall back to a generic description)."""
+    sev = inc.get("severity")
+    sev = sev if isinstance(sev, dict) else {"level": sev}
+    mag = sev.get("magnitude")
+    if isinstance(mag, dict) and "points" in mag:
+        base, cur = mag.get("baseline"), mag.get("current")
+        base_v = base.get("value") if isinstance(base, dict) else base
+        cur_v = cur.get("value") if isinstance(cur, dict) else cur
+        magnitude = (f"{_points(mag['points'])} points of {mag.get('metric', 'agreement')} on "
+                     f"{mag.get('dimension', '—')} ({_fmt_num(base_v)} → {_fmt_num(cur_v)})")
+        interval = mag.get("interval95_points")
+        if isinstance(interval, list | tuple) and len(interval) == 2 and None not in interval:
+            magnitude += f"; 95% interval {_points(interval[0])} to {_points(interval[1])} points"
+    else:
+        magnitude = _describe(mag)
+    blast = sev.get("blast_radius")
+    if blast is None:
+        blast_text = "not linked to production scores yet"
+    elif isinstance(blast, dict) and ("traffic_pct" in blast or "customers_pct" in blast):
+        parts = []
+        if blast.get("traffic_pct") is not None:
+            parts.append(f"{float(blast['traffic_pct']):.1f}% of the traffic in the affected "
+                         "window was scored by the affected judge")
+        if blast.get("customers_pct") is not None:
+            parts.append(f"{float(blast['customers_pct']):.1f}% of named customers have at "
+                         "least one affected score")
+        if blast.get("affected_scores") is not None:
+            total = blast.get("total_scores")
+            parts.append(f"{blast['affected_scores']} affected scores"
+                         + (f" of {total}" if total is not None else ""))
+        blast_text = "; ".join(parts)
+    else:
+        blast_text = _describe(blast)
+    dims = sev.get("dimensions")
+    if isinstance(dims, list) and dims and all(isinstance(d, dict) for d in dims):
+        dims_text = "; ".join(
+            f"{d.get('dimension', '—')}: {_points(d.get('points'))} points of "
+            f"{d.get('metric', '—')} ({d.get('severity') or 'no severity'})" for d in dims)
+    else:
+        dims_text = _describe(dims)
+    rc = inc.get("root_cause")
+    if isinstance(rc, dict):
+        root = " — ".join(str(rc[k]) for k in ("title", "summary") if rc.get(k))
+        root_code = str(rc.get("code") or "")
+    else:
+        root, root_code = _describe(rc), ""
+    return {"level": sev.get("level"), "magnitude": magnitude, "blast_radius": blast_text,
+            "dimensions": dims_text, "root_cause": root, "root_code": root_code}
+
+
 def _confusion_cells(conf: dict[str, Any] | None) -> dict[str, Any] | None:
     """Confusion matrix with a shade per cell (share of its row), for the HTML table."""
     if not conf or not conf.get("matrix"):
@@ -132,6 +188,8 @@ def render_html(data: dict[str, Any], *, figure_format: str = "svg") -> str:
             for dim, d in judge["dimensions"].items()
             if d["points"]
         }
+        for inc in judge["incidents"]:
+            inc["view"] = _incident_view(inc)
         if judge["current"]:
             for entry in judge["current"]["dimensions"].values():
                 entry["confusion_table"] = _confusion_cells(entry.get("confusion"))
