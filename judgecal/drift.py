@@ -633,7 +633,8 @@ def _distribution_watch(d: _DimData) -> dict[str, Any]:
         "before": float(a.mean()),
         "after": float(b.mean()),
         "shift_points": 100.0 * abs(mean_shift) / span,
-        "direction": "more lenient" if mean_shift > 0 else "harsher",
+        "direction": "unchanged" if mean_shift == 0 else (
+            "more lenient" if mean_shift > 0 else "harsher"),
         "p_value": p,
         "test": "Wilcoxon signed-rank",
     }
