@@ -343,9 +343,9 @@ class _Writer:
                 "(LIKE score_history INCLUDING DEFAULTS)"
             )
             stage = sa.table("score_history_stage", *[sa.column(c, table.c[c].type) for c in cols])
-            self.insert_from_stage = (
-                pg_insert(table).from_select(cols, select(stage)).on_conflict_do_nothing()
-            )
+            statement = pg_insert(table).from_select(cols, select(stage)).on_conflict_do_nothing()
+            # Run on the driver cursor: its rowcount is the number of rows inserted.
+            self.insert_from_stage = str(statement.compile(dialect=conn.dialect))
         else:
             raise StoreError(
                 f"ingest supports SQLite and PostgreSQL stores, not {self.dialect}; "
@@ -439,8 +439,8 @@ class _Writer:
             cur.execute("TRUNCATE score_history_stage")
             with cur.copy(f"COPY score_history_stage ({cols}) FROM STDIN (FORMAT csv)") as copy:
                 copy.write(buffer.getvalue())
-        result = self.conn.execute(self.insert_from_stage)
-        return int(result.rowcount)
+            cur.execute(self.insert_from_stage)
+            return int(cur.rowcount)
 
     def close(self) -> None:
         if self.dialect == "postgresql":

@@ -40,7 +40,9 @@ __all__ = [
     "affected_condition",
     "blast_radius",
     "find_onset",
+    "incident_window_end",
     "iso",
+    "link_incident",
     "mean_change",
 ]
 
@@ -441,20 +443,16 @@ def _summary(judge: str, affected: int, total: int, cust: int, active: int,
 
 
 def incident_window_end(incident: dict[str, Any]) -> tuple[datetime | None, str]:
-    """The resolution time of a resolved incident (from its events), else (None, "now")."""
-    from judgecal.scores.source import parse_instant
-
+    """The resolution time of a resolved incident, else ``(None, "now")``."""
     if str(incident.get("status", "")).lower() != "resolved":
         return None, "now"
-    for event in reversed(incident.get("events") or []):
-        if str(event.get("kind", "")).lower() in ("resolved", "resolve"):
-            at = event.get("at") or event.get("created_at")
-            if at:
-                return parse_instant(str(at)), "resolved"
-    resolved_at = incident.get("resolved_at")
-    if resolved_at:
-        return parse_instant(str(resolved_at)), "resolved"
-    return None, "now"
+    resolved_at = _parse_optional(incident.get("resolved_at"))
+    if resolved_at is None:
+        for event in reversed(incident.get("events") or []):
+            if event.get("kind") == "resolved" and event.get("at"):
+                resolved_at = _parse_optional(event["at"])
+                break
+    return (resolved_at, "resolved") if resolved_at is not None else (None, "now")
 
 
 def _parse_optional(value: Any) -> datetime | None:
@@ -506,20 +504,14 @@ def link_incident(
 
 
 def _new_tag(store: Any, incident: dict[str, Any]) -> str | None:
-    """The production tag of the incident's (drifted) run, if the run is in the store."""
-    for key in ("new_production_tag", "production_tag"):
-        if incident.get(key):
-            return str(incident[key])
-    diff = incident.get("fingerprint_diff") or {}
-    if isinstance(diff, dict):
-        for key in ("new_tag", "after_tag", "tag_after"):
-            if diff.get(key):
-                return str(diff[key])
+    """The production tag of the drifted judge: the incident's ``production_tags.after``,
+    else the tag of the incident's run."""
+    tags = incident.get("production_tags") or {}
+    if isinstance(tags, dict) and tags.get("after"):
+        return str(tags["after"])
     try:
         from judgecal.fingerprint import production_tag
 
         return production_tag(store.get_run(str(incident["run_id"])))
-    except (NotFoundError, KeyError, ImportError):
+    except (NotFoundError, KeyError):
         return None
-
-
