@@ -38,7 +38,8 @@ from judgecal.scores.generate import (
     generate,
     write_history,
 )
-from judgecal.scores.link import LAST_HEALTHY_RUN, NEW_FINGERPRINT as BY_FINGERPRINT, NEW_TAG
+from judgecal.scores.link import LAST_HEALTHY_RUN, NEW_TAG
+from judgecal.scores.link import NEW_FINGERPRINT as BY_FINGERPRINT
 from judgecal.store import open_store, schema
 
 JUDGE = "quality-judge"
@@ -91,7 +92,7 @@ def _ingested(store_url: str, h: GeneratedHistory, tmp_path: Path, ext: str = ".
     return store
 
 
-# -- generator ---------------------------------------------------------------------------------
+# -- generator ------------------------------------------------------------------------
 def test_generator_is_deterministic_with_a_known_switch(history: GeneratedHistory) -> None:
     again = generate(30_000, days=30, customers=60, seed=11, switch_day=20.4)
     assert again.table.equals(history.table)
@@ -250,7 +251,7 @@ def test_missing_column_and_mapping(tmp_path: Path) -> None:
             '{"id": "x2", "ts": "2026-03-01T00:00:01Z", "judge": "j", "dimension": "tone",'
             ' "score": 0.5, "customer": "c"}\n'
         )
-        with pytest.raises(InputError, match="missing column.*score_id.*scored_at"):
+        with pytest.raises(InputError, match=r"missing column.*score_id.*scored_at"):
             ingest_file(store.engine, path)
         result = ingest_file(store.engine, path, mapping={"score_id": "id", "scored_at": "ts"})
         assert (result.inserted, result.bad_rows) == (2, 0)
@@ -258,7 +259,7 @@ def test_missing_column_and_mapping(tmp_path: Path) -> None:
         store.close()
 
 
-# -- onset ---------------------------------------------------------------------------------------
+# -- onset ------------------------------------------------------------------------
 def test_onset_rules(tmp_path: Path) -> None:
     h = generate(8_000, days=10, customers=20, seed=5, switch_day=6.2)
     store = _ingested(f"sqlite:///{tmp_path / 's.db'}", h, tmp_path)
@@ -376,7 +377,7 @@ def test_source_config_is_strict(tmp_path: Path) -> None:
         load_source_config(bad)
 
 
-# -- export ------------------------------------------------------------------------------------------
+# -- export ------------------------------------------------------------------------
 @pytest.mark.parametrize("ext", [".csv", ".parquet"])
 def test_export_every_affected_score(store_url: str, tmp_path: Path, history: GeneratedHistory,
                                      ext: str) -> None:
@@ -402,13 +403,13 @@ def test_export_rejects_unknown_extension(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 's.db'}")
     try:
         window = Window(JUDGE, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
-        with pytest.raises(InputError, match="csv or .parquet"):
+        with pytest.raises(InputError, match=r"csv or \.parquet"):
             export_affected(store_source(store.engine), window, tmp_path / "out.xlsx")
     finally:
         store.close()
 
 
-# -- incidents ---------------------------------------------------------------------------------------
+# -- incidents ------------------------------------------------------------------------
 def make_incident(store: Any, *, judge: str = JUDGE, last_healthy: datetime,
                   tag_after: str | None = NEW_FINGERPRINT, incident_id: str = "inc-test-1",
                   opened_at: datetime | None = None) -> str:
@@ -465,7 +466,7 @@ def test_link_incident_appends_blast_radius_events(store_url: str, tmp_path: Pat
         store.close()
 
 
-# -- shift --------------------------------------------------------------------------------------------
+# -- shift ------------------------------------------------------------------------
 def _add_check(store: Any, when: datetime, verdict: str, check_id: str) -> None:
     from judgecal.scores.link import iso
 
