@@ -315,8 +315,8 @@ def write_history(
     if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        plain = table.cast(_plain_schema(table.schema))
-        pq.write_table(plain, path, row_group_size=row_group_size, compression="snappy")
+        # Dictionary columns stay dictionary-encoded (as Parquet stores them anyway).
+        pq.write_table(table, path, row_group_size=row_group_size, compression="snappy")
         return path
     text = _as_text(table)
     if suffix == ".csv":
