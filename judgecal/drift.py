@@ -686,7 +686,7 @@ def _mdc(d: _DimData, alpha: float, seed: int) -> dict[str, Any]:
         try:
             mv = stats.minimum_detectable_change(
                 d.scale, d.human, d.a, metric=d.metric, alpha=alpha, power=0.8, seed=seed,
-                n_boot=300, judge_b=d.b if name == "pair" else None,
+                n_boot=200, judge_b=d.b if name == "pair" else None,
             )
         except ValueError as exc:
             out[name] = None
@@ -761,8 +761,8 @@ def evaluate(
             "decision_interval_points": [_pts(decision.ci_low), _pts(decision.ci_high)],
             "real": real,
             "n_common": comp.n_common,
-            "left_out_baseline": comp.left_out_a,
-            "left_out_run": comp.left_out_b,
+            "scored_only_by_baseline": comp.left_out_a,
+            "scored_only_by_run": comp.left_out_b,
             "n_changed": comp.n_changed,
             "metrics": {k: {"baseline": comp.a[k].to_json(), "current": comp.b[k].to_json(),
                             "delta": v.to_json()} for k, v in comp.metrics.items()},
@@ -786,7 +786,9 @@ def evaluate(
                 entry["severity_range"] = None
             if _RANK[sev] > _RANK[worst]:
                 worst = sev
-        if with_mdc:
+        if with_mdc and comp.n_changed:
+            # Not for an unchanged dimension: "same verdicts on every item" says it all, and
+            # the scramble search is the slowest part of a check.
             entry["minimum_detectable_change_points"] = _mdc(d, used, seed)
         check.dimensions.append(entry)
         if limit:
@@ -840,7 +842,7 @@ def describe_dimension(e: dict[str, Any]) -> str:
         text += (f"; at the alarm level {100 * e['decision_confidence']:.2f}%: "
                  f"{_fmt_pts(dlo)} to {_fmt_pts(dhi)}")
     text += f") on {e['n_common']} items both runs scored"
-    left = e["left_out_baseline"] + e["left_out_run"]
+    left = e["scored_only_by_baseline"] + e["scored_only_by_run"]
     if left:
         text += f", {left} left out (scored by one run only)"
     return text

@@ -744,7 +744,7 @@ def render_markdown(incident: dict[str, Any]) -> str:
             f"| {md(d['dimension'])} | {md(d['metric'])} | {_metric(d['baseline'])} | "
             f"{_metric(d['current'])} | {_pts(d['delta_points'])} | "
             f"{_pts(d['interval95_points'][0])} to {_pts(d['interval95_points'][1])} | "
-            f"{d['n_common']} | {d['left_out_baseline'] + d['left_out_run']} | "
+            f"{d['n_common']} | {d['scored_only_by_baseline'] + d['scored_only_by_run']} | "
             f"{d['n_changed']} | {'—' if mdc is None else f'{mdc:.1f}'} |")
     for w in ev["watches"].get("unscored") or []:
         if w.get("baseline_rate") is not None:

@@ -148,7 +148,7 @@ def test_pandalm_migration_is_borderline_and_says_so(
     assert check["root_cause"]["code"] == drift.PLANNED_MODEL_MIGRATION
     (dim,) = check["dimensions"]
     assert dim["n_common"] == 974
-    assert dim["left_out_baseline"] == 0 and dim["left_out_run"] == 25
+    assert dim["scored_only_by_baseline"] == 0 and dim["scored_only_by_run"] == 25
     assert dim["baseline"]["value"] == pytest.approx(0.493, abs=5e-4)
     assert dim["current"]["value"] == pytest.approx(0.440, abs=5e-4)
     lo, hi = dim["interval95_points"]
