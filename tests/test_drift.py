@@ -249,7 +249,7 @@ def test_baselines_are_append_only_and_audited(
     assert [r["run_id"] for r in drift.baselines(store, history=True)] == [b, a]
     with pytest.raises(InputError, match="who"):
         drift.accept_baseline(store, a, actor=" ", reason="x")
-    count, problems = audit.verify_chain(store.engine)
+    _count, problems = audit.verify_chain(store.engine)
     assert not problems
     with store.engine.connect() as conn:
         kinds = [r[0] for r in conn.execute(
