@@ -136,7 +136,8 @@ class CeilingKernel:
         num = {k: np.zeros(b) for k in self.keys}
         den = {k: np.zeros(b) for k in self.keys}
         for items, pair in self.raters:
-            vals, ns = pair.compute(weights[:, items])
+            # A rater compared on every item needs no column copy.
+            vals, ns = pair.compute(weights if items.size == self.n else weights[:, items])
             for k in self.keys:
                 ok = np.isfinite(vals[k]) & (ns[k] > 0)
                 num[k] += np.where(ok, vals[k] * ns[k], 0.0)

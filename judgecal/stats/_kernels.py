@@ -463,6 +463,12 @@ class AlphaData:
                 self._nominal_do = (m**2 - (counts**2).sum(axis=1)) * self._inv_m1
             else:
                 self._ordinal_a = counts * (m * self._inv_m1)[:, None]
+                # Pair products c_uc * c_uk / (m_u - 1) turn the within-item term into one
+                # matrix product per batch (small value domains only).
+                self._ordinal_q: np.ndarray | None = None
+                if domain.size**2 <= 256:
+                    self._ordinal_q = (counts[:, :, None] * counts[:, None, :]).reshape(
+                        counts.shape[0], -1) * self._inv_m1[:, None]
             self._distinct = int((counts.sum(axis=0) > 0).sum())
 
     @property
@@ -496,8 +502,13 @@ class AlphaData:
             else:
                 pos = np.cumsum(n_v, axis=1) - n_v / 2.0 - n[:, None] / 2.0
                 first = ((w @ self._ordinal_a) * pos**2).sum(axis=1)
-                proj = self._counts @ pos.T  # (items, b)
-                second = (w * proj.T**2 * self._inv_m1[None, :]).sum(axis=1)
+                if self._ordinal_q is not None:
+                    size = pos.shape[1]
+                    pairs = (w @ self._ordinal_q).reshape(w.shape[0], size, size)
+                    second = np.einsum("bck,bc,bk->b", pairs, pos, pos)
+                else:
+                    proj = self._counts @ pos.T  # (items, b)
+                    second = (w * proj.T**2 * self._inv_m1[None, :]).sum(axis=1)
                 d_o = 2.0 * (first - second)
                 s1 = (n_v * pos).sum(axis=1)
                 s2 = (n_v * pos**2).sum(axis=1)
