@@ -1,0 +1,147 @@
+"""Crash safety: SIGKILL at random points (also mid-write), resume, compare exactly.
+
+The full-size figures (20+ kills over the 999 PandaLM items) come from
+``make reliability``; these tests run the same harness at a reduced size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from judgecal.recorded.server import RunningServer, start_server
+from judgecal.store import schema
+from judgecal.testing import Sandbox, format_table
+from judgecal.testing.crash import crash_resume, kill_points_table
+from judgecal.testing.sandbox import (
+    PgDatabases,
+    count_rows,
+    integrity_check,
+    kill,
+    wal_uncommitted_frames,
+    write_lock_held,
+)
+from tests.conftest import SETS
+
+
+@pytest.fixture
+def recorded() -> Iterator[RunningServer]:
+    with start_server(recordings={"*": "pandalm:gpt-3.5-turbo"}, sets_dir=SETS) as server:
+        yield server
+
+
+def _assert_rows_hold(report: object) -> None:
+    rows = report.rows()  # type: ignore[attr-defined]
+    failed = [r for r in rows if not r.ok]
+    assert not failed, format_table(rows) + "\n" + kill_points_table(report)  # type: ignore[arg-type]
+
+
+def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path: Path) -> None:
+    report = crash_resume(
+        Sandbox(tmp_path), kills=5, limit=100, bootstrap=200, seed=7,
+        modes={"progress": 0.5, "progress-mid-write": 0.5},
+    )
+    assert len(report.kills) >= 5
+    _assert_rows_hold(report)
+
+
+@pytest.mark.postgres
+def test_sigkills_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    admin = os.environ["JUDGECAL_TEST_PG_URL"]
+    with PgDatabases(admin) as dbs:
+        report = crash_resume(
+            Sandbox(tmp_path), kills=3, limit=60, bootstrap=100, seed=3,
+            modes={"progress": 0.5, "progress-mid-write": 0.5},
+            store_urls=lambda _i: dbs.create(),
+        )
+    _assert_rows_hold(report)
+
+
+def _scalar(url: str, query: object) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)  # type: ignore[call-overload]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (reported): execute_run marks the run finished before the CLI stores its "
+    "metric report and drift check; a kill in between leaves a finished run without them, "
+    "and the next `judgecal run` starts a new run and pays for every reply again",
+)
+def test_kill_after_the_last_reply_is_stored_resumes_the_same_run(
+    recorded: RunningServer, tmp_path: Path
+) -> None:
+    """Killed while the report is computed (every reply already paid for): the next
+    invocation must finish *this* run, not start a new one and pay for everything again."""
+    box = Sandbox(tmp_path)
+    url = box.sqlite_url("s.db")
+    cfg = box.write_config("n", base_url=recorded.url, store=url,
+                           run={"limit": 120, "bootstrap": 20000})
+    proc = box.start("run", "--config", str(cfg), "--json")
+    n_replies = select(func.count()).select_from(schema.replies)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (tmp_path / "s.db").exists() and count_rows(url, "replies") >= 120:
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before every reply was stored"
+    kill(proc)
+    assert _scalar(url, n_replies) == 120
+    requests_at_kill = {k: v["requests"] for k, v in recorded.stats()["items"].items()}
+
+    again = box.judgecal("run", "--config", str(cfg), "--json")
+    assert again.returncode == 0, again.stderr
+    payload = json.loads(again.stdout)
+    assert payload["resumed"] is True
+    assert payload["summary"]["requested_now"] == 0
+    after = {k: v["requests"] for k, v in recorded.stats()["items"].items()}
+    assert after == requests_at_kill, "items were requested again after their replies were stored"
+    assert count_rows(url, "runs") == 1
+    assert count_rows(url, "metric_reports") == 1
+
+
+def test_write_lock_probe_and_wal_reader(tmp_path: Path) -> None:
+    """The harness's own instruments: the mid-write probe sees an open write transaction,
+    and the WAL reader counts the frames of a transaction that never committed."""
+    import sqlite3
+
+    path = tmp_path / "x.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE t (x BLOB)")
+    assert not write_lock_held(path)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (zeroblob(10000))")
+    assert write_lock_held(path)
+    writer.execute("COMMIT")
+    assert wal_uncommitted_frames(path) == 0
+    # A transaction too big for the page cache spills frames into the WAL before its
+    # commit; killing the process then would leave exactly such a torn tail.
+    writer.execute("PRAGMA cache_size=2")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t SELECT zeroblob(4000) FROM (SELECT 1 UNION SELECT 2 "
+                   "UNION SELECT 3 UNION SELECT 4 UNION SELECT 5 UNION SELECT 6)")
+    assert wal_uncommitted_frames(path) > 0
+    writer.execute("ROLLBACK")
+    writer.close()
+    assert integrity_check(path) == "ok"
+
+
+def test_kill_reaps_the_process(tmp_path: Path) -> None:
+    proc = subprocess.Popen(["sleep", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    kill(proc)
+    assert proc.returncode == -9
