@@ -468,7 +468,7 @@ class AlphaData:
                 self._ordinal_q: np.ndarray | None = None
                 if domain.size**2 <= 256:
                     self._ordinal_q = (counts[:, :, None] * counts[:, None, :]).reshape(
-                        counts.shape[0], -1) * self._inv_m1[:, None]
+                        counts.shape[0], domain.size**2) * self._inv_m1[:, None]
             self._distinct = int((counts.sum(axis=0) > 0).sum())
 
     @property

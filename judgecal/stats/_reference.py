@@ -21,6 +21,8 @@ def _kappa(y1: np.ndarray, y2: np.ndarray, labels: np.ndarray, weights: str | No
 
     # scikit-learn rejects non-integer float labels, so pass positions on the label grid;
     # its weights are computed on those positions anyway.
+    if y1.size == 0:
+        return float("nan")
     i1 = np.searchsorted(labels, y1)
     i2 = np.searchsorted(labels, y2)
     with warnings.catch_warnings():
@@ -93,6 +95,11 @@ def reference_alpha(scale: Scale, ratings: np.ndarray) -> float:
     import krippendorff
 
     dom = label_domain(scale)
-    return float(krippendorff.alpha(
-        ratings.T, level_of_measurement=scale.level,
-        value_domain=None if dom is None else dom))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return float(krippendorff.alpha(
+                ratings.T, level_of_measurement=scale.level,
+                value_domain=None if dom is None else dom))
+        except ValueError:  # e.g. no item with two ratings: the library refuses
+            return float("nan")
