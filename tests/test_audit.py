@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text, update
 
 from judgecal import audit
@@ -325,3 +327,20 @@ def test_drift_records_edited_or_deleted_are_named(
     _sql(store, statement)
     code = audit.RECORD_DELETED if statement.startswith("DELETE") else audit.RECORD_EDITED
     assert _problems(store) == [(seq, kind, ref, code)]
+
+
+# -- the fast canonical form of a reply row equals the generic one ----------------------------
+_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(),
+                    st.floats(allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(min_size=1), _values, max_size=8))
+def test_canonical_row_equals_canonical(row: dict[str, object]) -> None:
+    assert audit._canonical_row(row) == audit.canonical(row)
+
+
+def test_canonical_row_falls_back_for_other_values() -> None:
+    assert audit._canonical_row({"a": [1, 2], "b": 1.5}) == audit.canonical({"a": [1, 2], "b": 1.5})
+    with pytest.raises(ValueError):
+        audit._canonical_row({"score": float("nan")})
