@@ -451,7 +451,8 @@ def _worse(metric: str, delta: float, before: float | None, after: float | None)
     return abs(after or 0.0) > abs(before or 0.0)
 
 
-def _severity(points: float, worse: bool, settings: DriftSettings) -> str:
+def severity_for(points: float, worse: bool, settings: DriftSettings) -> str:
+    """Severity of a *real* move of ``points`` (``worse``: in the bad direction)."""
     size = abs(points)
     if not worse and settings.rises != "incident":
         if size >= settings.warning_points:
@@ -471,7 +472,9 @@ def _pts(x: float | None) -> float | None:
 
 
 @dataclass
-class _DimData:
+class DimensionData:
+    """One dimension of a comparison: codes aligned by item (NaN = unscored)."""
+
     dimension: str
     scale: Scale
     metric: str
@@ -489,7 +492,7 @@ MIN_TAIL_RESAMPLES = 10
 _ONE_SE = 2 * NormalDist().cdf(1.0) - 1.0  # central share within ±1 standard deviation
 
 
-def _interval(d: _DimData, alpha: float, n_boot: int, seed: int) -> Any:
+def _interval(d: DimensionData, alpha: float, n_boot: int, seed: int) -> Any:
     """Paired interval of the primary metric's change at level ``1 - alpha``.
 
     A percentile interval when the bootstrap resolves it (at least ``MIN_TAIL_RESAMPLES``
@@ -525,7 +528,7 @@ def _interval(d: _DimData, alpha: float, n_boot: int, seed: int) -> Any:
     return mv
 
 
-def holm(dims: list[_DimData], alpha: float, n_boot: int, seed: int
+def holm(dims: list[DimensionData], alpha: float, n_boot: int, seed: int
          ) -> dict[str, tuple[bool, float]]:
     """Holm's step-down over dimensions: ``{dim: (real, level used)}`` (see module doc)."""
     out: dict[str, tuple[bool, float]] = {}
@@ -541,6 +544,27 @@ def holm(dims: list[_DimData], alpha: float, n_boot: int, seed: int
         if not found:
             break
         remaining = [d for d in remaining if d not in found]
+    return out
+
+
+def decide(dims: list[DimensionData], alpha: float, *, n_boot: int, seed: int
+           ) -> dict[str, dict[str, Any]]:
+    """The drift rule's decision per dimension, without a store (benchmarks use it).
+
+    Returns ``{dim: {"real", "level", "delta_points", "interval_points"}}``: whether the move
+    is real under Holm at family level ``alpha``, the level it was tested at, and its
+    interval at that level.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, (real, used) in holm(dims, alpha, n_boot, seed).items():
+        d = next(x for x in dims if x.dimension == name)
+        iv = _interval(d, used, n_boot, seed)
+        out[name] = {
+            "real": real,
+            "level": used,
+            "delta_points": _pts(iv.value),
+            "interval_points": [_pts(iv.ci_low), _pts(iv.ci_high)],
+        }
     return out
 
 
@@ -600,7 +624,7 @@ def _stuart_maxwell_p(a: np.ndarray, b: np.ndarray, domain: list[float]) -> floa
     return float(chi2.sf(stat, rank))
 
 
-def _distribution_watch(d: _DimData) -> dict[str, Any]:
+def _distribution_watch(d: DimensionData) -> dict[str, Any]:
     import numpy as np
 
     both = d.present_a & d.present_b & ~np.isnan(d.a) & ~np.isnan(d.b)
@@ -640,7 +664,7 @@ def _distribution_watch(d: _DimData) -> dict[str, Any]:
     }
 
 
-def _flips(d: _DimData, view_items: list[Any], limit: int) -> list[dict[str, Any]]:
+def _flips(d: DimensionData, view_items: list[Any], limit: int) -> list[dict[str, Any]]:
     """Items whose verdict changed, worst first (right → wrong before wrong → right)."""
     import numpy as np
 
@@ -673,7 +697,7 @@ def _flips(d: _DimData, view_items: list[Any], limit: int) -> list[dict[str, Any
     return rows[:limit] if limit >= 0 else rows
 
 
-def _mdc(d: _DimData, alpha: float, seed: int) -> dict[str, Any]:
+def _mdc(d: DimensionData, alpha: float, seed: int) -> dict[str, Any]:
     import numpy as np
 
     from judgecal import stats
@@ -729,14 +753,14 @@ def evaluate(
     replies_b = store.replies(run["run_id"])
     dims_a = {r["dimension"] for r in replies_a}
     dims_b = {r["dimension"] for r in replies_b}
-    data: list[_DimData] = []
+    data: list[DimensionData] = []
     for dim in sorted(dims_a & dims_b):
         if dim not in view.dimensions:
             continue
         scale = view.dimensions[dim].scale
         a, pa = judge_vector(view, replies_a, dim)
         b, pb = judge_vector(view, replies_b, dim)
-        data.append(_DimData(dim, scale, primary_metric(settings, dim, scale),
+        data.append(DimensionData(dim, scale, primary_metric(settings, dim, scale),
                              view.human_matrix(dim), a, b, pa, pb))
     level.dimensions = max(1, len(data))
     decisions = holm(data, level.alpha, n_boot, seed)
@@ -773,14 +797,14 @@ def evaluate(
         else:
             worse = _worse(d.metric, delta.value, comp.a[d.metric].value, comp.b[d.metric].value)
             entry["direction"] = ("drop" if worse else "rise") if delta.value != 0 else "none"
-            sev = _severity(100 * delta.value, worse, settings) if real else None
+            sev = severity_for(100 * delta.value, worse, settings) if real else None
             entry["severity"] = sev
             if decision.ci_low is not None and decision.ci_high is not None:
                 ends = sorted([abs(decision.ci_low), abs(decision.ci_high)])
                 near = 0.0 if decision.ci_low <= 0 <= decision.ci_high else ends[0]
                 entry["severity_range"] = [
-                    _severity(100 * near, worse, settings) if near > 0 else None,
-                    _severity(100 * ends[1], worse, settings),
+                    severity_for(100 * near, worse, settings) if near > 0 else None,
+                    severity_for(100 * ends[1], worse, settings),
                 ]
             else:
                 entry["severity_range"] = None

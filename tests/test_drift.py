@@ -194,10 +194,10 @@ def test_thresholds_are_configurable_and_ordered() -> None:
     with pytest.raises(ValueError, match="warning_points <= sev2_points <= sev0_points"):
         DriftSettings(sev2_points=10, sev0_points=8)
     s = DriftSettings(warning_points=0.5, sev2_points=2, sev0_points=3)
-    assert drift._severity(-2.5, True, s) == "SEV2"
-    assert drift._severity(-3.5, True, s) == "SEV0"
-    assert drift._severity(-0.6, True, s) == "warning"
-    assert drift._severity(-0.4, True, s) == "notice"
+    assert drift.severity_for(-2.5, True, s) == "SEV2"
+    assert drift.severity_for(-3.5, True, s) == "SEV0"
+    assert drift.severity_for(-0.6, True, s) == "warning"
+    assert drift.severity_for(-0.4, True, s) == "notice"
     d = DriftSettings()
     assert (d.warning_points, d.sev2_points, d.sev0_points) == (1.0, 4.0, 8.0)
     assert d.confidence == 0.95 and d.horizon_nights == 30 and d.auto_baseline is False
