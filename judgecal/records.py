@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Reply statuses
@@ -21,9 +24,48 @@ INCONCLUSIVE = "inconclusive"
 ABORTED = "aborted"
 
 
+class SimulatedClock:
+    """A clock that starts at a chosen instant and then runs at real speed.
+
+    Used by the demo to play a month of nightly runs in a few minutes: each night sets
+    the clock to that night's 02:00 UTC; time then advances as it really passes, so the
+    order of everything recorded within a night is kept.
+    """
+
+    def __init__(self, start: datetime):
+        self.set(start)
+
+    def set(self, instant: datetime) -> None:
+        self._base = instant.astimezone(UTC)
+        self._started = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self._base + timedelta(seconds=time.monotonic() - self._started)
+
+
+_clock: SimulatedClock | None = None
+
+
+def now() -> datetime:
+    """Current UTC time (the simulated clock's while one is installed)."""
+    return _clock() if _clock is not None else datetime.now(UTC)
+
+
+@contextmanager
+def simulated_clock(start: datetime) -> Iterator[SimulatedClock]:
+    """Install a :class:`SimulatedClock` for the duration of the block (demo only)."""
+    global _clock
+    previous = _clock
+    _clock = SimulatedClock(start)
+    try:
+        yield _clock
+    finally:
+        _clock = previous
+
+
 def utcnow() -> str:
     """Current UTC time as ISO-8601 with a trailing Z (the store's timestamp format)."""
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return now().isoformat().replace("+00:00", "Z")
 
 
 @dataclass

@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from judgecal.client import JudgeClient, Outcome
@@ -32,6 +31,7 @@ from judgecal.records import (
     SCORED,
     UNSCORED,
     ReplyRecord,
+    now,
 )
 from judgecal.store import Store, run_lock
 
@@ -55,7 +55,7 @@ ReplyCallback = Callable[[ReplyRecord], None]
 
 
 def new_run_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    stamp = now().strftime("%Y%m%dT%H%M%S")
     return f"r{stamp}-{secrets.token_hex(3)}"
 
 
