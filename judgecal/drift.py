@@ -90,7 +90,7 @@ from sqlalchemy import Connection, and_, select
 
 from judgecal import audit
 from judgecal.agreement import StoredSet, judge_vector
-from judgecal.errors import InputError, NotFoundError
+from judgecal.errors import ConfigError, InputError, NotFoundError, Problem
 from judgecal.fingerprint import FingerprintDiff, describe_change, diff_runs
 from judgecal.records import COMPLETED, SCORED, UNSCORED, utcnow
 from judgecal.store import schema
@@ -437,6 +437,11 @@ def primary_metric(settings: DriftSettings, dimension: str, scale: Scale) -> str
     from judgecal import stats
 
     chosen = settings.primary_metric.get(dimension) or settings.primary_metric.get(scale.kind)
+    if chosen and chosen not in stats.metrics_for(scale):
+        raise ConfigError(Problem(
+            file="<config>", field="drift.primary_metric",
+            message=f"'{chosen}' is not reported for the {scale.kind} dimension '{dimension}' "
+                    f"(choose one of {', '.join(stats.metrics_for(scale))})"))
     return chosen or stats.PRIMARY_METRIC[scale.kind]
 
 

@@ -285,3 +285,21 @@ def test_last_healthy_run_is_the_newest_healthy_one_before(
     assert check.verdict == drift.INCIDENT and check.severity == "SEV0"
     last = drift.last_healthy_run(store, "jd", before=store.get_run(drifted)["started_at"])
     assert last is not None and last["run_id"] == healthy
+
+
+def test_primary_metric_is_configurable_and_checked(
+    store: Store, llmbar: CalibrationSet, llmbar_verdicts: dict[str, dict[str, int | None]],
+    tmp_path: Path,
+) -> None:
+    from judgecal.errors import ConfigError
+
+    base = _import(store, llmbar, tmp_path, _llmbar_rows(llmbar_verdicts["GPT-4/Vanilla"],
+                                                         llmbar))
+    drift.accept_baseline(store, base, actor="t", reason="r")
+    night = _import(store, llmbar, tmp_path, _llmbar_rows(llmbar_verdicts["GPT-4/CoT"], llmbar))
+    check = drift.check_run(store, night, DriftSettings(primary_metric={"preference": "accuracy"}),
+                            n_boot=200)
+    assert check.dimensions[0]["metric"] == "accuracy"
+    assert check.dimensions[0]["delta_points"] == pytest.approx(100 * (0.811 - 0.828), abs=0.2)
+    with pytest.raises(ConfigError, match="'spearman' is not reported for the pairwise"):
+        drift.check_run(store, night, DriftSettings(primary_metric={"pairwise": "spearman"}))
