@@ -22,8 +22,9 @@ ChatGPT (Vanilla) recordings instead — a real, worse judge, with its own order
 
 *The rule* is the one ``judgecal run`` applies (:func:`judgecal.drift.decide`, 1,000
 bootstrap resamples, seed 0 every night as in production): an alarm is a move whose interval
-excludes 0 at the alarm level and is at least 1 point (warning); an incident needs 4 points
-(SEV2). Each night is compared with a fixed baseline that is itself a noisy night.
+excludes 0 at the alarm level and is at least 1 point (warning), or a real shift of the
+judge's own verdict shares of at least 5 points (the distribution watch); an incident needs a
+4-point drop (SEV2). Each night is compared with a fixed baseline that is itself a noisy night.
 
 * False alarms: sequences of a baseline and 30 nights without change, every night *routine*
   (level 0.05 / 30). Rates per night and per 30 nights (any alarm in the sequence), with a
@@ -158,10 +159,15 @@ def check(gold: np.ndarray, base: np.ndarray, run: np.ndarray, alpha: float,
             cache[key] = d
     result = drift.decide([d], alpha, n_boot=1000, seed=0)["preference"]
     delta = result["delta_points"] or 0.0
+    # The watch on the judge's own verdicts (same items) also raises warnings.
+    shift = drift._distribution_watch(d)
+    watch_alarm = bool(shift["p_value"] <= alpha
+                       and (shift.get("shift_points") or 0) >= SETTINGS.distribution_shift_points)
     if not result["real"]:
-        return False, False, delta
+        return watch_alarm, False, delta
     severity = drift.severity_for(delta, delta < 0, SETTINGS)
-    return severity in ("warning", "SEV2", "SEV0"), severity in ("SEV2", "SEV0"), delta
+    alarm = severity in ("warning", "SEV2", "SEV0") or watch_alarm
+    return alarm, severity in ("SEV2", "SEV0"), delta
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
@@ -277,8 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             row["power_4_points"] = power(gold, good, bad, n, lam, p, trials, rng)
             row["mdc_points"] = mdc_points(gold, good, n, lam, rng)
             rows.append(row)
-            if not args.json:
-                print(_line(row), flush=True)
+            print(_line(row), file=sys.stderr if args.json else sys.stdout, flush=True)
     elapsed = time.perf_counter() - started
     if args.json:
         print(json.dumps({"rows": rows, "elapsed_s": elapsed, "settings": {
