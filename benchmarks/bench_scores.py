@@ -45,7 +45,15 @@ store = open_store({url!r})
 t = time.perf_counter()
 r = ingest_file(store.engine, {path!r})
 elapsed = time.perf_counter() - t
+# VmHWM: the peak of this process image. ru_maxrss would also count the parent's memory,
+# which Linux carries across fork + exec.
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+try:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            rss_mb = int(line.split()[1]) / 1024
+except OSError:
+    pass
 print(json.dumps({{"rows": r.rows_read, "inserted": r.inserted, "bad": r.bad_rows,
                   "elapsed_s": elapsed, "rss_mb": rss_mb}}))
 """
