@@ -58,7 +58,8 @@ def render_check(c: dict[str, Any], *, title: str = "drift check") -> str:
     if c.get("baseline_run_id"):
         lines.append(f"{title}: {c['baseline_run_id']} (baseline) → {c['run_id']}  "
                      f"judge {c['judge_name']}  set {c['set_name']}")
-    verdict = c["verdict"] + (f" ({c['severity']})" if c.get("severity") else "")
+    verdict = c["verdict"] + (f" ({c['severity']})" if c.get("severity") not in (None,
+                                                                             c["verdict"]) else "")
     lines.append(f"verdict: {verdict}")
     level = c.get("alarm_level")
     if level:
@@ -99,6 +100,10 @@ def render_check(c: dict[str, Any], *, title: str = "drift check") -> str:
             lines.append(f"judge's own verdicts ({w['dimension']}): {describe_shift(w)} "
                          f"(p = {w['p_value']:.3g})"
                          + (f" — {w['severity']}" if w.get("severity") else ""))
+    if c.get("message") and c.get("dimensions"):
+        lines.append("")
+        lines.append("in words:")
+        lines.extend(f"  {line.strip()}" for line in c["message"].splitlines())
     rc = c.get("root_cause") or {}
     if rc:
         lines.append("")
