@@ -268,6 +268,10 @@ class RunConfig(_Strict):
     run: RunSettings = Field(default_factory=RunSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    score_source: dict[str, Any] | None = None
+    """Production scores read in place from a warehouse table (``url``, ``table``,
+    ``schema``, ``columns``, ``time_type``); checked by :mod:`judgecal.scores.source` when
+    ``judgecal scores … --source CONFIG`` uses it."""
     source: Path | None = Field(default=None, exclude=True)
     """The file this config was read from (not a YAML key)."""
 
