@@ -1,77 +1,326 @@
-"""The offline demo: recorded real judges, a shipped calibration set, the local store.
+"""The offline demo: a month in the life of a production judge, on real recorded verdicts.
 
-Starts the recorded judge (real gpt-3.5-turbo verdicts on the PandaLM test set) on a free
-localhost port, runs ``configs/demo.yaml`` against it and returns what happened. The CLI
-(`judgecal demo`) prints it; nothing here prints.
+Everything runs locally: the recorded judge (an OpenAI-compatible server answering with
+real verdicts), a SQLite store, a generated production score history. A simulated clock
+(:func:`judgecal.records.simulated_clock`) lets a month of nightly runs play in minutes;
+every run still sends every request over HTTP and stores every reply.
+
+The story:
+
+1. *First look* — the PandaLM set through the recorded gpt-3.5-turbo judge: agreement
+   with three human annotators, 25 real unparseable replies kept as unscored.
+2. *Quiet nights* — the production judge ``support-judge`` (alias ``gpt-4``) grades the
+   LLMBar set every night from the real GPT-4 verdicts; the first healthy run becomes the
+   baseline and the nights after it stay healthy.
+3. *The swap* — one evening the provider silently serves another model behind the alias
+   (the recorded ChatGPT verdicts, with a new model id in the replies). That night's run
+   opens an incident: severity on all three axes, root cause in plain words.
+4. *Blast radius* — the month of production scores is ingested and linked to the
+   incident: % of traffic and % of named customers affected, by dimension.
+5. *Response* — on-call acknowledges, the team pins the dated model (a planned model
+   migration, checked against the baseline the next night), resolves the incident and
+   accepts a new baseline; a customer postmortem draft is written.
+6. *Audit* — the trust report is written and the audit log verifies.
+
+Nothing here prints: progress goes to ``on_step``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 Step = Callable[[str], None]
+
+JUDGE_ALIAS = "gpt-4"
+SERVED_BEFORE = "gpt-4-0613"
+SERVED_AFTER = "gpt-4-0125-preview"
+PINNED_MODEL = "gpt-4-0613"
 
 
 @dataclass
 class DemoResult:
     out_dir: Path
     store_url: str
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    first_look: dict[str, Any] = field(default_factory=dict)
+    nights: list[dict[str, Any]] = field(default_factory=list)
+    incident: dict[str, Any] | None = None
+    blast_radius: dict[str, Any] | None = None
+    audit: dict[str, Any] | None = None
     artifacts: dict[str, str] = field(default_factory=dict)
+
+
+def _fresh_store(out: Path) -> tuple[str, Path]:
+    db = out / "judgecal.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    for stale in out.glob("judgecal.db.*.lock"):
+        stale.unlink(missing_ok=True)
+    return f"sqlite:///{db}", db
 
 
 def run_demo(
     out_dir: str | Path,
     *,
-    config_path: str | Path = "configs/demo.yaml",
+    configs_dir: str | Path = "configs",
     sets_dir: str | Path = "calibration_sets",
+    nights: int = 28,
+    swap_night: int = 21,
+    history_rows: int = 300_000,
+    today: datetime | None = None,
     on_step: Step | None = None,
 ) -> DemoResult:
     """Play the demo into ``out_dir`` (a fresh store each time)."""
-    from judgecal.agreement import StoredSet, agreement_report
     from judgecal.calibration import load_set
     from judgecal.config import load_config
     from judgecal.recorded.server import start_server
-    from judgecal.runner import execute_run
+    from judgecal.records import simulated_clock
     from judgecal.store import open_store
 
+    if not 2 <= swap_night <= nights - 3:
+        raise ValueError("swap_night must leave a baseline night before and 3 nights after")
     say = on_step or (lambda _msg: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    db = out / "judgecal.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(db) + suffix).unlink(missing_ok=True)
-    store_url = f"sqlite:///{db}"
+    store_url, db = _fresh_store(out)
     result = DemoResult(out_dir=out, store_url=store_url)
+    configs = Path(configs_dir)
+    today = (today or datetime.now(UTC)).replace(hour=2, minute=0, second=0, microsecond=0)
+    month_start = today - timedelta(days=nights)
 
-    config = load_config(config_path)
-    cs = load_set(config.calibration_set)
-    with start_server(recordings={"*": "pandalm:gpt-3.5-turbo"}, sets_dir=Path(sets_dir)) as server:
-        say(f"recorded judge (real gpt-3.5-turbo verdicts) listening on {server.url}")
-        config.judge = config.judge.model_copy(update={"base_url": server.url})
-        store = open_store(store_url)
-        try:
-            say(f"replaying {len(cs.items)} items of '{cs.name}' through '{config.judge.name}'")
-            run = execute_run(config, store, cs)
-            report = agreement_report(
-                StoredSet.load(store, cs.version),
-                store.replies(run.run_id),
-                n_boot=config.run.bootstrap,
-                seed=config.run.seed,
-            )
-            store.save_metric_report(run.run_id, report)
-            result.runs.append(
-                {
-                    "run_id": run.run_id,
-                    "status": run.status,
-                    "summary": run.summary,
-                    "report": report,
-                }
-            )
-        finally:
-            store.close()
-    result.artifacts["store"] = str(db)
+    store = open_store(store_url)
+    try:
+        recorded = start_server(recordings={"*": "pandalm:gpt-3.5-turbo"}, sets_dir=Path(sets_dir))
+        with recorded as srv, simulated_clock(month_start) as clock:
+            # 1. First look ------------------------------------------------------------
+            say("1. First look: the PandaLM test set (999 items, 3 human annotators) through "
+                "the recorded gpt-3.5-turbo judge")
+            first = load_config(configs / "demo.yaml")
+            first.judge = first.judge.model_copy(update={"base_url": srv.url})
+            result.first_look = _night(store, first, load_set(first.calibration_set),
+                                       month_start, say, label="first look", clock=clock)
+
+            # 2-5. The month -----------------------------------------------------------
+            srv.configure(recordings={JUDGE_ALIAS: "llmbar:GPT-4/Vanilla"}, model_id=SERVED_BEFORE)
+            config = load_config(configs / "demo-month.yaml")
+            config.judge = config.judge.model_copy(update={"base_url": srv.url})
+            cs = load_set(config.calibration_set)
+            say(f"2. A month of nights: '{config.judge.name}' (model alias '{JUDGE_ALIAS}') "
+                f"grades the LLMBar set ({len(cs.items)} items) every night at 02:00 UTC")
+            for night in range(1, nights + 1):
+                when = month_start + timedelta(days=night)
+                if night == swap_night:
+                    srv.configure(recordings={JUDGE_ALIAS: "llmbar:ChatGPT/Vanilla"},
+                                  model_id=SERVED_AFTER)
+                    say(f"3. The swap: the evening before night {night}, the provider silently "
+                        f"starts serving another model behind '{JUDGE_ALIAS}'; nobody is told")
+                if night == swap_night + 2:
+                    _respond_acknowledge(store, result, clock, when, say)
+                    _link_history(store, result, clock, when, month_start, nights,
+                                  swap_night, history_rows, out, say)
+                    srv.configure(recordings={PINNED_MODEL: "llmbar:GPT-4/Vanilla"},
+                                  model_id=PINNED_MODEL)
+                    config.judge = config.judge.model_copy(update={"model": PINNED_MODEL})
+                    say(f"   the team pins the judge to the dated model '{PINNED_MODEL}' "
+                        "(a planned model migration)")
+                entry = _night(store, config, cs, when, say, clock=clock,
+                               label=f"night {night:2d}")
+                result.nights.append(entry)
+                if night == swap_night + 2:
+                    _respond_resolve(store, result, clock, entry, say)
+                if night == swap_night and entry["incident"] is not None:
+                    result.incident = {"incident_id": entry["incident"]["incident_id"]}
+            clock.set(today + timedelta(hours=6))
+            _relink(store, result, say)
+            _finish(store, result, out, say)
+    finally:
+        store.close()
+    result.artifacts.setdefault("store", str(db))
     return result
+
+
+def _night(store: Any, config: Any, cs: Any, when: datetime, say: Step, *, label: str,
+           clock: Any = None) -> dict[str, Any]:
+    from judgecal.nightly import run_nightly
+
+    if clock is not None:
+        clock.set(when)
+    nightly = run_nightly(config, store, cs)
+    s = nightly.result.summary
+    dims = nightly.report["dimensions"]
+    headline = []
+    for dim, d in dims.items():
+        k = d["metrics"].get("kappa", {})
+        if k.get("value") is not None:
+            headline.append(f"{dim} κ {k['value']:.3f} [{k['ci_low']:.3f}, {k['ci_high']:.3f}]")
+    served = ", ".join(s["observed_fingerprint"]["served_models"]) or "—"
+    check = nightly.watch.check
+    incident = nightly.watch.to_json()["incident"]
+    say(f"   {label} {when:%Y-%m-%d}: {s['scored']}/{s['expected']} scored, "
+        f"{'; '.join(headline)}; served by {served} → {nightly.kind}"
+        + (f" ({check.get('verdict')})" if nightly.kind != "healthy" else ""))
+    if incident and incident["action"] == "opened":
+        say(f"   INCIDENT {incident['incident_id']} opened: {check.get('message', '')}")
+    return {
+        "label": label,
+        "date": when.date().isoformat(),
+        "run_id": nightly.result.run_id,
+        "outcome": nightly.kind,
+        "verdict": check.get("verdict"),
+        "scored": s["scored"],
+        "expected": s["expected"],
+        "unscored": s["unscored"],
+        "unscored_reasons": s["unscored_reasons"],
+        "served_models": list(s["observed_fingerprint"]["served_models"]),
+        "metrics": {dim: d["metrics"] for dim, d in dims.items()},
+        "ceiling": {dim: d["ceiling"] for dim, d in dims.items()},
+        "incident": incident,
+    }
+
+
+def _respond_acknowledge(store: Any, result: DemoResult, clock: Any, when: datetime,
+                         say: Step) -> None:
+    from judgecal import incidents
+
+    if result.incident is None:
+        return
+    clock.set(when - timedelta(hours=16))
+    incidents.acknowledge(store, result.incident["incident_id"], "oncall@example.com",
+                          "Paged by the nightly run; investigating the provider's model change.")
+    say(f"   on-call acknowledges {result.incident['incident_id']} the next morning")
+
+
+def _link_history(store: Any, result: DemoResult, clock: Any, when: datetime,
+                  month_start: datetime, nights: int, swap_night: int, rows: int, out: Path,
+                  say: Step) -> None:
+    """Generate the month's production scores, tag them like production would, ingest, link."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from judgecal.fingerprint import production_tag
+    from judgecal.scores import generate as gen
+    from judgecal.scores.ingest import ingest_file
+    from judgecal.scores.link import link_incident
+
+    if result.incident is None:
+        return
+    baseline_run = store.get_run(result.nights[0]["run_id"])
+    swapped_run = store.get_run(result.nights[swap_night - 1]["run_id"])
+    old_tag, new_tag = production_tag(baseline_run), production_tag(swapped_run)
+    # The provider switched the evening before the swap night's 02:00 run.
+    switch_day = (swap_night - 1) + 0.75
+    history = gen.generate(rows, days=nights + 1, customers=200, seed=11, start=month_start,
+                           switch_day=switch_day, rollout_hours=1.0)
+    table = history.table
+    judge = pc.cast(table["judge"], pa.string())
+    fp = pc.cast(table["fingerprint"], pa.string())
+    judge = pc.if_else(pc.equal(judge, "quality-judge"), "support-judge", judge)
+    fp = pc.if_else(pc.equal(fp, gen.OLD_FINGERPRINT), old_tag, fp)
+    fp = pc.if_else(pc.equal(fp, gen.NEW_FINGERPRINT), new_tag, fp)
+    table = table.set_column(table.schema.get_field_index("judge"), "judge", judge)
+    table = table.set_column(table.schema.get_field_index("fingerprint"), "fingerprint", fp)
+    clock.set(when - timedelta(hours=15))
+    cutoff = pa.scalar(clock(), type=table.schema.field("scored_at").type)
+    so_far = table.filter(pc.less_equal(table["scored_at"], cutoff))
+    path = out / "production_scores.parquet"
+    gen.write_history(so_far, path)
+    rest = out / "production_scores_later.parquet"
+    gen.write_history(table.filter(pc.greater(table["scored_at"], cutoff)), rest)
+    result.artifacts["production_scores_later"] = str(rest)
+    ingested = ingest_file(store.engine, path)
+    say(f"   the month's production scores so far are ingested: {ingested.inserted:,} scores "
+        f"from {len(history.customers)} customers ({path.name})")
+    link = link_incident(store, result.incident["incident_id"], actor="oncall@example.com")
+    result.blast_radius = link
+    result.artifacts["production_scores"] = str(path)
+    br = link.get("blast_radius", link)
+    say(f"   blast radius: {_pct(br, 'traffic')} of traffic and {_pct(br, 'customers')} of named "
+        f"customers were scored by the drifted judge since {link.get('onset', {}).get('at', '?')}")
+
+
+def _relink(store: Any, result: DemoResult, say: Step) -> None:
+    """The rest of the month's scores arrive; re-linking appends an updated blast radius."""
+    from judgecal.scores.ingest import ingest_file
+    from judgecal.scores.link import link_incident
+
+    later = result.artifacts.get("production_scores_later")
+    if result.incident is None or later is None:
+        return
+    ingested = ingest_file(store.engine, later)
+    link = link_incident(store, result.incident["incident_id"], actor="ml-platform@example.com")
+    result.blast_radius = link
+    say(f"4. The rest of the month's scores arrive ({ingested.inserted:,} more); re-linking "
+        f"appends the final blast radius: {link.get('affected_scores', '?'):,} affected scores, "
+        f"{_pct(link, 'traffic')} of traffic, {_pct(link, 'customers')} of named customers, "
+        f"window ends at the resolution ({link.get('window', {}).get('end', '?')})")
+
+
+def _pct(br: dict[str, Any], which: str) -> str:
+    for key in (f"pct_{which}", f"{which}_pct", f"percent_{which}"):
+        if key in br and br[key] is not None:
+            return f"{float(br[key]):.1f}%"
+    share = br.get(which) or {}
+    if isinstance(share, dict):
+        for key in ("pct", "percent", "share"):
+            if share.get(key) is not None:
+                value = float(share[key])
+                return f"{value * 100 if key == 'share' else value:.1f}%"
+    return "?"
+
+
+def _respond_resolve(store: Any, result: DemoResult, clock: Any, entry: dict[str, Any],
+                     say: Step) -> None:
+    from judgecal import drift, incidents
+
+    if result.incident is None:
+        return
+    if entry["outcome"] != "healthy":
+        say(f"   the pinned judge is not back to normal ({entry['verdict']}); incident stays open")
+        return
+    incidents.resolve(store, result.incident["incident_id"], "ml-platform@example.com",
+                      f"Judge pinned to {PINNED_MODEL}; agreement back at the baseline level "
+                      f"(run {entry['run_id']}). Scores in the affected window queued for "
+                      "re-scoring.")
+    drift.accept_baseline(store, entry["run_id"], actor="ml-platform@example.com",
+                          reason=f"new baseline after pinning {PINNED_MODEL}")
+    say(f"   incident resolved; run {entry['run_id']} accepted as the new baseline")
+
+
+def _finish(store: Any, result: DemoResult, out: Path, say: Step) -> None:
+    from judgecal import audit, incidents
+    from judgecal.reports import write_trust_report
+
+    if result.incident is not None:
+        incident = incidents.get_incident(store, result.incident["incident_id"])
+        result.incident = incident
+        md = out / "incident.md"
+        md.write_text(incidents.render_markdown(incident), encoding="utf-8")
+        customers = (result.blast_radius or {}).get("blast_radius", result.blast_radius or {})
+        top = _top_customer(customers)
+        pm = out / "postmortem.md"
+        pm.write_text(incidents.render_postmortem(incident, customer=top), encoding="utf-8")
+        result.artifacts["incident"] = str(md)
+        result.artifacts["postmortem"] = str(pm)
+        say(f"5. Incident record: {md}; customer postmortem draft"
+            f"{' for ' + top if top else ''}: {pm}")
+    report = out / "trust-report.html"
+    write_trust_report(store, report)
+    result.artifacts["report"] = str(report)
+    say(f"6. Trust report: {report}")
+    verified = audit.verify(store.engine)
+    result.audit = verified.to_json()
+    say(f"   audit log: {verified.entries} entries, "
+        f"{'verified' if verified.ok else 'BROKEN: ' + str(len(verified.problems)) + ' problems'}")
+
+
+def _top_customer(br: dict[str, Any]) -> str | None:
+    for key in ("by_customer", "customers_top", "top_customers"):
+        rows = br.get(key)
+        if isinstance(rows, list) and rows:
+            first = rows[0]
+            if isinstance(first, dict):
+                return str(first.get("customer") or first.get("name") or "") or None
+    return None

@@ -82,7 +82,6 @@ import json
 import math
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +92,7 @@ from judgecal.agreement import StoredSet, judge_vector
 from judgecal.errors import ConfigError, InputError, NotFoundError, Problem
 from judgecal.fingerprint import FingerprintDiff, describe_change, diff_runs
 from judgecal.records import COMPLETED, SCORED, UNSCORED, utcnow
+from judgecal.records import now as clock_now
 from judgecal.store import schema
 
 if TYPE_CHECKING:
@@ -325,7 +325,7 @@ class DriftCheck:
 
 
 def new_check_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    stamp = clock_now().strftime("%Y%m%dT%H%M%S")
     return f"dc{stamp}-{secrets.token_hex(3)}"
 
 

@@ -48,7 +48,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, select
@@ -56,6 +56,7 @@ from sqlalchemy import Connection, and_, select
 from judgecal import audit, drift, notify
 from judgecal.errors import InputError, NotFoundError, Problem
 from judgecal.fingerprint import production_tag
+from judgecal.records import now as clock_now
 from judgecal.records import utcnow
 from judgecal.store import schema
 
@@ -159,7 +160,7 @@ def snapshot_event(conn: Connection, ref: str) -> dict[str, Any] | None:
 
 
 def new_incident_id() -> str:
-    return f"INC-{datetime.now(UTC).strftime('%Y%m%d')}-{secrets.token_hex(3)}"
+    return f"INC-{clock_now().strftime('%Y%m%d')}-{secrets.token_hex(3)}"
 
 
 @dataclass

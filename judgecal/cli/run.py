@@ -48,12 +48,9 @@ def run(
     incident, delivers webhook notifications and rewrites the Prometheus
     textfile (config sections `drift:` and `notify:`).
     """
-    from judgecal.agreement import StoredSet, agreement_report
     from judgecal.calibration import load_set
     from judgecal.config import load_config
-    from judgecal.incidents import after_run
-    from judgecal.records import INCONCLUSIVE
-    from judgecal.runner import execute_run
+    from judgecal.nightly import run_nightly
 
     config = load_config(config_path)
     if limit is not None:
@@ -79,27 +76,16 @@ def run(
             bar.update(1)
 
     try:
-        result = execute_run(config, store, cs, on_start=on_start, on_reply=on_reply)
+        nightly = run_nightly(config, store, cs, on_start=on_start, on_reply=on_reply)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-
-    report = agreement_report(
-        StoredSet.load(store, cs.version),
-        store.replies(result.run_id),
-        n_boot=config.run.bootstrap,
-        seed=config.run.seed,
-    )
-    store.save_metric_report(result.run_id, report)
-    # Drift check against the baseline, incident/warning recorded, notifications delivered.
-    watch = after_run(store, result.run_id, config)
+    result, report, watch = nightly.result, nightly.report, nightly.watch
     exit_code = {
         "incident": EXIT_INCIDENT,
         "warning": EXIT_WARNING,
         "inconclusive": EXIT_INCONCLUSIVE,
-    }.get(watch.kind, EXIT_OK)
-    if result.status == INCONCLUSIVE:
-        exit_code = EXIT_INCONCLUSIVE
+    }.get(nightly.kind, EXIT_OK)
     payload = {
         "run_id": result.run_id,
         "judge": config.judge.name,

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from judgecal.cli.common import emit_json, open_store, table
+from judgecal.records import now as clock_now
 
 # Exit codes of `scores ingest` (documented in the README and in --help).
 EXIT_OK = 0
@@ -291,7 +292,6 @@ def export(ctx: click.Context, incident: str | None, judge: str | None,
            until: str | None, source_config: str | None, out: str, as_json: bool) -> None:
     """Export every affected score (id, time, judge, fingerprint, dimension, score,
     customer, segment) of an incident to CSV or Parquet, streamed."""
-    from datetime import UTC
 
     from judgecal.scores import export_affected
     from judgecal.scores.link import Window, iso
@@ -300,7 +300,7 @@ def export(ctx: click.Context, incident: str | None, judge: str | None,
     with _source(store, source_config) as src:
         onset, judge_name, end, reason, incident_id = _resolve_window(
             store, src, incident, judge, last_healthy, new_fingerprint, onset_at, until)
-        end = end or datetime.now(UTC)
+        end = end or clock_now()
         window = Window(judge_name, onset.at, end, onset.fingerprints)
         count = export_affected(src, window, out)
     summary = {"incident_id": incident_id, "judge": judge_name, "out": out, "rows": count,

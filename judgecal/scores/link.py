@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from judgecal.errors import InputError, NotFoundError
+from judgecal.records import now as clock_now
 from judgecal.scores.source import ScoreSource
 
 __all__ = [
@@ -289,7 +290,7 @@ def blast_radius(
     top:
         How many customers to list, most affected first.
     """
-    now = now or datetime.now(UTC)
+    now = now or clock_now()
     end = end or now
     if end <= onset.at:
         raise InputError(f"the window end {iso(end)} is not after the onset {iso(onset.at)}")

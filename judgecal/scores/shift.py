@@ -19,12 +19,13 @@ database holding the scores.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from judgecal.errors import InputError
+from judgecal.records import now as clock_now
 from judgecal.scores.link import _moment_cols, iso, mean_change
 from judgecal.scores.source import ScoreSource
 
@@ -61,7 +62,7 @@ def production_shift(
     periods with its total-variation distance, the mix/within decomposition of each move, and
     the fingerprints of the judge first seen in the compared span.
     """
-    now = now or datetime.now(UTC)
+    now = now or clock_now()
     until = until or now
     if until <= since:
         raise InputError(f"--until {iso(until)} must be after --since {iso(since)}")
@@ -229,7 +230,7 @@ def judge_shift(
     from judgecal import drift, incidents
     from judgecal.scores.source import store_source
 
-    now = now or datetime.now(UTC)
+    now = now or clock_now()
     src = source or store_source(store.engine)
     result = production_shift(src, judge, since=since, until=until, before_start=before_start,
                               now=now)
