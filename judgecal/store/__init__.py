@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from judgecal.errors import NotFoundError
 from judgecal.records import FAILED, RUNNING, ReplyRecord, utcnow
@@ -40,7 +41,27 @@ class Store:
 
     # -- calibration sets ---------------------------------------------------------
     def save_set(self, cs: CalibrationSet) -> bool:
-        """Snapshot a calibration set (items and labels) under its version. Idempotent."""
+        """Snapshot a calibration set (items and labels) under its version. Idempotent.
+
+        Two processes may snapshot the same version at once (two runs started together):
+        the one whose insert collides with the other's committed snapshot returns False.
+        """
+        try:
+            return self._save_set(cs)
+        except IntegrityError:
+            if self._has_set(cs.version):
+                return False
+            raise
+
+    def _has_set(self, version: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(schema.calibration_sets.c.version).where(
+                    schema.calibration_sets.c.version == version
+                )
+            ).first() is not None
+
+    def _save_set(self, cs: CalibrationSet) -> bool:
         with self.engine.begin() as conn:
             if conn.execute(
                 select(schema.calibration_sets.c.version).where(

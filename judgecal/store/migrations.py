@@ -9,7 +9,8 @@ one defines the tables it creates itself (frozen copies), so later changes to
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Text,
     inspect,
     select,
+    text,
 )
 
 MigrationFn = Callable[[Connection], None]
@@ -67,15 +69,43 @@ def pending(engine: Engine) -> list[str]:
     return [name for name, _ in ordered() if name not in done]
 
 
-def migrate(engine: Engine, stop_before: str | None = None) -> list[str]:
-    """Apply every pending migration, each in its own transaction. Returns what ran."""
-    ran: list[str] = []
+_MIGRATION_LOCK = 0x6A75646765636131
+"""PostgreSQL advisory-lock key serialising migrations (any fixed 64-bit number)."""
+
+
+@contextmanager
+def _exclusive(engine: Engine) -> Iterator[Connection]:
+    """A transaction that only one process at a time can hold on this store.
+
+    Several processes may open a fresh store at the same moment (two ``judgecal run``
+    started together); without this they would create the same tables and ledger rows
+    twice. SQLite: ``BEGIN IMMEDIATE`` takes the write lock up front (and makes the DDL
+    transactional); PostgreSQL: a transaction-scoped advisory lock.
+    """
     with engine.begin() as conn:
+        backend = engine.url.get_backend_name()
+        if backend == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif backend == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        yield conn
+
+
+def migrate(engine: Engine, stop_before: str | None = None) -> list[str]:
+    """Apply every pending migration, each in its own transaction. Returns what ran.
+
+    Safe when several processes migrate the same store at once: each migration runs
+    under :func:`_exclusive` and re-checks the ledger first.
+    """
+    ran: list[str] = []
+    if not [n for n in pending(engine) if stop_before is None or n < stop_before]:
+        return ran  # the common case: nothing to do, no lock taken
+    with _exclusive(engine) as conn:
         _ledger_md.create_all(conn)
     for name, fn in ordered():
         if name == stop_before:
             break
-        with engine.begin() as conn:
+        with _exclusive(engine) as conn:
             exists = conn.execute(select(ledger.c.name).where(ledger.c.name == name)).first()
             if exists:
                 continue
