@@ -174,8 +174,12 @@ def deliver_pending(
         return report
     secret = os.environ.get(webhook.secret_env) if webhook.secret_env else None
     client = http_client or httpx.Client(timeout=webhook.timeout_s)
+    # Longest a delivery can take here; a claim lasts that long plus a margin.
+    lease_s = webhook.tries_per_run * webhook.timeout_s + 0.5 * 2**webhook.tries_per_run + 60
     try:
         for row in to_send:
+            if not _claim(store, row, lease_s):
+                continue  # another process (another judge's run) is delivering it now
             body = json.dumps(
                 {"event": row["event"], "sent_at": utcnow(), "delivery": row["dedupe_key"],
                  "data": row["payload"]},
@@ -222,6 +226,27 @@ def deliver_pending(
         if http_client is None:
             client.close()
     return report
+
+
+def _claim(store: Store, row: dict[str, Any], lease_s: float) -> bool:
+    """Take a pending notification for delivery; only one process wins.
+
+    Compare-and-set on ``next_attempt_at``: the winner moves it ``lease_s`` into the future,
+    so a concurrent deliverer that read the same row sees it changed and skips it, and one
+    that reads later sees it not yet due. If the winner dies mid-delivery the lease runs
+    out and a later run retries (the ``X-Judgecal-Delivery`` key lets a receiver drop that
+    rare duplicate).
+    """
+    n = schema.notifications.c
+    old = row["next_attempt_at"]
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            update(schema.notifications)
+            .where(and_(n.notification_id == row["notification_id"], n.status == PENDING,
+                        n.next_attempt_at.is_(None) if old is None else n.next_attempt_at == old))
+            .values(next_attempt_at=_iso_in(lease_s))
+        )
+    return result.rowcount == 1
 
 
 def _update(store: Store, notification_id: int, **values: Any) -> None:
