@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,10 +106,11 @@ class Sandbox:
         return f"sqlite:///{self.workdir / name}"
 
     # -- configs --------------------------------------------------------------------
-    def judge_data(self, base_url: str, **over: Any) -> dict[str, Any]:
-        """The demo judge as a mapping, pointed at ``base_url``, with top-level overrides."""
+    def judge_data(self, base_url: str, judge_file: str = JUDGE_FILE, **over: Any
+                   ) -> dict[str, Any]:
+        """A shipped judge as a mapping, pointed at ``base_url``, with top-level overrides."""
         data: dict[str, Any] = yaml.safe_load(
-            (self.root / "configs" / "judges" / JUDGE_FILE).read_text(encoding="utf-8")
+            (self.root / "configs" / "judges" / judge_file).read_text(encoding="utf-8")
         )
         data["base_url"] = base_url
         data.update(over)
@@ -121,6 +123,7 @@ class Sandbox:
         base_url: str,
         store: str,
         set_path: Path | None = None,
+        judge_file: str = JUDGE_FILE,
         judge: Mapping[str, Any] | None = None,
         run: Mapping[str, Any] | None = None,
         drift: Mapping[str, Any] | None = None,
@@ -129,7 +132,8 @@ class Sandbox:
         """Write ``<name>.yaml`` (and ``<name>.judge.yaml``) and return the run config path."""
         judge_path = self.workdir / f"{name}.judge.yaml"
         judge_path.write_text(
-            yaml.safe_dump(self.judge_data(base_url, **dict(judge or {})), sort_keys=False),
+            yaml.safe_dump(self.judge_data(base_url, judge_file, **dict(judge or {})),
+                           sort_keys=False),
             encoding="utf-8",
         )
         data: dict[str, Any] = {
@@ -360,3 +364,73 @@ class PgDatabases:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class WebhookReceiver:
+    """A local webhook endpoint that records every POST (headers and JSON body).
+
+    ``delay_s`` holds each reply back (a slow receiver widens any race between two
+    deliverers); ``port`` lets a receiver come up on the address of one that was down.
+    """
+
+    def __init__(self, port: int = 0, delay_s: float = 0.0):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        receiver = self
+        self.posts: list[dict[str, Any]] = []
+        self.delay_s = delay_s
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                time.sleep(receiver.delay_s)
+                with receiver._lock:
+                    receiver.posts.append({"headers": dict(self.headers.items()),
+                                           "body": body.decode("utf-8", "replace")})
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def deliveries(self) -> Counter[str]:
+        """POSTs per ``X-Judgecal-Delivery`` key (a value above 1 is a duplicate)."""
+        with self._lock:
+            return Counter(p["headers"].get("X-Judgecal-Delivery", "") for p in self.posts)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> WebhookReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (for an endpoint that is down)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
