@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import shutil
 from collections.abc import Callable, Iterable
@@ -58,7 +57,6 @@ if TYPE_CHECKING:
     from judgecal.store import Store
 
 GENESIS = "0" * 64
-_encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 SnapshotFn = Callable[[Connection, str], "dict[str, Any] | None"]
 RefsFn = Callable[[Connection], Iterable[str]]
@@ -76,10 +74,18 @@ RECORD_UNLOGGED = "record_unlogged"
 ANCHOR_MISSING = "anchor_missing"
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False, default=str)
+
+
 def canonical(data: Any) -> str:
-    """Canonical JSON: sorted keys, no whitespace, UTF-8 kept, floats as repr."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False, default=str)
+    """Canonical JSON: sorted keys, no whitespace, UTF-8 kept, floats as repr.
+
+    Exactly ``json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    allow_nan=False, default=str)``, with the encoder built once (every reply of every run is
+    encoded on each verification).
+    """
+    return _CANONICAL.encode(data)
 
 
 def sha256_hex(data: str) -> str:
@@ -313,57 +319,11 @@ def replies_by_run(conn: Connection) -> Iterable[tuple[str, Iterable[dict[str, A
         yield str(run_id), group
 
 
-class _NotScalar(Exception):
-    """A value :func:`_canonical_row` leaves to the generic encoder."""
-
-
-_KEY_TEXT: dict[str, str] = {}
-
-
-def _scalar(value: Any) -> str:
-    kind = type(value)
-    if kind is str:
-        return _encode_string(value)
-    if value is None:
-        return "null"
-    if kind is float:
-        if math.isfinite(value):
-            return float.__repr__(value)
-        raise _NotScalar
-    if kind is int:
-        return int.__repr__(value)
-    if kind is bool:
-        return "true" if value else "false"
-    raise _NotScalar
-
-
-def _key(key: str) -> str:
-    text = _KEY_TEXT.get(key)
-    if text is None:
-        text = _KEY_TEXT[key] = _encode_string(key) + ":"
-    return text
-
-
-def _canonical_row(row: dict[str, Any]) -> str:
-    """``canonical(row)`` for a flat row of str/int/float/bool/None values, built directly.
-
-    Every reply of every run is hashed on every verification; building the JSON text here is
-    about twice as fast as the generic encoder and gives the same characters (keys sorted,
-    strings escaped as ``json`` escapes them, floats as ``repr``). Any other value — or a
-    non-finite float — falls back to :func:`canonical` (which then decides, e.g. by raising
-    on NaN). A test checks the equality on generated rows.
-    """
-    try:
-        return "{" + ",".join([_key(k) + _scalar(row[k]) for k in sorted(row)]) + "}"
-    except (_NotScalar, TypeError):
-        return canonical(row)
-
-
 def _digest(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     h = hashlib.sha256()
     n = 0
     for row in rows:
-        h.update(_canonical_row(row).encode("utf-8"))
+        h.update(canonical(row).encode("utf-8"))
         h.update(b"\n")
         n += 1
     return {"count": n, "sha256": h.hexdigest()}
@@ -798,41 +758,60 @@ def _write_bundle(
             refs.setdefault(kind, set()).add(ref)
         for kind, lister in REFS.items():
             refs.setdefault(kind, set()).update(str(r) for r in lister(conn))
-        replies_files: dict[str, str] = {}
+        # Each run's replies go to <run>.replies.jsonl, streamed once; the digest in the run
+        # record is computed from the very bytes written (so sha256sum of the file equals it).
+        run_names: dict[str, str] = {}
+        used_runs: set[str] = set()
+        for ref in sorted(refs.get("run", set())):
+            run_names[ref] = _file_name(ref, used_runs)
+        digests: dict[str, dict[str, Any]] = {}
+        (root / "records" / "run").mkdir(parents=True, exist_ok=True)
+        for run_id, rows in replies_by_run(conn):
+            if run_id not in run_names:
+                continue
+            rel = f"records/run/{run_names[run_id]}.replies.jsonl"
+            h, n = hashlib.sha256(), 0
+            with (root / rel).open("wb") as fh:
+                for reply in rows:
+                    line = canonical(reply).encode("utf-8") + b"\n"
+                    fh.write(line)
+                    h.update(line)
+                    n += 1
+            written.append(rel)
+            digests[run_id] = {"count": n, "sha256": h.hexdigest()}
+        run_rows = {
+            str(row["run_id"]): dict(json.loads(canonical(dict(row))))
+            for row in conn.execute(select(schema.runs)).mappings()
+        }
         for kind in sorted(refs):
             snap = SNAPSHOTS.get(kind)
             if snap is None:
                 continue
-            bulk = dict(BULK[kind](conn)) if kind in BULK else None
+            bulk = dict(BULK[kind](conn)) if kind in BULK and kind != "run" else None
             used: set[str] = set()
             kind_dir = _SAFE.sub("_", kind)
             for ref in sorted(refs[kind]):
-                record = bulk.get(ref) if bulk is not None else snap(conn, ref)
+                if kind == "run":
+                    record = run_rows.get(ref)
+                    if record is not None:
+                        record["replies"] = digests.get(ref) or _digest([])
+                        if ref not in digests:
+                            write(f"records/run/{run_names[ref]}.replies.jsonl", b"")
+                else:
+                    record = bulk.get(ref) if bulk is not None else snap(conn, ref)
                 if record is None:
                     continue
                 record = json.loads(canonical(record))
-                name = _file_name(ref, used)
+                name = run_names[ref] if kind == "run" else _file_name(ref, used)
                 rel = f"records/{kind_dir}/{name}.json"
                 write(rel, canonical(record).encode("utf-8"))
                 entry: dict[str, Any] = {"kind": kind, "ref": ref, "file": rel,
                                          "record_sha256": sha256_hex(canonical(record))}
                 if kind == "run":
                     entry["replies_file"] = f"records/{kind_dir}/{name}.replies.jsonl"
-                    replies_files[ref] = entry["replies_file"]
                     if record.get("set_version"):
                         set_versions.add(str(record["set_version"]))
                 index.append(entry)
-        # Every reply, streamed once, into its run's file (a run without replies: empty file).
-        for run_id, rows in replies_by_run(conn):
-            if run_id not in replies_files:
-                continue
-            rel = replies_files.pop(run_id)
-            with (root / rel).open("wb") as fh:
-                for reply in rows:
-                    fh.write(_canonical_row(reply).encode("utf-8") + b"\n")
-            written.append(rel)
-        for rel in replies_files.values():
-            write(rel, b"")
     write("records/index.json", (json.dumps(index, indent=1, ensure_ascii=False) + "\n").encode())
     used_sets: set[str] = set()
     for version in sorted(set_versions):

@@ -164,6 +164,8 @@ def test_cli(demo: tuple[Store, dict[str, str]], tmp_path: Path,
     assert not list(out.parent.glob("*.partial"))
     code, stdout, _ = _main(["--store", url, "report", "--out", str(out)], capsys)
     assert code == 0 and stdout.startswith(f"wrote {out}")
+    code, _, _ = _main(["--store", url, "report", "--out", str(out), "--skip-audit"], capsys)
+    assert code == 0 and "not verified" in out.read_text(encoding="utf-8")
     code, _, err = _main(["--store", url, "report", "--out", str(out), "--judge", "nobody"],
                          capsys)
     assert code == 2 and "no judge named 'nobody'" in err

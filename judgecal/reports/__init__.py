@@ -48,12 +48,14 @@ def render_trust_report(
     verification: VerifyResult | None = None,
     figure_format: str = "svg",
     worst_items: int = 10,
+    verify: bool = True,
 ) -> str:
     """The trust report of ``store`` as one self-contained HTML string."""
     from judgecal.reports import trust
 
     return trust.render_trust_report(store, judge=judge, since=since, verification=verification,
-                                     figure_format=figure_format, worst_items=worst_items)
+                                     figure_format=figure_format, worst_items=worst_items,
+                                     verify=verify)
 
 
 def write_trust_report(store: Store, path: str | Path, **options: Any) -> dict[str, Any]:

@@ -228,13 +228,18 @@ def trust_report_data(
     since: str | None = None,
     verification: VerifyResult | None = None,
     worst_items: int = WORST_ITEMS,
+    verify: bool = True,
 ) -> dict[str, Any]:
-    """Everything the trust report shows, per judge, as plain JSON-ready data."""
+    """Everything the trust report shows, per judge, as plain JSON-ready data.
+
+    The audit log is verified (:func:`judgecal.audit.verify`) unless ``verification`` is given
+    or ``verify`` is False; in the latter case the report says it was not verified.
+    """
     from judgecal import audit
     from judgecal.explain import disagreements
 
     since_key = parse_since(since)
-    if verification is None:
+    if verification is None and verify:
         verification = audit.verify(store.engine)
     runs, reports, manifests = _read(store, judge, since_key)
     if judge is not None and not runs:
@@ -318,7 +323,7 @@ def trust_report_data(
         "generated_at": utcnow(),
         "store": store.url,
         "filters": {"judge": judge, "since": since_key},
-        "audit": verification.to_json(),
+        "audit": None if verification is None else verification.to_json(),
         "judges": judges,
         "metrics_glossary": _glossary(),
     }

@@ -21,7 +21,7 @@ __all__ = ["FIGURE_FORMATS", "parse_time", "timeline"]
 
 FIGURE_FORMATS = ("svg", "png")
 _MARKER_LIMIT = 60
-"""Up to this many runs each run gets a marker and an error bar; beyond, a line and a band."""
+"""Up to this many runs each run gets a marker on the line."""
 
 _JUDGE = "#1d4ed8"
 _CEILING = "#4b5563"
@@ -67,8 +67,8 @@ def timeline(
     """Agreement over time for one dimension, as a ``data:`` URI.
 
     ``points``: ``{"at", "value", "ci_low", "ci_high", "ceiling", "status"}`` per run, oldest
-    first. The judge's metric is a line with its interval (error bars, or a band when there
-    are many runs); the human ceiling is a dashed reference line; incidents are red vertical
+    first. The judge's metric is a line in its interval band (with markers up to 60 runs);
+    the human ceiling is a dashed reference line; incidents are red vertical
     lines with their open period shaded; fingerprint changes are violet dotted lines.
     """
     import matplotlib.dates as mdates
@@ -84,26 +84,15 @@ def timeline(
     ceiling = np.array([_nan(p.get("ceiling")) for p in points])
     x_num = np.array(mdates.date2num(xs)) if xs else np.array([])
 
+    ax.fill_between(x_num, low, high, color=_JUDGE, alpha=0.16, lw=0, label="95% interval")
     if len(points) <= _MARKER_LIMIT:
-        has_ci = ~np.isnan(low) & ~np.isnan(high) & ~np.isnan(value)
-        if has_ci.any():
-            ax.errorbar(x_num[has_ci], value[has_ci],
-                        yerr=[value[has_ci] - low[has_ci], high[has_ci] - value[has_ci]],
-                        fmt="none", ecolor=_JUDGE, alpha=0.45, capsize=2, lw=1)
-        ax.plot(x_num, value, color=_JUDGE, lw=1.4, marker="o", ms=3.5,
-                label=f"judge {metric} (95% interval)")
+        ax.plot(x_num, value, color=_JUDGE, lw=1.4, marker="o", ms=3.5, label=f"judge {metric}")
     else:
-        ax.fill_between(x_num, low, high, color=_JUDGE, alpha=0.18, lw=0,
-                        label="95% interval")
         ax.plot(x_num, value, color=_JUDGE, lw=1.2, label=f"judge {metric}")
     bad = np.array([p.get("status") not in (None, "completed") for p in points], dtype=bool)
     if bad.any() and not np.isnan(value[bad]).all():
         ax.plot(x_num[bad], value[bad], ls="none", marker="x", color="#92400e", ms=5,
                 label="inconclusive run")
-    if not np.isnan(ceiling).all():
-        ax.step(x_num, ceiling, where="post", color=_CEILING, ls="--", lw=1.1,
-                label="human ceiling")
-
     finite = np.concatenate([a[~np.isnan(a)] for a in (value, low, high, ceiling)])
     if finite.size:
         lo_y, hi_y = float(finite.min()), float(finite.max())
@@ -120,6 +109,11 @@ def timeline(
         span = max(float(every.max() - every.min()), 1.0)
         ax.set_xlim(float(every.min()) - span * 0.02, float(every.max()) + span * 0.04)
     right = ax.get_xlim()[1]
+    if not np.isnan(ceiling).all():
+        # A step line that holds its last value to the right edge of the plot.
+        last = ceiling[~np.isnan(ceiling)][-1]
+        ax.step(np.append(x_num, right), np.append(ceiling, last), where="post",
+                color=_CEILING, ls="--", lw=1.1, label="human ceiling")
 
     labelled = False
     for when in fingerprint_changes or []:
@@ -149,7 +143,9 @@ def timeline(
     ax.grid(axis="y", color="#e5e7eb", lw=0.8)
     ax.spines[["top", "right"]].set_visible(False)
     ax.tick_params(labelsize=8)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=4, fontsize=7.5,
+    handles = ax.get_legend_handles_labels()[0]
+    if handles:
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(len(handles), 5),
+                  fontsize=7.5,
                   frameon=False, borderaxespad=0.2)
     return _data_uri(fig, fmt)

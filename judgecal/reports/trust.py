@@ -205,12 +205,13 @@ def render_trust_report(
     verification: VerifyResult | None = None,
     figure_format: str = "svg",
     worst_items: int = 10,
+    verify: bool = True,
 ) -> str:
     """The trust report of ``store`` as one HTML string (see the module docstring)."""
     from judgecal.reports.data import trust_report_data
 
     data = trust_report_data(store, judge=judge, since=since, verification=verification,
-                             worst_items=worst_items)
+                             worst_items=worst_items, verify=verify)
     return render_html(data, figure_format=figure_format)
 
 
@@ -233,4 +234,4 @@ def write_trust_report(store: Store, path: str | Path, **options: Any) -> dict[s
     return {"path": str(out), "bytes": len(html.encode("utf-8")),
             "judges": [j["name"] for j in data["judges"]],
             "runs": sum(len(j["runs"]) for j in data["judges"]),
-            "audit_ok": data["audit"]["ok"]}
+            "audit_ok": None if data["audit"] is None else data["audit"]["ok"]}
