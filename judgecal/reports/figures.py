@@ -41,11 +41,10 @@ def _data_uri(fig: Any, fmt: str) -> str:
     buf = io.BytesIO()
     if fmt == "svg":
         with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "judgecal"}):
-            fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+            fig.savefig(buf, format="svg", metadata={"Date": None})
         mime = "image/svg+xml"
     elif fmt == "png":
-        fig.savefig(buf, format="png", dpi=110, metadata={"Software": None},
-                    bbox_inches="tight")
+        fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
         mime = "image/png"
     else:
         raise ValueError(f"figure format {fmt!r} is not one of {', '.join(FIGURE_FORMATS)}")
@@ -75,7 +74,9 @@ def timeline(
     import numpy as np
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8.0, 2.7))
+    # A fixed size and a constrained layout: every figure of the report has the same width and
+    # plot area, whatever its legend holds.
+    fig = Figure(figsize=(8.0, 2.9), layout="constrained")
     ax = fig.add_subplot()
     xs = [parse_time(p["at"]) for p in points]
     value = np.array([_nan(p.get("value")) for p in points])
@@ -130,7 +131,7 @@ def timeline(
                if inc.get("resolved_at") else right)
         ax.axvspan(start, max(end, start), color=_INCIDENT, alpha=0.07, lw=0)
         ax.axvline(start, color=_INCIDENT, lw=1.3,
-                   label=None if labelled else "incident opened (shaded while open)")
+                   label=None if labelled else "incident (shaded while open)")
         labelled = True
         tag = str(inc.get("severity") or "incident")
         ax.text(start, 0.98, f" {tag}", transform=ax.get_xaxis_transform(), color=_INCIDENT,
@@ -143,9 +144,8 @@ def timeline(
     ax.grid(axis="y", color="#e5e7eb", lw=0.8)
     ax.spines[["top", "right"]].set_visible(False)
     ax.tick_params(labelsize=8)
-    handles = ax.get_legend_handles_labels()[0]
+    handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(len(handles), 5),
-                  fontsize=7.5,
-                  frameon=False, borderaxespad=0.2)
+        fig.legend(handles, labels, loc="outside upper left", ncols=min(len(handles), 5),
+                   fontsize=7.5, frameon=False)
     return _data_uri(fig, fmt)
