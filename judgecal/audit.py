@@ -476,7 +476,20 @@ def _newest_entries(conn: Connection) -> dict[tuple[str, str], tuple[int, str]]:
 
 
 def verify_records(conn: Connection, result: VerifyResult) -> None:
-    """Checks 2 and 3 of the module docstring, adding to ``result``."""
+    """Checks 2 and 3 of the module docstring, adding to ``result``.
+
+    Safe while judgecal writes concurrently (a record and its entry commit together): the
+    records are listed *before* the log is read, so a record seen has its entry; and a record
+    that differs from its newest snapshot is compared once more with the log as it is then,
+    so a change logged in the meantime is not mistaken for tampering.
+    """
+    listed: dict[str, list[str]] = {}
+    for kind in sorted(SNAPSHOTS):
+        lister = REFS.get(kind)
+        if lister is None:
+            result.unlisted_kinds.append(kind)
+        else:
+            listed[kind] = sorted(str(r) for r in lister(conn))
     newest = _newest_entries(conn)
     by_kind: dict[str, set[str]] = {}
     for kind, ref in newest:
@@ -496,21 +509,22 @@ def verify_records(conn: Connection, result: VerifyResult) -> None:
             continue
         current = json.loads(canonical(current))
         if sha256_hex(canonical(current)) != sha:
-            logged = conn.execute(
-                select(schema.audit_log.c.record).where(schema.audit_log.c.seq == seq)
-            ).scalar()
+            a = schema.audit_log.c
+            seq, sha, logged = conn.execute(
+                select(a.seq, a.record_sha256, a.record)
+                .where(a.kind == kind, a.ref == ref).order_by(a.seq.desc()).limit(1)
+            ).one()
+            fresh = snap(conn, ref)
+            if fresh is not None and sha256_hex(canonical(fresh)) == sha:
+                continue  # changed and logged while we were reading: not tampering
             fields = ", ".join(_differences(logged, current)) or "record"
             result.problems.append(AuditProblem(
-                seq, kind, ref,
+                int(seq), kind, ref,
                 f"the {kind} record was changed after it was logged (differs in: {fields})",
                 RECORD_EDITED))
-    for kind in sorted(SNAPSHOTS):
-        lister = REFS.get(kind)
-        if lister is None:
-            result.unlisted_kinds.append(kind)
-            continue
+    for kind, refs in listed.items():
         logged_refs = by_kind.get(kind, set())
-        for ref in sorted(str(r) for r in lister(conn)):
+        for ref in refs:
             if ref not in logged_refs:
                 result.problems.append(AuditProblem(
                     None, kind, ref,
@@ -526,6 +540,9 @@ def verify(engine: Engine, *, anchor: str | None = None) -> VerifyResult:
     """
     load_registrations()
     with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # One consistent snapshot for every read (SQLite: see verify_records).
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
         rows = [
             dict(r)
             for r in conn.execute(

@@ -342,3 +342,29 @@ def test_canonical_is_the_documented_dumps(row: dict[str, object]) -> None:
                                               ensure_ascii=False)
     with pytest.raises(ValueError):
         audit.canonical({"score": float("nan")})
+
+
+def test_concurrent_legitimate_writes_are_not_tampering(
+    logged: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run re-logged and a report saved *while* verification reads the tables."""
+    original = audit.BULK["run"]
+    done = []
+
+    def racing_bulk(conn: object) -> object:
+        if not done:
+            done.append(True)
+            with logged.store.engine.begin() as other:
+                other.execute(update(schema.runs).where(schema.runs.c.run_id == logged.a)
+                              .values(summary={"annotated": True}))
+                record = audit.snapshot_run(other, logged.a)
+                assert record is not None
+                audit.append(other, "run", logged.a, record)
+            report = logged.store.latest_metric_report(logged.a)
+            assert report is not None
+            logged.store.save_metric_report(logged.a, report)
+        return original(conn)  # type: ignore[arg-type]
+
+    monkeypatch.setitem(audit.BULK, "run", racing_bulk)
+    result = audit.verify(logged.store.engine)
+    assert done and result.ok, result.problems
