@@ -357,12 +357,13 @@ def _nan0(value: np.floating[Any] | float) -> float:
 _TEXT_LIMIT = 400
 
 
-def _fields_md(fields: dict[str, Any], limit: int) -> list[str]:
+def _fields_md(item: dict[str, Any], limit: int) -> list[str]:
+    """The item's text fields (not its id or segment fields, already in the heading)."""
     from judgecal.reports.markdown import escape_markdown_inline, truncate
 
     lines = []
-    for key, value in fields.items():
-        if value is None or value == "":
+    for key, value in item["fields"].items():
+        if value is None or value == "" or key in item["segments"] or str(value) == item["item_id"]:
             continue
         lines.append(f"- **{escape_markdown_inline(str(key))}**: "
                      f"{escape_markdown_inline(truncate(str(value), limit))}")
@@ -443,12 +444,13 @@ def to_markdown(result: dict[str, Any], *, text_limit: int = _TEXT_LIMIT) -> str
                 head += f" — {item['change']}"
             lines.append(head)
             lines.append("")
-            lines.extend(_fields_md(item["fields"], text_limit))
+            lines.extend(_fields_md(item, text_limit))
             lines.append(f"- humans: {_humans_md(item['humans'])}")
             lines.append("")
             if base is None:
-                lines.append(f"Judge verdict: **{_reply_md(item['judge'])}** "
-                             f"(distance {item['distance']:g})")
+                distance = ("" if d["kind"] in _CATEGORICAL
+                            else f" (distance {item['distance']:g} from the consensus)")
+                lines.append(f"Judge verdict: **{_reply_md(item['judge'])}**{distance}")
                 raw = item["judge"].get("raw_text")
                 if raw:
                     lines.append("")
