@@ -107,8 +107,10 @@ class Scale(BaseModel):
         text = str(raw).strip()
         if self.kind == "pairwise":
             key = text.lower()
-            with contextlib.suppress(ValueError):
-                key = str(int(float(key)))
+            with contextlib.suppress(ValueError, OverflowError):
+                as_float = float(key)
+                if as_float == int(as_float):  # "1.0" is 1; "1.5" is no preference at all
+                    key = str(int(as_float))
             value = _PAIRWISE_WORDS.get(key)
             if value is None or (value == PAIRWISE_TIE and not self.ties):
                 allowed = "1, 2" + (", 0 (tie)" if self.ties else "")
@@ -122,7 +124,8 @@ class Scale(BaseModel):
                 if lowered in ("true", "false"):
                     return 1.0 if lowered == "true" else 0.0
             number = _as_number(text)
-            if number is not None and number == int(number) and 0 <= number < len(self.categories):
+            if (number is not None and math.isfinite(number) and number == int(number)
+                    and 0 <= number < len(self.categories)):
                 return float(number)
             raise ValueError(f"label {text!r} is not one of {self.categories}")
         number = _as_number(text)
@@ -170,7 +173,7 @@ class Dimension(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=200)
     """Identifier used in label files and judge configs."""
     scale: Scale
     description: str = ""
