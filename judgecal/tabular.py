@@ -176,6 +176,9 @@ def _jsonl_rows(path: Path, report: Report) -> Iterator[tuple[int, dict[str, Any
         except json.JSONDecodeError as exc:
             report(f"malformed JSON: {exc.msg} (column {exc.colno})", number)
             continue
+        except RecursionError:
+            report("malformed JSON: nested too deeply", number)
+            continue
         if not isinstance(value, dict):
             report(f"expected a JSON object, found {type(value).__name__}", number)
             continue
