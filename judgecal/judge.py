@@ -115,6 +115,15 @@ class PromptRenderer:
                     message=f"{exc.message} (the template names a field the items do not have)",
                 )
             ) from None
+        except Exception as exc:  # the sandbox refused it, or an expression failed (1/0 …)
+            raise ConfigError(
+                Problem(
+                    file=f"judge '{self.judge.name}'",
+                    field=f"prompts.{dimension}.template",
+                    message=f"the template cannot be rendered for item "
+                    f"{fields.get('id', '?')!r}: {type(exc).__name__}: {exc}",
+                )
+            ) from None
         return out
 
 
