@@ -59,13 +59,17 @@ MAX_PROBLEMS_PER_FILE = 100
 
 _NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 
+MAX_KEY_LENGTH = 200
+"""Longest item id, rater id or dimension name: what the store's key columns hold
+(PostgreSQL would refuse a longer one half-way through a run)."""
+
 
 class SetSpec(BaseModel):
     """The contents of ``set.yaml`` (unknown keys are an error)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=_NAME_PATTERN)
+    name: str = Field(pattern=_NAME_PATTERN, max_length=200)
     """Short identifier of the set (letters, digits, ``_ . -``)."""
     description: str = ""
     """What the set is, in a sentence or two."""
@@ -356,6 +360,14 @@ def _read_items(path: Path, spec: SetSpec, problems: _Problems) -> tuple[list[It
             problems.add(Problem(file=where, line=line, field=id_field, message=message))
             complete = False
             continue
+        if len(item_id) > MAX_KEY_LENGTH:
+            problems.add(Problem(
+                file=where, line=line, field=id_field,
+                message=f"the item id is {len(item_id)} characters long; at most "
+                f"{MAX_KEY_LENGTH} are allowed",
+            ))
+            complete = False
+            continue
         if item_id in first_line:
             problems.add(Problem(
                 file=where, line=line, field=id_field,
@@ -439,6 +451,13 @@ def _read_labels(
                 break
             if value is None:
                 problems.add(Problem(file=where, line=line, field=column, message="is empty"))
+                break
+            if len(value) > MAX_KEY_LENGTH:
+                problems.add(Problem(
+                    file=where, line=line, field=column,
+                    message=f"is {len(value)} characters long; at most {MAX_KEY_LENGTH} are "
+                    "allowed",
+                ))
                 break
             keys[column] = value
         else:

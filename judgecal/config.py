@@ -97,7 +97,7 @@ class Decoding(_Strict):
 class JudgeConfig(_Strict):
     """A named grader: endpoint, model, decoding, prompts and parse rules."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.:\-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:\-]+$", max_length=200)
     """Stable name of the judge; baselines and score history are keyed by it."""
     base_url: str
     """OpenAI-compatible endpoint, e.g. ``https://api.openai.com/v1`` or ``http://localhost:8000/v1``."""
@@ -309,6 +309,10 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
     except UnicodeDecodeError as exc:
         raise ConfigError(
             Problem(file=str(path), message=f"not UTF-8 text (byte {exc.start})")
+        ) from None
+    except OSError as exc:  # a directory, no permission, ...
+        raise ConfigError(
+            Problem(file=str(path), message=f"cannot read the file: {exc.strerror or exc}")
         ) from None
     try:
         data = yaml.safe_load(text)
