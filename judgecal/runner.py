@@ -97,6 +97,10 @@ def _prompt_hash(messages: list[dict[str, str]]) -> str:
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _clip(text: str | None, n: int) -> str | None:
+    return text if text is None or len(text) <= n else text[: n - 1] + "…"
+
+
 def _record(item_id: str, dim: str, variant: str, prompt_sha: str, out: Outcome) -> ReplyRecord:
     parsed = out.parsed
     if out.kind == "failed":
@@ -120,9 +124,11 @@ def _record(item_id: str, dim: str, variant: str, prompt_sha: str, out: Outcome)
         latency_ms=out.latency_ms,
         prompt_tokens=out.prompt_tokens,
         completion_tokens=out.completion_tokens,
-        served_model=out.served_model,
-        system_fingerprint=out.system_fingerprint,
-        finish_reason=out.finish_reason,
+        # What the endpoint reports is stored as it came, cut to the store's column sizes:
+        # a broken or hostile endpoint must not be able to fail the run's writes.
+        served_model=_clip(out.served_model, 200),
+        system_fingerprint=_clip(out.system_fingerprint, 200),
+        finish_reason=_clip(out.finish_reason, 40),
         attempts=out.attempts,
         error=out.error,
         prompt_sha256=prompt_sha,
