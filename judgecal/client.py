@@ -131,15 +131,17 @@ class JudgeClient:
         self._limiter = _RateLimiter(judge.requests_per_second)
         self._rng = random.Random(seed)
         self._debug = bool(os.environ.get("JUDGECAL_DEBUG_HTTP"))
+        self._key = ""
 
     async def __aenter__(self) -> JudgeClient:
         import openai
 
         # openai's own HTTP client (its connection pool allows far more connections than any
         # sane concurrency); the timeout applies per request, and retries are ours.
+        self._key = self.judge.api_key()
         self._client = openai.AsyncOpenAI(
             base_url=self.judge.base_url,
-            api_key=self.judge.api_key(),
+            api_key=self._key,
             max_retries=0,
             timeout=self.judge.timeout_s,
             http_client=self._http_client,
@@ -149,6 +151,14 @@ class JudgeClient:
     async def __aexit__(self, *exc: object) -> None:
         if self._client is not None:
             await self._client.close()
+
+    def _redact(self, text: str | None) -> str | None:
+        """The text without the API key: an endpoint may echo the key back (gateways put
+        the Authorization header into error messages), and what it sends is stored."""
+        key = self._key
+        if text is None or len(key) < 8 or key not in text:
+            return text
+        return text.replace(key, "[redacted]")
 
     def _log(self, item_id: str, status: str, started: float) -> None:
         if self._debug:
@@ -248,12 +258,13 @@ class JudgeClient:
                     kind="unscored",
                     reason=reason,
                     attempts=attempts,
-                    error=f"HTTP {exc.status_code}: {_error_message(exc)}",
+                    error=self._redact(f"HTTP {exc.status_code}: {_error_message(exc)}"),
                     latency_ms=(time.perf_counter() - started) * 1000,
                 )
             self._log(item_id, "reply", started)
             outcome.latency_ms = (time.perf_counter() - started) * 1000
             outcome.attempts = attempts
+            outcome.text = self._redact(outcome.text)
             outcome.parsed = parse(outcome.text)
             if outcome.parsed.score is None and parse_failures < self.parse_retries:
                 parse_failures += 1
