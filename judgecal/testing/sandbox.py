@@ -160,10 +160,11 @@ class Sandbox:
         env.update(extra or {})
         return env
 
-    def start(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+    def start(self, *args: str, env: Mapping[str, str] | None = None,
+              module: str = "judgecal") -> subprocess.Popen[str]:
         """Start ``python -m judgecal ARGS`` in the sandbox (pipes for stdout and stderr)."""
         return subprocess.Popen(
-            [sys.executable, "-m", "judgecal", *args],
+            [sys.executable, "-m", module, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -172,11 +173,12 @@ class Sandbox:
         )
 
     def judgecal(
-        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 600
+        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 600,
+        module: str = "judgecal",
     ) -> Done:
         """Run ``python -m judgecal ARGS`` to completion."""
         started = time.perf_counter()
-        proc = self.start(*args, env=env)
+        proc = self.start(*args, env=env, module=module)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
