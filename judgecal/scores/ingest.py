@@ -30,9 +30,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from judgecal.errors import InputError, Problem, StoreError
+from judgecal.scores import rollup
 from judgecal.scores.source import CANONICAL, OPTIONAL, parse_instant
 from judgecal.store import schema
 
@@ -274,44 +275,87 @@ def _instants(arr: Any) -> tuple[pa.Array, np.ndarray, list[str | None]]:
     return pa.array(micros, type=pa.int64()).cast(_TS), bad, reasons
 
 
+def _dict_text(arr: Any) -> tuple[pa.DictionaryArray, np.ndarray]:
+    """A text column as a dictionary array (trimmed, one entry per distinct value) and the
+    mask of its missing rows (null or empty).
+
+    The repeated names (judge, fingerprint, dimension, customer, segment) are validated and
+    converted once per distinct value instead of once per row.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.chunk(0) if arr.num_chunks == 1 else pa.concat_arrays(
+            [pc.cast(c, c.type.value_type) if pa.types.is_dictionary(c.type) else c
+             for c in arr.chunks])
+    if pa.types.is_dictionary(arr.type):
+        values = _as_text(arr.dictionary)
+        indices = arr.indices
+    else:
+        encoded = pc.dictionary_encode(_as_text(arr))
+        values, indices = encoded.dictionary, encoded.indices
+    if not isinstance(values, pa.Array):
+        values = values.combine_chunks()
+    unified = pc.dictionary_encode(values)  # trimming may have made two entries equal
+    codes = pc.take(pc.cast(unified.indices, pa.int32()), indices)
+    dictionary = unified.dictionary
+    empty = np.asarray(
+        pc.fill_null(pc.equal(dictionary, ""), True).to_numpy(zero_copy_only=False), dtype=bool
+    )
+    lookup = np.append(empty, True)
+    idx = np.asarray(pc.fill_null(codes, len(dictionary)).to_numpy(zero_copy_only=False))
+    missing = lookup[idx]
+    if missing.any():
+        codes = pa.array(np.where(missing, 0, idx).astype(np.int32), mask=missing)
+    return pa.DictionaryArray.from_arrays(codes, dictionary), missing
+
+
 def _validate(
     table: pa.Table, lines: np.ndarray, path: str
 ) -> tuple[pa.Table, list[Problem], int]:
-    """Normalise one chunk; return (good rows, problems, number of bad rows)."""
+    """Normalise one chunk; return (good rows, problems, number of bad rows).
+
+    The good rows keep ``judge, fingerprint, dimension, customer, segment`` as dictionary
+    arrays; a missing or empty optional value is null.
+    """
     n = table.num_rows
     bad = np.zeros(n, dtype=bool)
-    reasons: list[list[tuple[str, str]]] = [[] for _ in range(n)]
+    reasons: dict[int, list[tuple[str, str]]] = {}
+
+    def note(mask: np.ndarray, name: str, why: list[str | None] | str) -> None:
+        for i in np.flatnonzero(mask):
+            text = why if isinstance(why, str) else (why[i] or f"bad {name}")
+            reasons.setdefault(int(i), []).append((name, text))
+
     out: dict[str, Any] = {}
-    for name in ("score_id", "judge", "dimension"):
-        text = _as_text(table.column(name))
-        missing = np.asarray(
-            pc.or_kleene(pc.is_null(text), pc.equal(text, "")).to_numpy(zero_copy_only=False),
-            dtype=bool,
-        )
-        for i in np.flatnonzero(missing):
-            reasons[i].append((name, f"{name} is missing"))
+    score_id = _as_text(table.column("score_id"))
+    missing = np.asarray(
+        pc.or_kleene(pc.is_null(score_id), pc.equal(score_id, "")).to_numpy(zero_copy_only=False),
+        dtype=bool,
+    )
+    note(missing, "score_id", "score_id is missing")
+    bad |= missing
+    out["score_id"] = score_id
+    for name in ("judge", "dimension"):
+        out[name], missing = _dict_text(table.column(name))
+        note(missing, name, f"{name} is missing")
         bad |= missing
-        out[name] = text
     for name in ("fingerprint", "customer", "segment"):
         if name in table.column_names:
-            text = _as_text(table.column(name))
-            out[name] = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+            out[name], _ = _dict_text(table.column(name))
         else:
-            out[name] = pa.nulls(n, pa.string())
+            out[name] = pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()),
+                                                       pa.array([], pa.string()))
     ts, ts_bad, ts_reasons = _instants(table.column("scored_at"))
-    for i in np.flatnonzero(ts_bad):
-        reasons[i].append(("scored_at", ts_reasons[i] or "bad scored_at"))
+    note(ts_bad, "scored_at", ts_reasons)
     bad |= ts_bad
     out["scored_at"] = ts
     score, score_bad, score_reasons = _scores(table.column("score"))
-    for i in np.flatnonzero(score_bad):
-        reasons[i].append(("score", score_reasons[i] or "bad score"))
+    note(score_bad, "score", score_reasons)
     bad |= score_bad
     out["score"] = score
     clean = pa.table({name: out[name] for name in CANONICAL})
     problems = [
-        Problem(file=path, line=int(lines[i]), field=reasons[i][0][0],
-                message="; ".join(r for _, r in reasons[i]))
+        Problem(file=path, line=int(lines[i]), field=reasons[int(i)][0][0],
+                message="; ".join(r for _, r in reasons[int(i)]))
         for i in np.flatnonzero(bad)[:MAX_REPORTED]
     ]
     if bad.any():
@@ -320,32 +364,91 @@ def _validate(
 
 
 # -- writing -----------------------------------------------------------------------------------
+def _pylist(arr: Any) -> list[Any]:
+    """A column as a Python list, cheaply: dictionary values are converted once and shared,
+    timestamps become integer microseconds."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        values = np.array([*arr.dictionary.to_pylist(), None], dtype=object)
+        codes = pc.fill_null(pc.cast(arr.indices, pa.int32()), len(values) - 1)
+        return list(values[np.asarray(codes.to_numpy(zero_copy_only=False))].tolist())
+    if pa.types.is_timestamp(arr.type):
+        return list(pc.cast(arr, pa.int64()).to_numpy().tolist())
+    if pa.types.is_floating(arr.type) and arr.null_count == 0:
+        return list(arr.to_numpy().tolist())
+    return list(arr.to_pylist())
+
+
+def _first_of_each_id(clean: pa.Table) -> pa.Table:
+    """The rows of a chunk with the first occurrence of each score_id (the file's order)."""
+    ids = clean.column("score_id")
+    if pc.count_distinct(ids).as_py() == clean.num_rows:
+        return clean
+    firsts = pa.table({"id": ids, "i": np.arange(clean.num_rows)}).group_by(
+        "id", use_threads=False).aggregate([("i", "min")]).column("i_min").to_numpy()
+    keep = np.zeros(clean.num_rows, dtype=bool)
+    keep[firsts] = True
+    return clean.filter(pa.array(keep))
+
+
+_PG_INGEST_LOCK = 0x6A63696E67657374
+"""PostgreSQL advisory-lock key: one ingest transaction at a time adds to the rollups
+(concurrent upserts of the same rollup rows could otherwise deadlock)."""
+
+_PG_STAGES = (("score_history_stage", "score_history"), ("score_rollup_stage", "score_rollup"),
+              ("score_customer_rollup_stage", "score_customer_rollup"))
+
+
+def _csv(table: pa.Table) -> bytes:
+    """CSV for PostgreSQL's COPY: nulls unquoted (NULL), strings quoted (so "" stays an empty
+    string), timestamps as UTC text (formatted without a time zone: much faster in pyarrow)."""
+    import pyarrow.csv as pacsv
+
+    for k, column in enumerate(table.schema):
+        if pa.types.is_timestamp(column.type):
+            naive = pc.cast(pc.cast(table.column(k), pa.int64()), pa.timestamp("us"))
+            text = pc.binary_join_element_wise(pc.cast(naive, pa.string()), "+00", "")
+            table = table.set_column(k, column.name, text)
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer, write_options=pacsv.WriteOptions(include_header=False))
+    return buffer.getvalue()
+
+
+_INSERT_COLUMNS = ("score_id", "scored_at", "judge", "fingerprint", "dimension", "score",
+                   "customer", "segment")
+
+
 class _Writer:
-    """Inserts a clean chunk with ON CONFLICT DO NOTHING; returns the rows inserted."""
+    """Inserts a clean chunk, skipping stored score ids, and adds exactly the inserted rows
+    to the rollups, in the caller's transaction; returns the rows inserted.
+
+    SQLite: ``BEGIN IMMEDIATE`` (the write lock is held from the start of the transaction,
+    so nothing else can insert in between), one ``executemany`` of ``INSERT … ON CONFLICT
+    DO NOTHING`` through the driver, then the rollup rows of what was inserted (computed
+    with pyarrow; when some ids were already stored, the inserted rows are read back by
+    rowid). PostgreSQL: ``COPY`` into a temporary stage, then one statement that inserts
+    and feeds the rows it inserted (``RETURNING``) into the rollups.
+    """
 
     def __init__(self, conn: Connection):
         self.conn = conn
         self.dialect = conn.dialect.name
-        table = schema.score_history
-        cols = list(CANONICAL)
+        cols = ", ".join(_INSERT_COLUMNS)
         if self.dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            stmt = sqlite_insert(table).on_conflict_do_nothing()
-            compiled = stmt.compile(dialect=conn.dialect, column_keys=cols)
-            self.sql = str(compiled)
-            self.order = list(compiled.positiontup or cols)
+            marks = ", ".join("?" * len(_INSERT_COLUMNS))
+            self.sql = (f"INSERT INTO score_history ({cols}) VALUES ({marks}) "
+                        "ON CONFLICT DO NOTHING")
         elif self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            conn.exec_driver_sql(
-                "CREATE TEMP TABLE IF NOT EXISTS score_history_stage "
-                "(LIKE score_history INCLUDING DEFAULTS)"
+            for stage, like in _PG_STAGES:
+                conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+                                     f"(LIKE {like} INCLUDING DEFAULTS)")
+            self.insert_from_stage = (
+                f"INSERT INTO score_history ({cols}) SELECT {cols} FROM score_history_stage "
+                "ON CONFLICT DO NOTHING RETURNING score_id"
             )
-            stage = sa.table("score_history_stage", *[sa.column(c, table.c[c].type) for c in cols])
-            statement = pg_insert(table).from_select(cols, select(stage)).on_conflict_do_nothing()
-            # Run on the driver cursor: its rowcount is the number of rows inserted.
-            self.insert_from_stage = str(statement.compile(dialect=conn.dialect))
+            self.upserts = rollup.postgres_upsert_sql("score_rollup_stage",
+                                                      "score_customer_rollup_stage")
         else:
             raise StoreError(
                 f"ingest supports SQLite and PostgreSQL stores, not {self.dialect}; "
@@ -366,22 +469,20 @@ class _Writer:
 
     def _note_fingerprints(self, clean: pa.Table) -> None:
         """Widen (judge, fingerprint) → [first_seen, last_seen] in score_fingerprints."""
-        keys = pa.table({
-            "judge": clean.column("judge"),
-            "fingerprint": pc.fill_null(clean.column("fingerprint"), ""),
-            "scored_at": clean.column("scored_at"),
-        })
-        seen = keys.group_by(["judge", "fingerprint"]).aggregate(
-            [("scored_at", "min"), ("scored_at", "max")]
+        judge_codes, judges = rollup._codes(clean.column("judge"))
+        fp_codes, fps = rollup._codes(clean.column("fingerprint"))
+        keys = pa.table({"j": judge_codes, "f": fp_codes, "t": clean.column("scored_at")})
+        seen = keys.group_by(["j", "f"], use_threads=False).aggregate(
+            [("t", "min"), ("t", "max")]
         )
         table = schema.score_fingerprints
         rows = [
             {"judge": j, "fingerprint": f, "first_seen": lo, "last_seen": hi}
             for j, f, lo, hi in zip(
-                seen.column("judge").to_pylist(),
-                seen.column("fingerprint").to_pylist(),
-                self._times(seen.column("scored_at_min")),
-                self._times(seen.column("scored_at_max")),
+                judges[seen.column("j").to_numpy()].tolist(),
+                fps[seen.column("f").to_numpy()].tolist(),
+                self._times(seen.column("t_min")),
+                self._times(seen.column("t_max")),
                 strict=True,
             )
         ]
@@ -412,39 +513,86 @@ class _Writer:
 
     def _write_sqlite(self, clean: pa.Table) -> int:
         # On SQLite scored_at is an integer: microseconds since the epoch, UTC.
-        stamps = pc.cast(clean.column("scored_at"), pa.int64())
-        columns = {name: clean.column(name) for name in CANONICAL}
-        columns["scored_at"] = stamps
-        pylists = [columns[name].to_pylist() for name in self.order]
-        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        raw: Any = self.conn.connection.driver_connection
+        cursor = raw.cursor()
         try:
-            cursor.executemany(self.sql, list(zip(*pylists, strict=True)))
-            return int(cursor.rowcount)
+            if not raw.in_transaction:
+                cursor.execute("BEGIN IMMEDIATE")
+            last = cursor.execute("SELECT max(rowid) FROM score_history").fetchone()[0] or 0
+            columns = [_pylist(clean.column(name)) for name in _INSERT_COLUMNS]
+            cursor.executemany(self.sql, zip(*columns, strict=True))
+            inserted = int(cursor.rowcount)
+            del columns
+            if inserted == clean.num_rows:
+                new: pa.Table | None = clean
+            elif inserted == 0:
+                new = None
+            else:  # some ids were stored already: exactly the rows this chunk appended
+                new = self._read_back(cursor, last)
+            if new is not None:
+                moments, customers = rollup.aggregate(new)
+                cursor.executemany(rollup.SQLITE_UPSERT_MOMENTS, rollup.as_rows(moments))
+                cursor.executemany(rollup.SQLITE_UPSERT_CUSTOMERS, rollup.as_rows(customers))
+            return inserted
         finally:
             cursor.close()
 
-    def _write_postgres(self, clean: pa.Table) -> int:
-        import pyarrow.csv as pacsv
+    @staticmethod
+    def _read_back(cursor: Any, after_rowid: int) -> pa.Table:
+        names = ("judge", "fingerprint", "dimension", "segment", "customer", "scored_at",
+                 "score")
+        rows = cursor.execute(
+            f"SELECT {', '.join(names)} FROM score_history WHERE rowid > ?", (after_rowid,)
+        ).fetchall()
+        cols = list(zip(*rows, strict=True))
+        arrays = {name: pa.array(cols[k], pa.string()) for k, name in enumerate(names[:5])}
+        arrays["scored_at"] = pa.array(cols[5], pa.int64()).cast(_TS)
+        arrays["score"] = pa.array(cols[6], pa.float64())
+        return pa.table(arrays)
 
-        text = clean.set_column(
-            clean.schema.get_field_index("scored_at"),
-            "scored_at",
-            pc.strftime(clean.column("scored_at"), format="%Y-%m-%dT%H:%M:%S+00", locale="C"),
-        )
-        buffer = io.BytesIO()
-        pacsv.write_csv(text, buffer, write_options=pacsv.WriteOptions(include_header=False))
+    def _write_postgres(self, clean: pa.Table) -> int:
+        import psycopg
+
+        clean = _first_of_each_id(clean)
+        data = _csv(clean.select(list(_INSERT_COLUMNS)))
         raw = self.conn.connection.driver_connection
-        cols = ", ".join(CANONICAL)
+        cols = ", ".join(_INSERT_COLUMNS)
         with raw.cursor() as cur:  # type: ignore[union-attr]
-            cur.execute("TRUNCATE score_history_stage")
-            with cur.copy(f"COPY score_history_stage ({cols}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(buffer.getvalue())
-            cur.execute(self.insert_from_stage)
-            return int(cur.rowcount)
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_INGEST_LOCK,))
+            new = clean
+            # The common case, new scores: COPY straight into the table (no stage, no
+            # conflict handling). A stored score id aborts it: then stage the chunk and
+            # insert what is new, learning exactly which rows that was.
+            cur.execute("SAVEPOINT judgecal_ingest")
+            try:
+                with cur.copy(f"COPY score_history ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(data)
+            except psycopg.errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT judgecal_ingest")
+                cur.execute("TRUNCATE score_history_stage")
+                with cur.copy(f"COPY score_history_stage ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(data)
+                cur.execute(self.insert_from_stage)
+                inserted = pa.array([r[0] for r in cur.fetchall()], pa.string())
+                new = clean.filter(pc.is_in(clean.column("score_id"), value_set=inserted))
+            else:
+                cur.execute("RELEASE SAVEPOINT judgecal_ingest")
+            del data
+            if new.num_rows:
+                stages = ("score_rollup_stage", "score_customer_rollup_stage")
+                for table, stage in zip(rollup.aggregate(new), stages, strict=True):
+                    names = ", ".join(table.column_names)
+                    cur.execute(f"TRUNCATE {stage}")
+                    with cur.copy(f"COPY {stage} ({names}) FROM STDIN (FORMAT csv)") as copy:
+                        copy.write(_csv(table))
+                for statement in self.upserts:
+                    cur.execute(statement)
+            return int(new.num_rows)
 
     def close(self) -> None:
         if self.dialect == "postgresql":
-            self.conn.exec_driver_sql("DROP TABLE IF EXISTS score_history_stage")
+            for stage, _ in _PG_STAGES:
+                self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {stage}")
 
 
 def ingest_file(

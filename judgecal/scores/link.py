@@ -267,6 +267,120 @@ def _moment_cols(src: ScoreSource) -> list[Any]:
     ]
 
 
+@dataclass
+class _Counts:
+    """The numbers of a blast radius, before they are shaped into the result."""
+
+    total: int
+    active: int
+    by_dim_seg: list[tuple[Any, ...]]
+    """(dimension, segment, n, sum, sum of squares, min, max) of the affected scores."""
+    cust_rows: list[tuple[Any, ...]]
+    """(customer, affected scores, customers affected in all), most affected first."""
+    before: dict[Any, tuple[int, float, float, float, float]]
+    cust_totals: dict[str, int]
+
+
+def _raw_counts(conn: sa.Connection, src: ScoreSource, window: Window, before_start: datetime,
+                top: int) -> _Counts:
+    """Every number from aggregate queries over the score rows (any source)."""
+    c = src.c
+    affected = affected_condition(src, window)
+    in_window = sa.and_(c("scored_at") >= src.t(window.start), c("scored_at") < src.t(window.end))
+    named = _named(src)
+    frm = src.selectable
+    judges = src.judges(conn)
+    # With the judge list known, the window is one key range per judge instead of a scan.
+    window_all = in_window if not judges else sa.and_(c("judge").in_(judges), in_window)
+    total, active = conn.execute(
+        sa.select(sa.func.count(), sa.func.count(sa.distinct(named)))
+        .select_from(frm).where(window_all)
+    ).one()
+    by_dim_seg = conn.execute(
+        sa.select(c("dimension"), c("segment"), *_moment_cols(src))
+        .select_from(frm).where(affected)
+        .group_by(c("dimension"), c("segment"))
+    ).all()
+    n_customers_col = sa.func.count().over().label("n_customers")
+    cust_rows = conn.execute(
+        sa.select(named.label("customer"), sa.func.count().label("n"), n_customers_col)
+        .select_from(frm).where(affected, named.is_not(None))
+        .group_by(named)
+        .order_by(sa.func.count().desc(), named)
+        .limit(max(top, 1))
+    ).all()
+    before = _moments(conn.execute(
+        sa.select(c("dimension"), *_moment_cols(src))
+        .select_from(frm)
+        .where(c("judge") == window.judge, c("scored_at") >= src.t(before_start),
+               c("scored_at") < src.t(window.start))
+        .group_by(c("dimension"))
+    ).all())
+    top_names = [r[0] for r in cust_rows[:top]]
+    cust_totals: dict[str, int] = {}
+    if top_names:
+        cust_totals = {
+            str(k): int(n)
+            for k, n in conn.execute(
+                sa.select(named, sa.func.count())
+                .select_from(frm).where(window_all, c("customer").in_(top_names))
+                .group_by(named)
+            ).all()
+        }
+    return _Counts(int(total or 0), int(active or 0), [tuple(r) for r in by_dim_seg],
+                   [tuple(r) for r in cust_rows], before, cust_totals)
+
+
+def _rollup_counts(conn: sa.Connection, src: ScoreSource, judges: list[str], window: Window,
+                   before_start: datetime, top: int) -> _Counts:
+    """The same numbers from the store's rollups (whole hours and days) plus the raw rows
+    of the partial hours at the edges (see :mod:`judgecal.scores.rollup`)."""
+    from judgecal.scores import rollup
+
+    start, end, fps = window.start, window.end, list(window.fingerprints)
+    cells = rollup.moments(conn, src, start=start, end=end, judges=[window.judge],
+                           fingerprints=fps)
+    total = rollup.moments(conn, src, start=start, end=end, judges=judges, by=())
+    before = {key[0]: m for key, m in rollup.moments(
+        conn, src, start=before_start, end=start, judges=[window.judge], by=("dimension",)
+    ).items()}
+    active = 0
+    everyone = rollup.customer_counts(src, start=start, end=end, judges=judges)
+    if everyone is not None:
+        active = int(conn.execute(
+            sa.select(sa.func.count(sa.distinct(everyone.c.customer)))
+        ).scalar() or 0)
+    cust_rows: list[tuple[Any, ...]] = []
+    hit = rollup.customer_counts(src, start=start, end=end, judges=[window.judge],
+                                 fingerprints=fps)
+    if hit is not None:
+        n = sa.func.sum(hit.c.n)
+        cust_rows = [tuple(r) for r in conn.execute(
+            sa.select(hit.c.customer, n.label("n"), sa.func.count().over().label("n_customers"))
+            .group_by(hit.c.customer)
+            .order_by(n.desc(), hit.c.customer)
+            .limit(max(top, 1))
+        ).all()]
+    top_names = [str(r[0]) for r in cust_rows[:top]]
+    cust_totals: dict[str, int] = {}
+    theirs = rollup.customer_counts(src, start=start, end=end, judges=judges,
+                                    customers=top_names) if top_names else None
+    if theirs is not None:
+        cust_totals = {
+            str(k): int(v) for k, v in conn.execute(
+                sa.select(theirs.c.customer, sa.func.sum(theirs.c.n)).group_by(theirs.c.customer)
+            ).all()
+        }
+    return _Counts(
+        total=total.get((), (0, 0.0, 0.0, 0.0, 0.0))[0],
+        active=active,
+        by_dim_seg=[(dim, seg, *m) for (dim, seg), m in cells.items()],
+        cust_rows=cust_rows,
+        before=before,
+        cust_totals=cust_totals,
+    )
+
+
 def blast_radius(
     src: ScoreSource,
     onset: Onset,
@@ -276,6 +390,7 @@ def blast_radius(
     end_reason: str = "now",
     top: int = 10,
     now: datetime | None = None,
+    use_rollups: bool = True,
 ) -> dict[str, Any]:
     """Affected scores, % of traffic, % of named customers, breakdowns, eval-on-traffic.
 
@@ -289,6 +404,11 @@ def blast_radius(
         Why the window ends there (``now``, ``resolved``, ``given``), echoed in the result.
     top:
         How many customers to list, most affected first.
+    use_rollups:
+        Read the store's rollups where the source has them (the default; the answers are
+        those of the raw queries, see :mod:`judgecal.scores.rollup`). ``False`` runs the
+        aggregate queries over the raw rows (the reference, and the only way for a table
+        read in place).
     """
     now = now or clock_now()
     end = end or now
@@ -296,56 +416,17 @@ def blast_radius(
         raise InputError(f"the window end {iso(end)} is not after the onset {iso(onset.at)}")
     window = Window(judge, onset.at, end, onset.fingerprints)
     before_start = onset.at - (end - onset.at)
-    c = src.c
-    affected = affected_condition(src, window)
-    in_window = sa.and_(c("scored_at") >= src.t(onset.at), c("scored_at") < src.t(end))
-    named = _named(src)
-    frm = src.selectable
 
     with src.engine.connect() as conn:
-        judges = src.judges(conn)
-        # With the judge list known, the window is one key range per judge (the store's
-        # primary key leads with judge, scored_at) instead of a scan of the whole table.
-        window_all = in_window if not judges else sa.and_(c("judge").in_(judges), in_window)
-        total, active = conn.execute(
-            sa.select(sa.func.count(), sa.func.count(sa.distinct(named)))
-            .select_from(frm).where(window_all)
-        ).one()
-        by_dim_seg = conn.execute(
-            sa.select(c("dimension"), c("segment"), *_moment_cols(src))
-            .select_from(frm).where(affected)
-            .group_by(c("dimension"), c("segment"))
-        ).all()
-        n_customers_col = sa.func.count().over().label("n_customers")
-        cust_rows = conn.execute(
-            sa.select(named.label("customer"), sa.func.count().label("n"), n_customers_col)
-            .select_from(frm).where(affected, named.is_not(None))
-            .group_by(named)
-            .order_by(sa.func.count().desc(), named)
-            .limit(max(top, 1))
-        ).all()
-        before = _moments(conn.execute(
-            sa.select(c("dimension"), *_moment_cols(src))
-            .select_from(frm)
-            .where(c("judge") == judge, c("scored_at") >= src.t(before_start),
-                   c("scored_at") < src.t(onset.at))
-            .group_by(c("dimension"))
-        ).all())
-        top_names = [r[0] for r in cust_rows[:top]]
-        cust_totals: dict[str, int] = {}
-        if top_names:
-            cust_totals = {
-                str(k): int(n)
-                for k, n in conn.execute(
-                    sa.select(named, sa.func.count())
-                    .select_from(frm).where(window_all, c("customer").in_(top_names))
-                    .group_by(named)
-                ).all()
-            }
+        judges = src.judges(conn) if src.rollups and use_rollups else None
+        if judges is not None:
+            counts = _rollup_counts(conn, src, judges, window, before_start, top)
+        else:
+            counts = _raw_counts(conn, src, window, before_start, top)
         latest = src.latest(conn)
 
-    total = int(total or 0)
-    active = int(active or 0)
+    total, active, by_dim_seg = counts.total, counts.active, counts.by_dim_seg
+    cust_rows, before, cust_totals = counts.cust_rows, counts.before, counts.cust_totals
     dims: dict[str, list[float]] = {}
     segs: dict[str | None, list[float]] = {}
     n_affected = 0

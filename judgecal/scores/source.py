@@ -215,6 +215,8 @@ class ScoreSource:
     info: dict[str, Any] = field(default_factory=dict)
     fingerprints_table: sa.Table | None = None
     """For the store: ``score_fingerprints`` (first/last seen per judge and fingerprint)."""
+    rollups: bool = False
+    """For the store: hourly and daily rollups are kept (:mod:`judgecal.scores.rollup`)."""
 
     def c(self, name: str) -> sa.ColumnElement[Any]:
         """The column for a canonical name (a NULL literal for an unmapped optional one)."""
@@ -284,6 +286,7 @@ def store_source(engine: Engine) -> ScoreSource:
         codec=TimeCodec("epoch", scale=1_000_000) if sqlite else TimeCodec("aware"),
         description=f"score_history in the judgecal store {safe_url(engine)}",
         fingerprints_table=schema.score_fingerprints,
+        rollups=True,
     )
 
 

@@ -317,3 +317,104 @@ def m004_score_history(conn: Connection) -> None:
         Column("last_seen", utc_time, nullable=False),
     )
     md.create_all(conn)
+
+
+@migration
+def m005_score_rollups(conn: Connection) -> None:
+    """Cheaper score_history for bulk ingest, and the rollups that answer the link.
+
+    * ``score_history`` keeps two indexes: ``score_id`` (unique, the ingest dedupe) and
+      ``scored_at`` (time ranges). The m004 primary key on (judge, scored_at, score_id) is
+      dropped: every insert paid for a third index-ordered B-tree, and the link no longer
+      scans the judge's rows (see the rollups). SQLite rebuilds the table as an ordinary
+      rowid table (new rows are appended); PostgreSQL drops the constraint.
+    * ``score_rollup`` and ``score_customer_rollup``: per hour and per UTC day, the count,
+      sum, sum of squares, min and max of the scores per (judge, fingerprint, dimension,
+      segment), and the count per (judge, fingerprint, named customer). Filled here from the
+      rows already stored; ``scores ingest`` adds exactly the rows it inserts.
+    """
+    from sqlalchemy import BigInteger, DateTime, Index, UniqueConstraint
+
+    dialect = conn.dialect.name
+    utc_time = DateTime(timezone=True).with_variant(BigInteger(), "sqlite")
+    md = MetaData()
+    history = Table(
+        "score_history", md,
+        Column("judge", String(200), nullable=False),
+        Column("scored_at", utc_time, nullable=False),
+        Column("score_id", String(200), nullable=False),
+        Column("fingerprint", String(200)),
+        Column("dimension", String(200), nullable=False),
+        Column("score", Float, nullable=False),
+        Column("customer", String(200)),
+        Column("segment", String(200)),
+        UniqueConstraint("score_id", name="uq_score_history_score_id"),
+    )
+    Table(
+        "score_rollup", md,
+        Column("grain", Integer, primary_key=True),
+        Column("judge", String(200), primary_key=True),
+        Column("bucket", BigInteger, primary_key=True),
+        Column("fingerprint", String(200), primary_key=True),
+        Column("dimension", String(200), primary_key=True),
+        Column("segment", String(200), primary_key=True),
+        Column("n", BigInteger, nullable=False),
+        Column("total", Float, nullable=False),
+        Column("total_sq", Float, nullable=False),
+        Column("lo", Float, nullable=False),
+        Column("hi", Float, nullable=False),
+        sqlite_with_rowid=False,
+    )
+    Table(
+        "score_customer_rollup", md,
+        Column("grain", Integer, primary_key=True),
+        Column("judge", String(200), primary_key=True),
+        Column("bucket", BigInteger, primary_key=True),
+        Column("fingerprint", String(200), primary_key=True),
+        Column("customer", String(200), primary_key=True),
+        Column("n", BigInteger, nullable=False),
+        sqlite_with_rowid=False,
+    )
+    cols = "judge, scored_at, score_id, fingerprint, dimension, score, customer, segment"
+    if dialect == "sqlite":
+        conn.exec_driver_sql("ALTER TABLE score_history RENAME TO score_history_m004")
+        history.create(conn)
+        conn.exec_driver_sql(
+            f"INSERT INTO score_history ({cols}) SELECT {cols} FROM score_history_m004"
+        )
+        conn.exec_driver_sql("DROP TABLE score_history_m004")
+        hour = ("(scored_at - ((scored_at % 3600000000) + 3600000000) % 3600000000)"
+                " / 3600000000")
+    else:
+        pk = inspect(conn).get_pk_constraint("score_history").get("name")
+        if pk:
+            conn.exec_driver_sql(f'ALTER TABLE score_history DROP CONSTRAINT "{pk}"')
+        hour = "CAST(floor(extract(epoch FROM scored_at) / 3600) AS BIGINT)"
+    Index("ix_score_history_scored_at", history.c.scored_at).create(conn)
+    md.tables["score_rollup"].create(conn)
+    md.tables["score_customer_rollup"].create(conn)
+    day = "h - ((h % 24) + 24) % 24"
+    conn.execute(text(
+        "INSERT INTO score_rollup (grain, judge, bucket, fingerprint, dimension, segment, "
+        "n, total, total_sq, lo, hi) "
+        f"SELECT g.grain, s.judge, CASE WHEN g.grain = 1 THEN s.h ELSE s.d END, s.fp, "
+        "s.dimension, s.seg, COUNT(*), SUM(s.score), SUM(s.score * s.score), MIN(s.score), "
+        "MAX(s.score) FROM ("
+        f"SELECT judge, COALESCE(fingerprint, '') AS fp, dimension, "
+        f"COALESCE(segment, '') AS seg, score, h, {day} AS d "
+        f"FROM (SELECT *, {hour} AS h FROM score_history) AS hs) AS s "
+        "CROSS JOIN (SELECT 1 AS grain UNION ALL SELECT 24) AS g "
+        "GROUP BY g.grain, s.judge, CASE WHEN g.grain = 1 THEN s.h ELSE s.d END, s.fp, "
+        "s.dimension, s.seg"
+    ))
+    conn.execute(text(
+        "INSERT INTO score_customer_rollup (grain, judge, bucket, fingerprint, customer, n) "
+        f"SELECT g.grain, s.judge, CASE WHEN g.grain = 1 THEN s.h ELSE s.d END, s.fp, "
+        "s.customer, COUNT(*) FROM ("
+        f"SELECT judge, COALESCE(fingerprint, '') AS fp, customer, h, {day} AS d "
+        f"FROM (SELECT *, {hour} AS h FROM score_history) AS hs "
+        "WHERE customer IS NOT NULL AND customer <> '') AS s "
+        "CROSS JOIN (SELECT 1 AS grain UNION ALL SELECT 24) AS g "
+        "GROUP BY g.grain, s.judge, CASE WHEN g.grain = 1 THEN s.h ELSE s.d END, s.fp, "
+        "s.customer"
+    ))

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -204,20 +205,23 @@ _utc_time = DateTime(timezone=True).with_variant(BigInteger(), "sqlite")
 score_history = Table(
     "score_history",
     metadata,
-    Column("judge", String(200), primary_key=True),
-    Column("scored_at", _utc_time, primary_key=True),
-    Column("score_id", String(200), primary_key=True),
+    Column("judge", String(200), nullable=False),
+    Column("scored_at", _utc_time, nullable=False),
+    Column("score_id", String(200), nullable=False),
     Column("fingerprint", String(200)),
     Column("dimension", String(200), nullable=False),
     Column("score", Float, nullable=False),
     Column("customer", String(200)),
     Column("segment", String(200)),
     UniqueConstraint("score_id", name="uq_score_history_score_id"),
-    sqlite_with_rowid=False,
+    Index("ix_score_history_scored_at", "scored_at"),
 )
-"""Production scores (m004). ``scored_at`` is timezone-aware UTC: ``timestamptz`` on
-PostgreSQL, microseconds since the epoch (UTC) on SQLite, which has no time type. Read it
-through :func:`judgecal.scores.store_source`, which binds and converts instants."""
+"""Production scores (m004, restructured by m005). ``scored_at`` is timezone-aware UTC:
+``timestamptz`` on PostgreSQL, microseconds since the epoch (UTC) on SQLite, which has no
+time type. Read it through :func:`judgecal.scores.store_source`, which binds and converts
+instants. Two indexes only (m005): ``score_id`` (unique: idempotent ingest) and
+``scored_at`` (time ranges); on SQLite rows are appended in rowid order. Aggregates come
+from the rollups below."""
 
 score_fingerprints = Table(
     "score_fingerprints",
@@ -229,3 +233,40 @@ score_fingerprints = Table(
 )
 """When each (judge, fingerprint) was first and last seen in ``score_history``; ``""``
 stands for scores without a fingerprint. Maintained by ``scores ingest``."""
+
+# -- m005: rollups of score_history, maintained by `scores ingest` -------------------------------
+score_rollup = Table(
+    "score_rollup",
+    metadata,
+    Column("grain", Integer, primary_key=True),
+    Column("judge", String(200), primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("fingerprint", String(200), primary_key=True),
+    Column("dimension", String(200), primary_key=True),
+    Column("segment", String(200), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("total_sq", Float, nullable=False),
+    Column("lo", Float, nullable=False),
+    Column("hi", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+"""Count, sum, sum of squares, min and max of the scores per (judge, fingerprint,
+dimension, segment) and time bucket. ``grain`` is the bucket length in hours (1 or 24);
+``bucket`` is the bucket's start in hours since the epoch (UTC); ``""`` stands for a
+missing fingerprint or segment. Only rows ``scores ingest`` actually inserted are counted
+(idempotent with the score_id dedupe). See :mod:`judgecal.scores.rollup`."""
+
+score_customer_rollup = Table(
+    "score_customer_rollup",
+    metadata,
+    Column("grain", Integer, primary_key=True),
+    Column("judge", String(200), primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("fingerprint", String(200), primary_key=True),
+    Column("customer", String(200), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+"""Scores per (judge, fingerprint, named customer) and time bucket (same grains and buckets
+as ``score_rollup``; rows without a customer are not counted)."""
