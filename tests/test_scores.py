@@ -535,3 +535,204 @@ def test_shift_flags_an_unverified_fingerprint(tmp_path: Path) -> None:
         assert not math.isnan(r["by_dimension"][0]["delta"])
     finally:
         store.close()
+
+
+# -- rollups: the same answers as the raw queries ----------------------------------------------
+def _same_blast_radius(fast: dict[str, Any], raw: dict[str, Any]) -> None:
+    for key in ("affected_scores", "scores_in_window", "customers_affected",
+                "customers_active", "pct_traffic", "pct_customers", "top_customers",
+                "history_through", "window", "onset"):
+        assert fast[key] == raw[key], key
+    assert [(s["segment"], s["affected_scores"], s["pct_of_affected"])
+            for s in fast["by_segment"]] == [
+        (s["segment"], s["affected_scores"], s["pct_of_affected"]) for s in raw["by_segment"]]
+    for f, r in zip(fast["by_segment"], raw["by_segment"], strict=True):
+        assert f["mean_score"] == pytest.approx(r["mean_score"], rel=1e-12)
+    assert [d["dimension"] for d in fast["by_dimension"]] == [
+        d["dimension"] for d in raw["by_dimension"]]
+    for f, r in zip(fast["by_dimension"], raw["by_dimension"], strict=True):
+        for key in ("affected_scores", "n_before", "n_after", "pct_of_affected", "moved"):
+            assert f[key] == r[key], (f["dimension"], key)
+        for key in ("mean_before", "mean_after", "delta", "points"):
+            if r[key] is None:
+                assert f[key] is None
+            else:
+                assert f[key] == pytest.approx(r[key], rel=1e-9, abs=1e-12), key
+        if r["ci95"] is not None:
+            assert f["ci95"] == pytest.approx(r["ci95"], rel=1e-6, abs=1e-9)
+
+
+def test_rollups_answer_exactly_like_the_raw_queries(store_url: str, tmp_path: Path,
+                                                     history: GeneratedHistory) -> None:
+    from judgecal.scores.link import Onset
+
+    store = _ingested(store_url, history, tmp_path)
+    try:
+        src = store_source(store.engine)
+        assert src.rollups
+        onset = find_onset(src, JUDGE, last_healthy_at=history.switch_at - timedelta(days=1))
+        day = timedelta(days=1)
+        midnight = datetime(2026, 1, 21, tzinfo=UTC)
+        cases = [
+            (onset, history.end),  # the incident: partial hours, hours and days
+            (onset, onset.at + timedelta(minutes=37)),  # inside one hour
+            (onset, onset.at + timedelta(hours=5, minutes=3)),  # hours, no whole day
+            (Onset(at=midnight, method="given", explanation="t"), midnight + 2 * day),
+            (Onset(at=midnight + timedelta(hours=3), method="given", explanation="t"),
+             midnight + 3 * day + timedelta(hours=7)),  # aligned hours at both ends
+            (Onset(at=history.start - day, method="given", explanation="t"),
+             history.end + day),  # the whole history and beyond
+            (Onset(at=midnight + timedelta(seconds=1), method="given", explanation="t",
+                   fingerprints=(NEW_FINGERPRINT, OLD_FINGERPRINT)), history.end - 1.5 * day),
+        ]
+        for case, end in cases:
+            now = datetime(2026, 6, 1, tzinfo=UTC)
+            fast = blast_radius(src, case, JUDGE, end=end, top=7, now=now)
+            raw = blast_radius(src, case, JUDGE, end=end, top=7, now=now, use_rollups=False)
+            assert fast["scores_in_window"] > 0
+            _same_blast_radius(fast, raw)
+        # and against the independent pandas computation
+        r = blast_radius(src, onset, JUDGE, end=history.end)
+        exp = expected(history, onset.at, history.end, (NEW_FINGERPRINT,))
+        assert (r["affected_scores"], r["scores_in_window"], r["customers_active"]) == (
+            exp["affected"], exp["total"], exp["customers_active"])
+    finally:
+        store.close()
+
+
+def _stored_rollups(store: Any) -> tuple[dict[tuple[Any, ...], tuple[Any, ...]],
+                                         dict[tuple[Any, ...], int]]:
+    with store.engine.connect() as conn:
+        moments = {tuple(r[:6]): tuple(r[6:]) for r in conn.execute(
+            sa.select(schema.score_rollup)).all()}
+        customers = {tuple(r[:5]): int(r[5]) for r in conn.execute(
+            sa.select(schema.score_customer_rollup)).all()}
+    return moments, customers
+
+
+def _rollups_from_rows(store: Any) -> tuple[dict[tuple[Any, ...], tuple[Any, ...]],
+                                            dict[tuple[Any, ...], int]]:
+    """The rollups recomputed from every stored row, with pandas."""
+    h = schema.score_history
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(h.c.judge, h.c.scored_at, h.c.fingerprint, h.c.dimension,
+                                      h.c.score, h.c.customer, h.c.segment)).all()
+    src = store_source(store.engine)
+    df = pd.DataFrame([tuple(r) for r in rows], columns=[
+        "judge", "scored_at", "fingerprint", "dimension", "score", "customer", "segment"])
+    micros = [int(src.when(v).timestamp() * 1_000_000) for v in df["scored_at"]]
+    df["hour"] = [m // 3_600_000_000 for m in micros]
+    df["fingerprint"] = df["fingerprint"].fillna("")
+    df["segment"] = df["segment"].fillna("")
+    moments: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    customers: dict[tuple[Any, ...], int] = {}
+    for grain in (1, 24):
+        df["bucket"] = df["hour"] - df["hour"] % grain
+        for key, g in df.groupby(["judge", "bucket", "fingerprint", "dimension", "segment"]):
+            moments[(grain, key[0], int(key[1]), *key[2:])] = (
+                len(g), g["score"].sum(), (g["score"] ** 2).sum(), g["score"].min(),
+                g["score"].max())
+        named = df[df["customer"].notna() & (df["customer"] != "")]
+        for key, g in named.groupby(["judge", "bucket", "fingerprint", "customer"]):
+            customers[(grain, key[0], int(key[1]), *key[2:])] = len(g)
+    return moments, customers
+
+
+def _assert_rollups_match_rows(store: Any) -> None:
+    moments, customers = _stored_rollups(store)
+    want_m, want_c = _rollups_from_rows(store)
+    assert customers == want_c
+    assert set(moments) == set(want_m)
+    for key, (n, s, ss, lo, hi) in moments.items():
+        wn, ws, wss, wlo, whi = want_m[key]
+        assert (n, lo, hi) == (wn, wlo, whi), key
+        assert s == pytest.approx(ws, rel=1e-12) and ss == pytest.approx(wss, rel=1e-12)
+
+
+def test_rollups_count_each_stored_score_once(store_url: str, tmp_path: Path) -> None:
+    h = generate(4_000, days=4, customers=12, seed=13, switch_day=2.2)
+    df = _frame(h)
+    first = write_history(pa_table(df.iloc[:2_500]), tmp_path / "first.csv")
+    # overlaps the first file, repeats ids inside itself (the first occurrence wins) and
+    # across its chunks, and brings new rows
+    again = pd.concat([df.iloc[2_000:4_000], df.iloc[3_900:4_000].assign(score=0.0),
+                       df.iloc[2_400:2_600]])
+    second = write_history(pa_table(again), tmp_path / "second.parquet")
+    store = open_store(store_url)
+    try:
+        assert ingest_file(store.engine, first, chunk_rows=900).inserted == 2_500
+        r = ingest_file(store.engine, second, chunk_rows=700, atomic=True)
+        assert (r.inserted, r.committed) == (1_500, True)
+        assert ingest_file(store.engine, second, chunk_rows=1_000).inserted == 0
+        _assert_rollups_match_rows(store)
+        with store.engine.connect() as conn:
+            zero = conn.execute(sa.select(sa.func.count()).select_from(schema.score_history)
+                                .where(schema.score_history.c.score == 0.0)).scalar()
+        assert zero == int((df["score"] == 0.0).sum())  # the repeats did not overwrite
+        src = store_source(store.engine)
+        onset = find_onset(src, JUDGE, last_healthy_at=h.switch_at - timedelta(hours=5))
+        _same_blast_radius(blast_radius(src, onset, JUDGE, end=h.end),
+                           blast_radius(src, onset, JUDGE, end=h.end, use_rollups=False))
+    finally:
+        store.close()
+
+
+def pa_table(df: pd.DataFrame) -> Any:
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+
+
+def test_migration_fills_the_rollups_of_existing_scores(store_url: str) -> None:
+    from judgecal.store.engine import make_engine
+    from judgecal.store.migrations import migrate
+
+    h = generate(3_000, days=3, customers=9, seed=17, switch_day=1.7)
+    engine = make_engine(store_url)
+    try:
+        migrate(engine, stop_before="m005_score_rollups")
+        rows = _frame(h)
+        rows["scored_at"] = [
+            int(t.value // 1_000) if engine.dialect.name == "sqlite" else t.to_pydatetime()
+            for t in rows["scored_at"]]
+        rows = rows.astype(object).where(rows.notna(), None)
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO score_history (score_id, scored_at, judge, fingerprint, dimension, "
+                "score, customer, segment) VALUES (:score_id, :scored_at, :judge, "
+                ":fingerprint, :dimension, :score, :customer, :segment)"),
+                rows.to_dict("records"))
+        migrate(engine)
+    finally:
+        engine.dispose()
+    store = open_store(store_url)
+    try:
+        _assert_rollups_match_rows(store)
+        with store.engine.connect() as conn:
+            n = conn.execute(sa.select(sa.func.count()).select_from(schema.score_history)).scalar()
+        assert n == 3_000
+    finally:
+        store.close()
+
+
+def test_plan_tiles_a_range_exactly() -> None:
+    import random
+
+    from judgecal.scores.rollup import HOUR_US, plan
+
+    rng = random.Random(5)
+    day = 24 * HOUR_US
+    for _ in range(2_000):
+        lo = rng.randrange(-5 * day, 5 * day)
+        hi = lo + rng.choice([0, 1, rng.randrange(HOUR_US), rng.randrange(3 * day)])
+        p = plan(lo, hi)
+        pieces = [(b0 * HOUR_US, b1 * HOUR_US) for _, b0, b1 in p.ranges] + list(p.raw)
+        pieces.sort()
+        covered = lo
+        for a, b in pieces:
+            assert a == covered and b > a
+            covered = b
+        assert covered == max(lo, hi) if hi > lo else not pieces
+        for grain, b0, b1 in p.ranges:
+            assert b0 % grain == 0 and b1 % grain == 0
+        assert len(p.raw) <= 2
