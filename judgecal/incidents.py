@@ -547,10 +547,17 @@ def _compose(row: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any
 def get_incident(store: Store, incident_id: str) -> dict[str, Any]:
     """One incident as JSON-able data (see the module docstring and :data:`INCIDENT_SCHEMA`).
 
-    ``incident_id`` may be a unique prefix.
+    ``incident_id`` may be a unique prefix, or ``latest`` (the newest incident).
     """
     i = schema.incidents.c
     with store.engine.connect() as conn:
+        if incident_id == "latest":
+            newest = conn.execute(
+                select(i.incident_id).order_by(i.opened_at.desc()).limit(1)
+            ).scalar()
+            if newest is None:
+                raise NotFoundError("no incidents yet")
+            incident_id = str(newest)
         rows = conn.execute(
             select(schema.incidents).where(i.incident_id.startswith(incident_id)).limit(2)
         ).mappings().all()

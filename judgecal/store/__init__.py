@@ -6,6 +6,7 @@ Opening a store applies pending migrations, so any command works on an empty fil
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -194,12 +195,17 @@ class Store:
             audit.append(conn, "run", run_id, record)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        """One run, by id or unique prefix; ``latest`` names the newest run."""
+        """One run, by id or unique prefix; ``latest`` is the newest run, ``latest~N`` the
+        N-th before it."""
         with self.engine.connect() as conn:
-            if run_id == "latest":
+            if run_id == "latest" or re.fullmatch(r"latest~\d+", run_id):
+                back = int(run_id.split("~")[1]) if "~" in run_id else 0
                 row = (
                     conn.execute(
-                        select(schema.runs).order_by(schema.runs.c.started_at.desc()).limit(1)
+                        select(schema.runs)
+                        .order_by(schema.runs.c.started_at.desc())
+                        .offset(back)
+                        .limit(1)
                     )
                     .mappings()
                     .first()
