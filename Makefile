@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 JC     := $(BIN)/judgecal
 STAMP  := $(VENV)/.installed
+DEMO_OUT ?= demo-output
 
 .PHONY: install demo test lint bench reliability clean pg
 
@@ -15,8 +16,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install judgecal with its dev tools
 
-demo: $(STAMP)  ## offline demo: recorded judge + pandalm set + agreement report
-	$(JC) demo --out demo-output
+demo: $(STAMP)  ## offline demo: a month of a production judge on recorded real verdicts
+	$(JC) demo --out $(DEMO_OUT)
 
 test: $(STAMP)  ## the whole test suite (PostgreSQL tests need JUDGECAL_TEST_PG_URL, see .ci/run)
 	$(BIN)/pytest -q
