@@ -59,8 +59,28 @@ therefore depends on whether the night brings *new evidence of a change*:
 Under "no change" (same configuration, same served model), every night is routine, so the
 false-alarm rate over 30 nights is at most 5 %. The price is sensitivity to changes nothing
 visible announces (an *unexplained provider-side change*): they must be larger to alarm on
-the first night, though a persistent one is re-tested every night. ``benchmarks/
-bench_detection.py`` measures both rates on real judge noise.
+the first night, though a persistent one is re-tested every night. The two watches are
+tested at the same level and need a 5-point shift on top, so chance alarms from them are
+rare; the benchmark counts them.
+
+Measured (``benchmarks/bench_detection.py``: LLMBar GPT-4 verdicts re-drawn every night from
+its real original/swapped-order disagreements; 100 sequences of 30 nights, 200 drift trials
+per row; a 4-point drop made by mixing in real ChatGPT verdicts):
+
+=========================  =========  =========  =========  =========  =========  =========
+noise (verdicts differing   3.6 %      3.6 %      3.6 %      1.6 %      1.6 %      1.6 %
+between two nights)
+items                       419        1,000      2,000      419        1,000      2,000
+false alarms / 30 nights    3 %        5 %        4 %        0 %        2 %        2 %
+alarm, 1st night, visible   40 %       78 %       98 %       66 %       94 %       100 %
+alarm, 1st night, invisible 7 %        34 %       75 %       11 %       59 %       97 %
+invisible, within 3 nights  16 %       61 %       95 %       36 %       87 %       100 %
+=========================  =========  =========  =========  =========  =========  =========
+
+(Wilson 95 % bounds of the false-alarm rates reach 7–11 % with 100 sequences.) A drop of
+exactly 4 points is classed SEV2 about half the time: its point estimate falls on either
+side of the threshold. A deterministic endpoint (identical verdicts every night) never
+raises a false alarm.
 
 A drop that is real opens at most one incident per (judge, set version, baseline): later
 nights add ``recheck`` events to the open incident instead of opening new ones.
