@@ -54,7 +54,8 @@ therefore depends on whether the night brings *new evidence of a change*:
 * **routine night** — nothing new is visible: ``alpha = (1 − confidence) / horizon_nights``
   (default 0.05 / 30). By Bonferroni, the chance of any false alarm over ``horizon_nights``
   routine nights against one baseline is at most ``1 − confidence``, however the nights are
-  correlated (they share the baseline, so they are).
+  correlated (they share the baseline, so they are); each further 30 nights adds at most
+  another 5 %.
 
 Under "no change" (same configuration, same served model), every night is routine, so the
 false-alarm rate over 30 nights is at most 5 %. The price is sensitivity to changes nothing
