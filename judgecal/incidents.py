@@ -32,11 +32,12 @@ JSON (:func:`get_incident`, schema :data:`INCIDENT_SCHEMA`, ``schema_version`` 1
      "acknowledged": {...} | null, "resolved": {...} | null, "resolved_at"}
 
 ``severity.blast_radius`` is the ``data`` of the newest ``blast_radius`` event (plus its
-``at``), or null until one is linked. Recommended keys (all optional): ``traffic_pct`` (% of
-production scores in the affected window produced by the affected judge), ``customers_pct``
-(% of named customers with at least one affected score), ``affected_scores``,
-``total_scores``, ``affected_customers``, ``total_customers``, ``window`` ``{"start",
-"end"}``, ``customers`` ``{name: affected score count}``.
+``at``), or null until one is linked. Keys read by the renderings (all optional):
+``pct_traffic`` / ``traffic_pct`` (% of production scores in the affected window produced by
+the affected judge), ``pct_customers`` / ``customers_pct`` (% of named customers with at least
+one affected score), ``affected_scores``, ``scores_in_window``, ``customers_affected``,
+``customers_active``, ``window`` ``{"start", "end"}``, ``top_customers`` ``[{"customer",
+"affected_scores"}]`` or ``customers`` ``{name: affected score count}`` (a complete map).
 
 Renderings: :func:`render_markdown` for engineers, :func:`render_postmortem` for customers
 (plain words: no metric names, no statistics vocabulary).
@@ -645,7 +646,13 @@ def _blast_text(blast: dict[str, Any] | None) -> str:
     if customers is not None:
         parts.append(f"{customers:.1f}% of named customers")
     if blast.get("affected_scores") is not None:
-        parts.append(f"{blast['affected_scores']} affected score(s)")
+        total = blast.get("scores_in_window") or blast.get("total_scores")
+        parts.append(f"{blast['affected_scores']} affected score(s)"
+                     + (f" of {total}" if total else ""))
+    affected_customers = blast.get("customers_affected", blast.get("affected_customers"))
+    if affected_customers is not None:
+        active = blast.get("customers_active") or blast.get("total_customers")
+        parts.append(f"{affected_customers} customer(s)" + (f" of {active}" if active else ""))
     window = _window(blast)
     if window:
         parts.append(f"window {window[0]} → {window[1]}")
@@ -943,12 +950,17 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
             lines.append(f"{customers:.0f} in 100 of our customers had at least one grade from "
                          "the changed grader.")
         per = blast.get("customers")
+        top = {str(c.get("customer")): c.get("affected_scores")
+               for c in blast.get("top_customers") or [] if isinstance(c, dict)}
         if customer and isinstance(per, dict):
             count = per.get(customer)
             if count:
                 lines.append(f"For {customer}, {count} grade(s) came from the changed grader.")
             else:
                 lines.append(f"None of {customer}'s grades came from the changed grader.")
+        elif customer and top.get(customer):
+            lines.append(f"For {customer}, {top[customer]} grade(s) came from the changed "
+                         "grader.")
         elif customer:
             lines.append(f"We are confirming exactly which of {customer}'s grades were "
                          "affected and will send you the list.")

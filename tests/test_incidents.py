@@ -259,3 +259,21 @@ def test_postmortem_plain_for_every_cause(resolved_incident: dict[str, Any], cod
     text = incidents.render_postmortem(inc)
     assert not JARGON.search(text), JARGON.search(text)
     assert "still identifying" in text and "still open" in text
+
+
+def test_blast_radius_in_the_score_link_format(resolved_incident: dict[str, Any]) -> None:
+    """The keys `judgecal scores link` writes (pct_traffic, pct_customers, top_customers)."""
+    inc = json.loads(json.dumps(resolved_incident))
+    inc["severity"]["blast_radius"] = {
+        "affected_scores": 125, "scores_in_window": 1000, "pct_traffic": 12.5,
+        "customers_affected": 3, "customers_active": 10, "pct_customers": 30.0,
+        "window": {"start": "2026-11-20T00:00:00Z", "end": "2026-11-27T00:00:00Z"},
+        "top_customers": [{"customer": "acme", "affected_scores": 17, "scores_in_window": 90}],
+    }
+    text = incidents.render_markdown(inc)
+    assert ("12.5% of traffic; 30.0% of named customers; 125 affected score(s) of 1000; "
+            "3 customer(s) of 10") in text
+    pm = incidents.render_postmortem(inc, customer="acme")
+    assert "About 12 in 100 of the grades" in pm and "For acme, 17 grade(s)" in pm
+    other = incidents.render_postmortem(inc, customer="globex")
+    assert "confirming exactly which of globex's grades" in other
