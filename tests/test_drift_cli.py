@@ -141,3 +141,16 @@ def test_incident_commands(two_runs: tuple[str, str, str], tmp_path: Path) -> No
     assert md.output.startswith(f"# {incident_id} — SEV0 judge drift: silent provider update")
     missing = runner.invoke(cli, [*opt, "incidents", "show", "INC-nope"])
     assert missing.exit_code != 0
+
+
+def test_schedule_only_cron_is_a_valid_crontab_fragment(tmp_path: Path) -> None:
+    cfg = tmp_path / "nightly.yaml"
+    data = yaml.safe_load((ROOT / "configs" / "nightly.yaml").read_text())
+    data["calibration_set"] = str(SETS / "pandalm")
+    cfg.write_text(yaml.safe_dump(data))
+    out = CliRunner().invoke(cli, ["schedule", "--config", str(cfg), "--only", "cron"])
+    lines = [x for x in out.output.splitlines() if x.strip()]
+    entries = [x for x in lines if not x.startswith("#")]
+    assert len(entries) == 1 and entries[0].startswith("17 3 * * * ")
+    timer = CliRunner().invoke(cli, ["schedule", "--config", str(cfg), "--only", "timer"])
+    assert timer.output.startswith("[Unit]") and "[Timer]" in timer.output

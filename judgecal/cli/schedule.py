@@ -17,15 +17,20 @@ from judgecal.cli.common import emit_json
 @click.option("--log", "log_path", default=None, type=click.Path(dir_okay=False),
               help="Log file of the cron job (default: .judgecal/judgecal-<judge>.log next to "
                    "the config).")
+@click.option("--only", type=click.Choice(["cron", "service", "timer"]), default=None,
+              help="Print only this part, ready to append to a file (e.g. --only cron >> "
+                   "crontab.txt).")
 @click.option("--json", "as_json", is_flag=True, help="Print the lines as JSON.")
-def schedule(config_path: str, at: str, log_path: str | None, as_json: bool) -> None:
+def schedule(config_path: str, at: str, log_path: str | None, only: str | None,
+             as_json: bool) -> None:
     """Print the crontab line and the systemd service and timer for a nightly run.
 
     Nothing is installed: copy the lines where they belong.
 
     \b
-    Example:
+    Examples:
         judgecal schedule --config configs/nightly.yaml --at 02:30
+        judgecal schedule --config configs/nightly.yaml --only cron >> crontab.txt
     """
     from judgecal.config import load_config
     from judgecal.schedule import schedule_lines
@@ -36,6 +41,10 @@ def schedule(config_path: str, at: str, log_path: str | None, as_json: bool) -> 
                            else None, log_path=log_path)
     if as_json:
         emit_json(lines)
+        return
+    if only is not None:
+        key = {"cron": "cron", "service": "systemd_service", "timer": "systemd_timer"}[only]
+        click.echo(lines[key], nl=False)
         return
     unit = lines["unit"]
     click.echo("# --- crontab (crontab -e) " + "-" * 50)
