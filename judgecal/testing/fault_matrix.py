@@ -146,8 +146,9 @@ class FaultReport:
                 not false_alarms, ", ".join(false_alarms[:4])),
             Row("faults", "junk/empty: agreement unchanged; unscored-rate watch warns",
                 f"{len(watched)}/{len(reasked)} runs warned (exit 10)", not reasked_bad,
-                "the watch of DESIGN.md ('the unscored rate is itself watched'): "
-                + ", ".join(c.label for c in watched[:6])),
+                "the unscored rate is itself watched (DESIGN.md): a real rise warns; "
+                + (", ".join(c.label for c in watched[:6]) if watched
+                   else "none was significant at this size")),
             Row("faults", "false incidents (incidents / incident notifications)",
                 f"{self.incidents} / {self.incident_notifications}",
                 self.incidents == 0 and self.incident_notifications == 0),
