@@ -77,6 +77,9 @@ def import_judgments(
     """
     path = Path(path)
     problems: list[Problem] = []
+    if len(judge_name) > 200:  # the store's key width (PostgreSQL refuses a longer one)
+        problems.append(Problem("--judge", f"the judge name is {len(judge_name)} characters "
+                                "long; at most 200 are allowed"))
     index = cs.item_index()
     seen: dict[tuple[str, str], int] = {}
     records: list[ReplyRecord] = []

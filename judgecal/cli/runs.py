@@ -143,11 +143,17 @@ def import_(
     from pathlib import Path
 
     from judgecal.calibration import load_set
+    from judgecal.errors import InputError, Problem
     from judgecal.imports import import_judgments
 
     if prompt_file is None and prompt_text is None:
         raise click.UsageError("give the judge's prompt with --prompt-file or --prompt")
-    text = Path(prompt_file).read_text(encoding="utf-8") if prompt_file else str(prompt_text)
+    try:
+        text = Path(prompt_file).read_text(encoding="utf-8") if prompt_file else str(prompt_text)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            Problem(file=str(prompt_file), message=f"not UTF-8 text (byte {exc.start})")
+        ) from None
     cs = load_set(set_path)
     store = open_store(ctx)
     result = import_judgments(
