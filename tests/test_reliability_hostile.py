@@ -158,3 +158,21 @@ def test_names_longer_than_the_store_holds_are_refused() -> None:
     with pytest.raises(ValidationError):
         JudgeConfig.model_validate({"name": "j" * 201, "base_url": "http://x", "model": "m",
                                     "prompts": {}})
+
+
+def test_runs_import_refuses_a_bad_prompt_file_and_an_overlong_judge_name(
+    tmp_path: Path, store_url: str
+) -> None:
+    inputs = HostileInputs(tmp_path)
+    case = inputs.case()
+    open_store(store_url).close()  # an existing (migrated) store
+    before = table_rows(store_url)
+    prompt = case.root / "prompt.txt"
+    prompt.write_bytes("Évaluez".encode("latin-1"))
+    common = ["--store", store_url, "runs", "import", str(case.judgments), "--set",
+              str(case.set_dir), "--model", "m"]
+    code, _out, err = cli_in_process([*common, "--judge", "j", "--prompt-file", str(prompt)])
+    assert code == 2 and "prompt.txt" in err and "UTF-8" in err, err
+    code, _out, err = cli_in_process([*common, "--judge", "J" * 300, "--prompt", "p"])
+    assert code == 2 and "300 characters" in err, err
+    assert table_rows(store_url) == before
