@@ -714,9 +714,12 @@ def render_markdown(incident: dict[str, Any]) -> str:
         f"- **Magnitude: {mag['level']}** — {md(mag['dimension'])} {md(mag['metric'])} "
         f"{_metric(mag['baseline'])} → {_metric(mag['current'])}: "
         f"**{_pts(mag['points'])} points** (95% interval {_pts(mag['interval95_points'][0])} "
-        f"to {_pts(mag['interval95_points'][1])}; at the alarm level "
-        f"{100 * mag['decision_confidence']:.2f}%: {_pts(mag['decision_interval_points'][0])} "
-        f"to {_pts(mag['decision_interval_points'][1])}) on {mag['n_common']} items.",
+        f"to {_pts(mag['interval95_points'][1])}"
+        + ("" if abs(mag["decision_confidence"] - 0.95) < 1e-9 else
+           f"; at the alarm level {100 * mag['decision_confidence']:.2f}%: "
+           f"{_pts(mag['decision_interval_points'][0])} to "
+           f"{_pts(mag['decision_interval_points'][1])}")
+        + f") on {mag['n_common']} items.",
     ]
     rng = mag.get("severity_range")
     if rng and rng[0] != rng[1]:
@@ -977,7 +980,11 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
         if e["kind"] == "acknowledged":
             lines.append(f"- {_when(e['at'])}: our team started investigating.")
         elif e["kind"] == "blast_radius":
-            lines.append(f"- {_when(e['at'])}: we identified the grades that were affected.")
+            first = not any(x["kind"] == "blast_radius" for x in incident["events"]
+                            if x["seq"] < e["seq"])
+            lines.append(f"- {_when(e['at'])}: " + (
+                "we identified the grades that were affected." if first else
+                "we updated the count of affected grades."))
         elif e["kind"] == "resolved":
             lines.append(f"- {_when(e['at'])}: we resolved the incident."
                          + (f" Our note: {e['reason']}" if e.get("reason") else ""))
