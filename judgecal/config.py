@@ -205,7 +205,8 @@ class DriftSettings(_Strict):
     worst_items: int = Field(default=20, ge=0, le=1000)
     """How many flipped items an incident keeps as evidence."""
     bootstrap: int | None = Field(default=None, ge=100)
-    """Bootstrap resamples of the paired intervals (default: ``run.bootstrap``)."""
+    """Bootstrap resamples of the paired intervals (default: ``run.bootstrap``, at least 1000,
+    so that a 95% percentile interval is resolved)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftSettings:

@@ -1054,8 +1054,8 @@ def after_run(store: Store, run_id: str, config: RunConfig, *, http_client: Any 
     An inconclusive run is checked as ``inconclusive``: no comparison, no incident, and it is
     never accepted as a baseline.
     """
-    n_boot = config.drift.bootstrap or config.run.bootstrap or 1000
-    check = drift.check_run(store, run_id, config.drift, n_boot=max(n_boot, 200),
+    n_boot = config.drift.bootstrap or max(config.run.bootstrap, 1000)
+    check = drift.check_run(store, run_id, config.drift, n_boot=n_boot,
                             seed=config.run.seed, actor="judgecal run")
     outcome = record_check(store, check)
     result = AfterRun(check=drift._finite(check.to_json()), outcome=outcome, delivery=None)
