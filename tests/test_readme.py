@@ -129,7 +129,8 @@ def _parse_only(args: list[str]) -> None:
         command = sub
 
 
-def test_bash_blocks_parse() -> None:
+def test_bash_blocks_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
     makefile = (ROOT / "Makefile").read_text()
     checked = 0
     for block in _blocks("bash"):
