@@ -3,9 +3,17 @@
 * **Streamed**: the file is read and written in chunks of ``chunk_rows`` rows, so memory
   does not grow with the file (Parquet through ``pyarrow`` batches; CSV/JSONL through
   :func:`judgecal.tabular.read_rows`, which knows the line of every row).
-* **Idempotent by score_id**: ``INSERT … ON CONFLICT DO NOTHING`` (the SQLite and
-  PostgreSQL dialect inserts of SQLAlchemy). Ingesting the same file twice changes
-  nothing; the first row stored under a ``score_id`` wins.
+* **Idempotent by score_id**: ingesting the same file twice changes nothing; the first
+  row stored under a ``score_id`` wins. SQLite: ``INSERT … ON CONFLICT DO NOTHING``
+  through the driver's ``executemany`` in a ``BEGIN IMMEDIATE`` transaction. PostgreSQL:
+  ``COPY`` straight into the table; a chunk holding an already stored id is copied into a
+  temporary stage instead and inserted with ``ON CONFLICT DO NOTHING … RETURNING``.
+* **Rollups**: in the same transaction, exactly the rows inserted are added to the hourly
+  and daily rollups that the link reads (:mod:`judgecal.scores.rollup`).
+* **Durability** is the store's: nothing is relaxed for a bulk ingest (SQLite stays in WAL
+  mode with ``synchronous=NORMAL``: a commit survives a killed process; turning
+  ``synchronous`` off was measured to gain nothing here and would risk the whole store on
+  a power loss). Each chunk is one transaction unless ``atomic``.
 * **Bad rows** (missing id/judge/dimension, a timestamp that is not ISO-8601, a score that
   is not a finite number) are reported with the file and line (Parquet: row number) and a
   reason. By default the good rows are committed (chunk by chunk, so an interrupted ingest
@@ -655,17 +663,15 @@ def ingest_file(
             conn.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MiB page cache
         writer = _Writer(conn)
         conn.commit()
-        seen_file_problems = 0
-        for table, lines in chunks:
-            clean, problems, n_bad = _validate(table, lines, str(p))
-            result.rows_read += table.num_rows
+        for n_read, clean, problems, n_bad, read_problems in _prepared(
+            chunks, str(p), file_problems
+        ):
+            result.rows_read += n_read
             result.rows_valid += clean.num_rows
-            new_file_problems = file_problems[seen_file_problems:]
-            seen_file_problems = len(file_problems)
-            _record(result, new_file_problems, len(new_file_problems))
+            _record(result, read_problems, len(read_problems))
             _record(result, problems, n_bad)
-            if atomic and result.bad_rows:
-                continue  # keep reading to report every bad row; nothing will be kept
+            if n_read == 0 or (atomic and result.bad_rows):
+                continue  # atomic: keep reading to report every bad row; nothing is kept
             result.inserted += writer.write(clean)
             if not atomic:
                 conn.commit()
@@ -673,8 +679,6 @@ def ingest_file(
             if progress is not None:
                 result.elapsed_s = time.perf_counter() - started
                 progress(result)
-        tail = file_problems[seen_file_problems:]
-        _record(result, tail, len(tail))
         if atomic:
             if result.bad_rows:
                 conn.rollback()
@@ -692,6 +696,21 @@ def ingest_file(
         conn.close()
     result.elapsed_s = time.perf_counter() - started
     return result
+
+
+_Prepared = tuple[int, pa.Table, list[Problem], int, list[Problem]]
+"""(rows read, good rows, their problems, bad rows, problems the reader reported)."""
+
+
+def _prepared(chunks: Iterator[tuple[pa.Table, np.ndarray]], path: str,
+              file_problems: list[Problem]) -> Iterator[_Prepared]:
+    """Validated chunks; a last item with no rows carries the reader's late problems."""
+    seen = 0
+    for table, lines in chunks:
+        clean, problems, n_bad = _validate(table, lines, path)
+        new, seen = file_problems[seen:], len(file_problems)
+        yield table.num_rows, clean, problems, n_bad, new
+    yield 0, pa.table({}), [], 0, file_problems[seen:]
 
 
 def _record(result: IngestResult, problems: list[Problem], n_bad: int) -> None:

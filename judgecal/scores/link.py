@@ -2,7 +2,12 @@
 
 Every number here comes from a handful of aggregate queries (``COUNT``, ``COUNT(DISTINCT)``,
 ``SUM``, ``GROUP BY`` with ``LIMIT``) built with SQLAlchemy Core against a
-:class:`~judgecal.scores.source.ScoreSource`; no score row is pulled into Python.
+:class:`~judgecal.scores.source.ScoreSource`; no score row is pulled into Python. On the
+store's own history they read the hourly and daily rollups kept by ingest for the whole
+hours and days of a window and the raw rows only for its partial first and last hour
+(:mod:`judgecal.scores.rollup`: the same answers as the raw queries, in time that grows
+with the window's length in days, not with the number of scores); a table read in place is
+queried raw, in the engine that holds it.
 
 Definitions (stated in every result):
 

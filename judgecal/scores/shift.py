@@ -14,7 +14,8 @@ change, judge drift, input distribution shift. judgecal can speak for the judge:
 * otherwise **undetermined** (no calibration check covers the period).
 
 The score statistics come from one grouped query (period × dimension × segment) run in the
-database holding the scores.
+database holding the scores (on the store's own history: from its rollups, see
+:mod:`judgecal.scores.rollup`).
 """
 
 from __future__ import annotations
@@ -72,13 +73,24 @@ def production_shift(
     c = src.c
     later = sa.case((c("scored_at") >= src.t(since), 1), else_=0).label("later")
     with src.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(later, c("dimension"), c("segment"), *_moment_cols(src))
-            .select_from(src.selectable)
-            .where(c("judge") == judge, c("scored_at") >= src.t(before_start),
-                   c("scored_at") < src.t(until))
-            .group_by(later, c("dimension"), c("segment"))
-        ).all()
+        rows: list[Any]
+        if src.rollups:  # the store: hourly and daily rollups, raw rows at the edges only
+            from judgecal.scores import rollup
+
+            rows = [
+                (period, dim, seg, *m)
+                for period, (lo, hi) in enumerate(((before_start, since), (since, until)))
+                for (dim, seg), m in rollup.moments(conn, src, start=lo, end=hi,
+                                                    judges=[judge]).items()
+            ]
+        else:
+            rows = list(conn.execute(
+                sa.select(later, c("dimension"), c("segment"), *_moment_cols(src))
+                .select_from(src.selectable)
+                .where(c("judge") == judge, c("scored_at") >= src.t(before_start),
+                       c("scored_at") < src.t(until))
+                .group_by(later, c("dimension"), c("segment"))
+            ).all())
         fingerprints = _new_fingerprints(src, conn, judge, before_start, until)
 
     # cells[(period, dimension, segment)] = (n, sum, sumsq, min, max)
