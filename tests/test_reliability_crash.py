@@ -57,7 +57,7 @@ def test_sigkills_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     admin = os.environ["JUDGECAL_TEST_PG_URL"]
     with PgDatabases(admin) as dbs:
         report = crash_resume(
-            Sandbox(tmp_path), kills=3, limit=60, bootstrap=100, seed=3,
+            Sandbox(tmp_path), kills=3, limit=40, bootstrap=100, seed=3,
             modes={"progress": 0.5, "progress-mid-write": 0.5},
             store_urls=lambda _i: dbs.create(),
         )

@@ -9,7 +9,7 @@ from judgecal.testing.fault_matrix import fault_matrix
 
 
 def test_fault_matrix_slows_the_run_but_changes_nothing(tmp_path: Path) -> None:
-    report = fault_matrix(Sandbox(tmp_path), rates=(0.01, 0.5), limit=60)
+    report = fault_matrix(Sandbox(tmp_path), rates=(0.01, 0.5), limit=40)
     rows = report.rows()
     assert all(r.ok for r in rows), format_table(rows)
     injected = report.injected()

@@ -103,7 +103,7 @@ class LeakReport:
         ]
 
 
-def secrets_scan(sandbox: Sandbox, *, limit: int = 150) -> LeakReport:
+def secrets_scan(sandbox: Sandbox, *, limit: int = 150, reading_runs: int = 6) -> LeakReport:
     """Run the scenario of the module doc in ``sandbox`` and search every byte."""
     tag = secrets.token_hex(6)
     key = f"sk-judgecal-SENTINEL-{tag}"
@@ -165,7 +165,7 @@ def secrets_scan(sandbox: Sandbox, *, limit: int = 150) -> LeakReport:
             _expect(report, done, (3,) if status == 400 else (1,))
         finally:
             echo.stop()
-    _reading_commands(cli, url, report)
+    _reading_commands(cli, url, report, reading_runs)
     with WebhookReceiver(port=port) as hook:  # back up: the pending notifications go out
         cli("incidents: ack", "--store", url, "incidents", "ack", _incident(outputs),
             "--by", "alice", "--reason", "looking into it", "--config", cfg)
@@ -194,12 +194,12 @@ def _incident(outputs: list[tuple[str, Done]]) -> str:
     return "INC-none"
 
 
-def _reading_commands(cli: Any, url: str, report: LeakReport) -> None:
+def _reading_commands(cli: Any, url: str, report: LeakReport, reading_runs: int) -> None:
     store = ["--store", url]
     listed = cli("runs list", *store, "runs", "list", "--json")
     runs = json.loads(listed.stdout) if listed.returncode == 0 else []
     cli("runs show", *store, "runs", "show", "latest", "--json", "--replies")
-    for r in runs[:6]:
+    for r in runs[:reading_runs]:
         cli("runs show (text)", *store, "runs", "show", r["run_id"])
         cli("metrics", *store, "metrics", r["run_id"], "--json")
     if len(runs) >= 2:

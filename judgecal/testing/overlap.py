@@ -181,6 +181,7 @@ def overlap(
     pg_admin_url: str | None = None,
     server: RunningServer | None = None,
     incident_limit: int | None = None,
+    concurrent_deliverers: bool = True,
 ) -> OverlapReport:
     """All scenarios of the module doc; ``pairs`` plain pairs per store kind."""
     own = server is None
@@ -202,7 +203,7 @@ def overlap(
                                            run={"limit": limit, "min_items": 10})
                 scenario = f"{'fresh' if fresh else 'existing'} {label}"
                 report.pairs.append(run_pair(sandbox, str(cfg), url, scenario))
-        _incident_scenarios(sandbox, srv, report, incident_limit)
+        _incident_scenarios(sandbox, srv, report, incident_limit, concurrent_deliverers)
         return report
     finally:
         if pg is not None:
@@ -245,7 +246,7 @@ def _outbox(url: str) -> list[dict[str, Any]]:
 
 
 def _incident_scenarios(sandbox: Sandbox, srv: RunningServer, report: OverlapReport,
-                        limit: int | None) -> None:
+                        limit: int | None, concurrent: bool) -> None:
     from sqlalchemy import create_engine, update
 
     from judgecal.store import schema
@@ -294,15 +295,16 @@ def _incident_scenarios(sandbox: Sandbox, srv: RunningServer, report: OverlapRep
         engine.dispose()
 
     # -- concurrent deliverers: two judges (two locks) finish together, a slow receiver
-    make_due()
-    cfg_b = _drift_config(sandbox, srv, "ov-down-b", url, down_url, limit,
-                          judge_name="llmbar-judge-b")
-    with WebhookReceiver(port=port, delay_s=1.0) as hook:
-        procs = [sandbox.start("run", "--config", c, "--json") for c in (cfg, cfg_b)]
-        for proc in procs:
-            proc.communicate(timeout=600)
-            report.concurrent_codes.append(proc.returncode)
-        report.concurrent_posts = dict(hook.deliveries())
+    if concurrent:
+        make_due()
+        cfg_b = _drift_config(sandbox, srv, "ov-down-b", url, down_url, limit,
+                              judge_name="llmbar-judge-b")
+        with WebhookReceiver(port=port, delay_s=1.0) as hook:
+            procs = [sandbox.start("run", "--config", c, "--json") for c in (cfg, cfg_b)]
+            for proc in procs:
+                proc.communicate(timeout=600)
+                report.concurrent_codes.append(proc.returncode)
+            report.concurrent_posts = dict(hook.deliveries())
 
     # -- a later night, the endpoint up: what is still pending is delivered, once
     make_due()
