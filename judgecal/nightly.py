@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from judgecal.records import INCONCLUSIVE
+from judgecal.records import INCONCLUSIVE, RUNNING
 
 if TYPE_CHECKING:
     from judgecal.calibration import CalibrationSet
@@ -54,20 +54,51 @@ def run_nightly(
     on_reply: ReplyCallback | None = None,
     http_client: Any = None,
 ) -> Nightly:
-    """Replay, measure, check against the baseline, record and notify."""
+    """Replay, measure, check against the baseline, record and notify.
+
+    The whole job holds the run lock of the judge and set. The run is closed only after its
+    metric report is stored, so a job killed at any point resumes the same run; a run that
+    was closed but never drift-checked (killed in between) is checked first.
+    """
     from judgecal.agreement import StoredSet, agreement_report
     from judgecal.incidents import after_run
-    from judgecal.runner import execute_run
+    from judgecal.runner import check_compatible, execute_run, lock_key
+    from judgecal.store import run_lock
 
-    result = execute_run(
-        config, store, cs, on_start=on_start, on_reply=on_reply, http_client=http_client
-    )
-    report = agreement_report(
-        StoredSet.load(store, cs.version),
-        store.replies(result.run_id),
-        n_boot=config.run.bootstrap,
-        seed=config.run.seed,
-    )
-    store.save_metric_report(result.run_id, report)
-    watch = after_run(store, result.run_id, config)
+    check_compatible(config.judge, cs, str(config.source or "<config>"))
+    store.save_set(cs)
+    with run_lock(store.engine, lock_key(config.judge, cs)):
+        _check_missed(store, config, cs)
+        result = execute_run(
+            config, store, cs, on_start=on_start, on_reply=on_reply, http_client=http_client,
+            finish=False, hold_lock=False,
+        )
+        existing = store.latest_metric_report(result.run_id)
+        if existing is not None and result.requested == 0:
+            report = existing  # stored before a kill; the replies have not changed since
+        else:
+            report = agreement_report(
+                StoredSet.load(store, cs.version),
+                store.replies(result.run_id),
+                n_boot=config.run.bootstrap,
+                seed=config.run.seed,
+            )
+            store.save_metric_report(result.run_id, report)
+        store.finish_run(result.run_id, result.status, result.summary)
+        watch = after_run(store, result.run_id, config, http_client=http_client)
     return Nightly(result=result, report=report, watch=watch)
+
+
+def _check_missed(store: Store, config: RunConfig, cs: CalibrationSet) -> None:
+    """Drift-check the judge's newest closed run if a kill left it without a check."""
+    from judgecal.drift import checks_for_run
+    from judgecal.incidents import after_run
+
+    for run in store.list_runs(config.judge.name, limit=5):
+        if run["set_version"] != cs.version or run["origin"] != "live":
+            continue
+        if run["status"] == RUNNING:
+            return
+        if not checks_for_run(store, run["run_id"]):
+            after_run(store, run["run_id"], config)
+        return

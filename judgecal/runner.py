@@ -9,6 +9,7 @@ run, started again with the same command, therefore never pays for a reply twice
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import queue
@@ -194,8 +195,15 @@ def execute_run(
     on_reply: ReplyCallback | None = None,
     on_start: Callable[[int, int], None] | None = None,
     http_client: Any = None,
+    finish: bool = True,
+    hold_lock: bool = True,
 ) -> RunResult:
     """Replay ``cs`` through ``config.judge``, resuming an unfinished run of the same config.
+
+    With ``finish=False`` the run stays *running* after its last reply, so that a caller
+    (:func:`judgecal.nightly.run_nightly`) can store the metric report and the drift check
+    first and close the run last: a kill in between resumes this run instead of paying for
+    a new one. ``hold_lock=False`` is for a caller that already holds :func:`lock_key`.
 
     ``on_start(total, already_done)`` and ``on_reply(record)`` let a caller show progress;
     the library itself never prints.
@@ -218,7 +226,8 @@ def execute_run(
                 work.append((item.id, dim, variant, renderer.messages(dim, item.fields, variant)))
 
     store.save_set(cs)
-    with run_lock(store.engine, lock_key(judge, cs)):
+    lock = run_lock(store.engine, lock_key(judge, cs)) if hold_lock else contextlib.nullcontext()
+    with lock:
         run_id = store.find_resumable_run(judge.name, cs.version, fingerprint["hash"])
         resumed = run_id is not None
         if run_id is None:
@@ -249,7 +258,8 @@ def execute_run(
         )
         summary["elapsed_s"] = elapsed
         summary["requested_now"] = len(todo)
-        store.finish_run(run_id, status, summary)
+        if finish:
+            store.finish_run(run_id, status, summary)
     return RunResult(
         run_id=run_id, status=status, resumed=resumed, requested=len(todo), summary=summary
     )

@@ -73,13 +73,6 @@ def _scalar(url: str, query: object) -> int:
         engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reported): execute_run marks the run finished before run_nightly "
-    "(judgecal/nightly.py) stores its metric report and drift check; a kill in between "
-    "leaves a finished run without them (a missed alarm), and the next `judgecal run` "
-    "starts a new run and pays for every reply again",
-)
 def test_kill_after_the_last_reply_is_stored_resumes_the_same_run(
     recorded: RunningServer, tmp_path: Path
 ) -> None:
