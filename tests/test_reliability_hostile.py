@@ -178,11 +178,6 @@ def test_runs_import_refuses_a_bad_prompt_file_and_an_overlong_judge_name(
     assert table_rows(store_url) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reported): scores ingest accepts a score_id longer than score_history's "
-    "200-character column; PostgreSQL then fails the COPY with an unexpected error (exit 1)",
-)
 def test_scores_ingest_refuses_an_overlong_score_id_on_postgresql(
     tmp_path: Path, pg_url: str
 ) -> None:

@@ -360,6 +360,18 @@ def _validate(
     note(score_bad, "score", score_reasons)
     bad |= score_bad
     out["score"] = score
+    # Text keys must fit the store's columns (String(200)); PostgreSQL would refuse the
+    # whole batch otherwise.
+    for name in ("score_id", "judge", "dimension", "fingerprint", "customer", "segment"):
+        if name not in table.column_names:
+            continue
+        lengths = pc.utf8_length(_as_text(table.column(name)))
+        too_long = np.asarray(
+            pc.fill_null(pc.greater(lengths, MAX_TEXT), False).to_numpy(zero_copy_only=False),
+            dtype=bool,
+        )
+        note(too_long, name, f"{name} is longer than {MAX_TEXT} characters")
+        bad |= too_long
     clean = pa.table({name: out[name] for name in CANONICAL})
     problems = [
         Problem(file=path, line=int(lines[i]), field=reasons[int(i)][0][0],
@@ -422,6 +434,9 @@ def _csv(table: pa.Table) -> bytes:
     pacsv.write_csv(table, buffer, write_options=pacsv.WriteOptions(include_header=False))
     return buffer.getvalue()
 
+
+MAX_TEXT = 200
+"""Width of the text columns of ``score_history``."""
 
 _INSERT_COLUMNS = ("score_id", "scored_at", "judge", "fingerprint", "dimension", "score",
                    "customer", "segment")
