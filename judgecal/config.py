@@ -85,7 +85,8 @@ class Decoding(_Strict):
     max_tokens: int | None = Field(default=512, gt=0)
     """Sent both as ``max_tokens`` and ``max_completion_tokens`` (see ``max_tokens_param``)."""
     max_tokens_param: Literal["both", "max_tokens", "max_completion_tokens"] = "both"
-    """Some servers ignore ``max_completion_tokens``; some reasoning models reject ``max_tokens``."""
+    """Some servers ignore ``max_completion_tokens``; some reasoning models reject
+    ``max_tokens``."""
     seed: int | None = None
     stop: list[str] | None = None
     presence_penalty: float | None = None
@@ -321,7 +322,10 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise ConfigError(
-            Problem(file=str(path), line=line, message=f"invalid YAML: {getattr(exc, 'problem', exc)}")
+            Problem(
+                file=str(path), line=line,
+                message=f"invalid YAML: {getattr(exc, 'problem', exc)}",
+            )
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(Problem(file=str(path), message="expected a mapping of keys at the top"))
