@@ -400,6 +400,39 @@ def _pylist(arr: Any) -> list[Any]:
     return list(arr.to_pylist())
 
 
+_KEY_COLUMNS = ("judge", "fingerprint", "dimension", "customer", "segment")
+
+
+def _combinations(clean: pa.Table) -> tuple[np.ndarray, list[tuple[Any, ...]]]:
+    """Per row, the number of its (judge, fingerprint, dimension, customer, segment)
+    combination; and the combinations as ``(number, judge, …, segment)`` (None for null)."""
+    tables: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+    for name in _KEY_COLUMNS:
+        arr = clean.column(name)
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        values = np.array([*arr.dictionary.to_pylist(), None], dtype=object)
+        filled = pc.fill_null(pc.cast(arr.indices, pa.int64()), len(values) - 1)
+        tables.append(values)
+        codes.append(np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.int64))
+    if math.prod(len(t) for t in tables) < 2**62:  # one mixed-radix number per row
+        combined = np.zeros(clean.num_rows, dtype=np.int64)
+        for values, code in zip(tables, codes, strict=True):
+            combined = combined * len(values) + code
+        unique, inverse = np.unique(combined, return_inverse=True)
+        parts: list[np.ndarray] = []
+        for values in reversed(tables):
+            parts.append(unique % len(values))
+            unique = unique // len(values)
+        parts.reverse()
+    else:
+        unique_rows, inverse = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
+        parts = [unique_rows[:, k] for k in range(len(tables))]
+    decoded = [values[part].tolist() for values, part in zip(tables, parts, strict=True)]
+    keys = list(zip(range(len(parts[0])), *decoded, strict=True))
+    return np.asarray(inverse).reshape(-1), keys
+
+
 def _first_of_each_id(clean: pa.Table) -> pa.Table:
     """The rows of a chunk with the first occurrence of each score_id (the file's order)."""
     ids = clean.column("score_id")
@@ -459,9 +492,22 @@ class _Writer:
         self.dialect = conn.dialect.name
         cols = ", ".join(_INSERT_COLUMNS)
         if self.dialect == "sqlite":
-            marks = ", ".join("?" * len(_INSERT_COLUMNS))
-            self.sql = (f"INSERT INTO score_history ({cols}) VALUES ({marks}) "
-                        "ON CONFLICT DO NOTHING")
+            # Each row binds 4 values into a temporary stage; its repeated names are bound
+            # once per distinct combination (score_keys) and joined back in SQLite.
+            conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS score_stage "
+                                 "(score_id TEXT, scored_at INTEGER, score REAL, k INTEGER)")
+            conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS score_keys "
+                                 f"(k INTEGER PRIMARY KEY, {', '.join(_KEY_COLUMNS)})")
+            self.sql = (
+                f"INSERT INTO score_history ({cols}) "
+                "SELECT s.score_id, s.scored_at, k.judge, k.fingerprint, k.dimension, s.score, "
+                "k.customer, k.segment "
+                # CROSS JOIN keeps the stage as the outer loop: rows go in in file order,
+                # so the first row of a repeated score_id wins. WHERE true: see SQLite's
+                # UPSERT parsing note.
+                "FROM temp.score_stage AS s CROSS JOIN temp.score_keys AS k ON k.k = s.k "
+                "WHERE true ON CONFLICT DO NOTHING"
+            )
         elif self.dialect == "postgresql":
             for stage, like in _PG_STAGES:
                 conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
@@ -542,10 +588,18 @@ class _Writer:
             if not raw.in_transaction:
                 cursor.execute("BEGIN IMMEDIATE")
             last = cursor.execute("SELECT max(rowid) FROM score_history").fetchone()[0] or 0
-            columns = [_pylist(clean.column(name)) for name in _INSERT_COLUMNS]
-            cursor.executemany(self.sql, zip(*columns, strict=True))
+            row_keys, keys = _combinations(clean)
+            cursor.execute("DELETE FROM temp.score_stage")
+            cursor.execute("DELETE FROM temp.score_keys")
+            cursor.executemany("INSERT INTO temp.score_keys VALUES (?, ?, ?, ?, ?, ?)", keys)
+            cursor.executemany(
+                "INSERT INTO temp.score_stage VALUES (?, ?, ?, ?)",
+                zip(_pylist(clean.column("score_id")), _pylist(clean.column("scored_at")),
+                    _pylist(clean.column("score")), row_keys.tolist(), strict=True),
+            )
+            del row_keys, keys
+            cursor.execute(self.sql)
             inserted = int(cursor.rowcount)
-            del columns
             if inserted == clean.num_rows:
                 new: pa.Table | None = clean
             elif inserted == 0:

@@ -139,7 +139,6 @@ def aggregate(rows: pa.Table) -> tuple[pa.Table, pa.Table]:
     :data:`CUSTOMER_COLUMNS`), sorted by (grain, judge, bucket)."""
     micros = pc.cast(rows.column("scored_at"), pa.int64()).to_numpy()
     hours = micros // HOUR_US
-    buckets = {1: hours, 24: hours - hours % 24}
     codes: dict[str, np.ndarray] = {}
     values: dict[str, np.ndarray] = {}
     for name in _GROUP_COLUMNS:
@@ -152,16 +151,29 @@ def aggregate(rows: pa.Table) -> tuple[pa.Table, pa.Table]:
     def text(name: str, column: pa.ChunkedArray) -> pa.Array:
         return pa.array(values[name][column.to_numpy()], pa.string())
 
+    # Hourly groups from the rows, daily groups from the (far fewer) hourly groups.
+    hourly = pa.table({
+        "j": codes["judge"], "b": hours, "f": codes["fingerprint"], "d": codes["dimension"],
+        "s": codes["segment"], "x": score, "xx": pc.multiply(score, score),
+    }).group_by(["j", "b", "f", "d", "s"], use_threads=False).aggregate(
+        [("x", "count"), ("x", "sum"), ("xx", "sum"), ("x", "min"), ("x", "max")]
+    ).rename_columns(["j", "b", "f", "d", "s", "n", "t", "tt", "lo", "hi"])
+    daily = _by_day(hourly).group_by(
+        ["j", "b", "f", "d", "s"], use_threads=False
+    ).aggregate([("n", "sum"), ("t", "sum"), ("tt", "sum"), ("lo", "min"), ("hi", "max")]
+    ).rename_columns(["j", "b", "f", "d", "s", "n", "t", "tt", "lo", "hi"])
+    people_hourly = pa.table({
+        "j": codes["judge"][named], "b": hours[named], "f": codes["fingerprint"][named],
+        "c": codes["customer"][named],
+    }).group_by(["j", "b", "f", "c"], use_threads=False).aggregate(
+        [([], "count_all")]).rename_columns(["j", "b", "f", "c", "n"])
+    people_daily = _by_day(people_hourly).group_by(
+        ["j", "b", "f", "c"], use_threads=False).aggregate([("n", "sum")]
+    ).rename_columns(["j", "b", "f", "c", "n"])
+
     moment_parts: list[pa.Table] = []
     customer_parts: list[pa.Table] = []
-    for grain in GRAINS:
-        agg = pa.table({
-            "j": codes["judge"], "b": buckets[grain], "f": codes["fingerprint"],
-            "d": codes["dimension"], "s": codes["segment"],
-            "x": score, "xx": pc.multiply(score, score),
-        }).group_by(["j", "b", "f", "d", "s"], use_threads=False).aggregate(
-            [("x", "count"), ("x", "sum"), ("xx", "sum"), ("x", "min"), ("x", "max")]
-        )
+    for grain, agg in ((24, daily), (1, hourly)):
         moment_parts.append(pa.table({
             "grain": pa.array(np.full(agg.num_rows, grain, dtype=np.int32)),
             "judge": text("judge", agg.column("j")),
@@ -169,27 +181,31 @@ def aggregate(rows: pa.Table) -> tuple[pa.Table, pa.Table]:
             "fingerprint": text("fingerprint", agg.column("f")),
             "dimension": text("dimension", agg.column("d")),
             "segment": text("segment", agg.column("s")),
-            "n": pc.cast(agg.column("x_count"), pa.int64()),
-            "total": agg.column("x_sum"),
-            "total_sq": agg.column("xx_sum"),
-            "lo": agg.column("x_min"),
-            "hi": agg.column("x_max"),
+            "n": pc.cast(agg.column("n"), pa.int64()),
+            "total": agg.column("t"),
+            "total_sq": agg.column("tt"),
+            "lo": agg.column("lo"),
+            "hi": agg.column("hi"),
         }))
-        agg = pa.table({
-            "j": codes["judge"][named], "b": buckets[grain][named],
-            "f": codes["fingerprint"][named], "c": codes["customer"][named],
-        }).group_by(["j", "b", "f", "c"], use_threads=False).aggregate([([], "count_all")])
+    for grain, agg in ((24, people_daily), (1, people_hourly)):
         customer_parts.append(pa.table({
             "grain": pa.array(np.full(agg.num_rows, grain, dtype=np.int32)),
             "judge": text("judge", agg.column("j")),
             "bucket": agg.column("b"),
             "fingerprint": text("fingerprint", agg.column("f")),
             "customer": text("customer", agg.column("c")),
-            "n": pc.cast(agg.column("count_all"), pa.int64()),
+            "n": pc.cast(agg.column("n"), pa.int64()),
         }))
     order = [("grain", "ascending"), ("judge", "ascending"), ("bucket", "ascending")]
     return (pa.concat_tables(moment_parts).sort_by(order),
             pa.concat_tables(customer_parts).sort_by(order))
+
+
+def _by_day(hourly: pa.Table) -> pa.Table:
+    """Hourly groups with their bucket moved to the start of their UTC day."""
+    hours = hourly.column("b").to_numpy()
+    return hourly.set_column(hourly.schema.get_field_index("b"), "b",
+                             pa.array(hours - hours % 24))
 
 
 def as_rows(table: pa.Table) -> Any:
