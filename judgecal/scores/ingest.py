@@ -4,10 +4,11 @@
   does not grow with the file (Parquet through ``pyarrow`` batches; CSV/JSONL through
   :func:`judgecal.tabular.read_rows`, which knows the line of every row).
 * **Idempotent by score_id**: ingesting the same file twice changes nothing; the first
-  row stored under a ``score_id`` wins. SQLite: ``INSERT … ON CONFLICT DO NOTHING``
-  through the driver's ``executemany`` in a ``BEGIN IMMEDIATE`` transaction. PostgreSQL:
-  ``COPY`` straight into the table; a chunk holding an already stored id is copied into a
-  temporary stage instead and inserted with ``ON CONFLICT DO NOTHING … RETURNING``.
+  row stored under a ``score_id`` wins. SQLite: ``INSERT … ON CONFLICT DO NOTHING`` from
+  a temporary stage filled with the driver's ``executemany``, in a ``BEGIN IMMEDIATE``
+  transaction. PostgreSQL: ``COPY`` straight into the table; a chunk holding an already
+  stored id is copied into a temporary stage instead and inserted with ``ON CONFLICT DO
+  NOTHING … RETURNING``.
 * **Rollups**: in the same transaction, exactly the rows inserted are added to the hourly
   and daily rollups that the link reads (:mod:`judgecal.scores.rollup`).
 * **Durability** is the store's: nothing is relaxed for a bulk ingest (SQLite stays in WAL
@@ -480,11 +481,16 @@ class _Writer:
     to the rollups, in the caller's transaction; returns the rows inserted.
 
     SQLite: ``BEGIN IMMEDIATE`` (the write lock is held from the start of the transaction,
-    so nothing else can insert in between), one ``executemany`` of ``INSERT … ON CONFLICT
-    DO NOTHING`` through the driver, then the rollup rows of what was inserted (computed
-    with pyarrow; when some ids were already stored, the inserted rows are read back by
-    rowid). PostgreSQL: ``COPY`` into a temporary stage, then one statement that inserts
-    and feeds the rows it inserted (``RETURNING``) into the rollups.
+    so nothing else can insert in between); the chunk goes into a temporary stage through
+    the driver's ``executemany`` (4 values per row: id, time, score and the number of its
+    judge/fingerprint/dimension/customer/segment combination, whose names are bound once
+    each), then one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` joins the names back. The
+    rollup rows of what was inserted are computed with pyarrow; when some ids were already
+    stored, the rows this chunk appended are read back by rowid. PostgreSQL: ``COPY``
+    straight into the table, falling back to a staged ``INSERT … ON CONFLICT DO NOTHING
+    RETURNING score_id`` when an id is already stored; rollup rows are copied into a stage
+    and added with one ``INSERT … ON CONFLICT DO UPDATE`` per rollup table, under an
+    advisory lock.
     """
 
     def __init__(self, conn: Connection):
