@@ -672,7 +672,8 @@ def test_rollups_count_each_stored_score_once(store_url: str, tmp_path: Path) ->
     # across its chunks, and brings new rows
     again = pd.concat([df.iloc[2_000:4_000], df.iloc[3_900:4_000].assign(score=0.0),
                        df.iloc[2_400:2_600]])
-    second = write_history(pa_table(again), tmp_path / "second.parquet")
+    # small row groups: chunks of 700 rows span several of them
+    second = write_history(pa_table(again), tmp_path / "second.parquet", row_group_size=450)
     store = open_store(store_url)
     try:
         assert ingest_file(store.engine, first, chunk_rows=900).inserted == 2_500
@@ -751,3 +752,19 @@ def test_plan_tiles_a_range_exactly() -> None:
         for grain, b0, b1 in p.ranges:
             assert b0 % grain == 0 and b1 % grain == 0
         assert len(p.raw) <= 2
+
+
+def test_parquet_chunks_span_row_groups_and_keep_row_numbers(tmp_path: Path) -> None:
+    h = generate(2_000, days=2, customers=5, seed=23, switch_day=1.1)
+    df = _frame(h)
+    df.loc[1234, "score_id"] = None
+    df.loc[1777, "score"] = float("nan")
+    path = write_history(pa_table(df), tmp_path / "h.parquet", row_group_size=300)
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        r = ingest_file(store.engine, path, chunk_rows=500)
+        assert (r.rows_read, r.inserted, r.bad_rows) == (2_000, 1_998, 2)
+        assert [(p.line, p.field) for p in r.problems] == [(1235, "score_id"), (1778, "score")]
+        _assert_rollups_match_rows(store)
+    finally:
+        store.close()
