@@ -36,7 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from judgecal.testing import Row, Sandbox, format_table  # noqa: E402
-from judgecal.testing.crash import crash_resume, kill_points_table  # noqa: E402
+from judgecal.testing.crash import (  # noqa: E402
+    crash_resume,
+    kill_after_last_reply,
+    kill_points_table,
+)
 from judgecal.testing.fault_matrix import FULL_RATES, QUICK_RATES, fault_matrix  # noqa: E402
 from judgecal.testing.hostile import campaign  # noqa: E402
 from judgecal.testing.leaks import secrets_scan  # noqa: E402
@@ -56,12 +60,16 @@ class Size:
     pairs: int
     per_kind: int
     secret_items: int
+    finish_kills: int
+    finish_items: int
 
 
 FULL = Size(kills=24, crash_items=None, crash_bootstrap=1000, fault_rates=FULL_RATES,
-            fault_items=300, pairs=6, per_kind=12, secret_items=419)
+            fault_items=300, pairs=6, per_kind=12, secret_items=419, finish_kills=5,
+            finish_items=300)
 QUICK = Size(kills=8, crash_items=200, crash_bootstrap=200, fault_rates=QUICK_RATES,
-             fault_items=80, pairs=2, per_kind=3, secret_items=100)
+             fault_items=80, pairs=2, per_kind=3, secret_items=100, finish_kills=2,
+             finish_items=100)
 
 CRASH_MODES = {"random": 0.35, "mid-write": 0.25, "progress": 0.2, "progress-mid-write": 0.2}
 
@@ -70,6 +78,8 @@ def _crash(box: Sandbox, size: Size, args: argparse.Namespace) -> list[Row]:
     report = crash_resume(box, kills=size.kills, limit=size.crash_items,
                           bootstrap=size.crash_bootstrap, seed=args.seed, modes=CRASH_MODES)
     rows = report.rows()
+    rows += kill_after_last_reply(box, attempts=size.finish_kills, limit=size.finish_items,
+                                  bootstrap=size.crash_bootstrap).rows()
     if args.pg:
         with PgDatabases(args.pg) as dbs:
             pg = crash_resume(Sandbox(box.workdir / "pg"), kills=max(3, size.kills // 4),

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, func, select
 from judgecal.recorded.server import RunningServer, start_server
 from judgecal.store import schema
 from judgecal.testing import Sandbox, format_table
-from judgecal.testing.crash import crash_resume, kill_points_table
+from judgecal.testing.crash import crash_resume, kill_after_last_reply, kill_points_table
 from judgecal.testing.sandbox import (
     PgDatabases,
     count_rows,
@@ -105,6 +105,27 @@ def test_kill_after_the_last_reply_is_stored_resumes_the_same_run(
     assert after == requests_at_kill, "items were requested again after their replies were stored"
     assert count_rows(url, "runs") == 1
     assert count_rows(url, "metric_reports") == 1
+
+
+def test_a_kill_while_the_report_is_computed_finishes_the_same_run(tmp_path: Path) -> None:
+    probe = kill_after_last_reply(Sandbox(tmp_path), attempts=1, limit=60, bootstrap=5000,
+                                  windows=("report",))
+    assert probe.attempts == {"report": 1}
+    assert probe.rows()[0].ok, probe
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (reported): killed after the run was closed while its drift check was being "
+    "computed, the next `judgecal run` does the missed check (nightly._check_missed) and "
+    "then starts a new run, paying for every reply again",
+)
+def test_a_kill_while_the_drift_check_is_computed_pays_nothing_again(tmp_path: Path) -> None:
+    probe = kill_after_last_reply(Sandbox(tmp_path), attempts=1, limit=60, bootstrap=5000,
+                                  windows=("drift check",))
+    assert probe.attempts == {"drift check": 1}
+    assert probe.extra_runs == 0 and probe.rerequested == 0, probe
+    assert probe.without_followups == 0
 
 
 def test_write_lock_probe_and_wal_reader(tmp_path: Path) -> None:

@@ -250,6 +250,59 @@ class _Probe:
             return 0
         return int(n or 0)
 
+    def stored_newest(self) -> int:
+        """Final replies of the newest run only."""
+        query = ("SELECT count(*) FROM replies WHERE status <> 'failed' AND run_id = "
+                 "(SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1)")
+        if self.path is not None:
+            import sqlite3
+
+            if not self.path.exists():
+                return 0
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+            try:
+                row = conn.execute(query).fetchone()
+            except sqlite3.OperationalError:
+                return 0
+            finally:
+                conn.close()
+            return int(row[0])
+        from sqlalchemy import text
+        from sqlalchemy.exc import ProgrammingError
+
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(text(query)).scalar() or 0)
+        except ProgrammingError:
+            return 0
+
+    def status(self) -> str | None:
+        """Status of the newest run (None before there is one)."""
+        from sqlalchemy import text
+
+        query = "SELECT status FROM runs ORDER BY started_at DESC LIMIT 1"
+        if self.path is not None:
+            import sqlite3
+
+            if not self.path.exists():
+                return None
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+            try:
+                row = conn.execute(query).fetchone()
+            except sqlite3.OperationalError:
+                return None
+            finally:
+                conn.close()
+        else:
+            from sqlalchemy.exc import ProgrammingError
+
+            try:
+                with self.engine.connect() as conn:
+                    row = conn.execute(text(query)).first()
+            except ProgrammingError:
+                return None
+        return None if row is None else str(row[0])
+
     def writing(self) -> bool:
         """A write transaction is open (SQLite: the write lock is held; PostgreSQL: another
         backend is inside a transaction or running a write)."""
@@ -515,6 +568,196 @@ def _check_episode(
         store.close()
 
 
+WINDOWS = ("report", "drift check")
+"""Where :func:`kill_after_last_reply` kills: while the metric report is computed (every
+reply stored), or after the run was closed while its drift check is computed."""
+
+
+@dataclass
+class FinishProbe:
+    """Kills aimed at the end of a job, after every reply was paid for. Run again, the job
+    must complete what is missing (report, drift check) without requesting anything."""
+
+    attempts: dict[str, int] = field(default_factory=dict)
+    """Kills per window."""
+    ok: dict[str, int] = field(default_factory=dict)
+    """Per window: kills after which the job completed without new requests or runs."""
+    rerequested: int = 0
+    extra_runs: int = 0
+    without_followups: int = 0
+    """Runs left without a metric report or a drift check."""
+
+    def rows(self) -> list[Row]:
+        total = sum(self.attempts.values())
+        good = sum(self.ok.values())
+        per = ", ".join(f"{w}: {self.ok.get(w, 0)}/{n}" for w, n in self.attempts.items())
+        return [Row(
+            "crash", "killed after the last reply: the job completes, nothing paid again",
+            f"{good}/{total} kills", good == total and total > 0,
+            f"{per}; then {self.extra_runs} extra run(s), {self.rerequested} replies paid "
+            f"for again, {self.without_followups} run(s) without report or drift check",
+        )]
+
+
+def kill_after_last_reply(
+    sandbox: Sandbox,
+    *,
+    attempts: int = 4,
+    limit: int = 150,
+    bootstrap: int = 1000,
+    windows: tuple[str, ...] = WINDOWS,
+    server: RunningServer | None = None,
+    timeout: float = 600.0,
+) -> FinishProbe:
+    """SIGKILL ``judgecal run`` after its last reply is stored, in each window of
+    :data:`WINDOWS` in turn, then run the same command again and see what it paid for.
+
+    For the drift-check window the store first gets an accepted baseline (one whole run),
+    so the killed run's check is a real paired comparison that takes time.
+    """
+    own = server is None
+    srv = server or start_server(recordings={"*": RECORDING}, sets_dir=sandbox.sets_dir)
+    result = FinishProbe()
+    try:
+        for i in range(attempts):
+            window = windows[i % len(windows)]
+            url = sandbox.sqlite_url(f"finish-{i}.db")
+            cfg = sandbox.write_config(f"finish-{i}", base_url=srv.url, store=url,
+                                       run={"limit": limit, "bootstrap": bootstrap},
+                                       drift={"auto_baseline": True})
+            if window == "drift check":
+                first = sandbox.judgecal("run", "--config", str(cfg), "--json",
+                                         timeout=timeout)
+                if first.returncode != 0:
+                    raise RuntimeError(f"the baseline run failed: {first.stderr}")
+            srv.reset_stats()
+            hit = _kill_in_window(sandbox, str(cfg), url, window, limit, timeout)
+            if hit is None:
+                continue  # the job was complete before the kill: no kill point this time
+            window = hit
+            result.attempts[window] = result.attempts.get(window, 0) + 1
+            at_kill = _item_requests(srv)
+            runs_at_kill = len(_run_ids(url))
+            done = sandbox.judgecal("run", "--config", str(cfg), "--json", timeout=timeout)
+            after = _item_requests(srv)
+            again = sum(1 for k, n in after.items() if n > at_kill.get(k, 0))
+            runs = _run_ids(url)
+            lacking = _without_followups(url, runs)
+            result.rerequested += again
+            result.extra_runs += max(0, len(runs) - runs_at_kill)
+            result.without_followups += lacking
+            if done.returncode in (0, 3, 10, 20) and again == 0 and len(runs) == runs_at_kill \
+                    and lacking == 0:
+                result.ok[window] = result.ok.get(window, 0) + 1
+        return result
+    finally:
+        if own:
+            srv.stop()
+
+
+def _kill_in_window(sandbox: Sandbox, cfg: str, url: str, window: str, limit: int,
+                    timeout: float) -> str | None:
+    """Kill in ``window``; return the window the kill really landed in (judged from the
+    store afterwards), or None when the job had already completed (or ended)."""
+    probe = _Probe(url)
+    runs_before = len(_run_ids(url))
+    proc = sandbox.start("run", "--config", cfg, "--json")
+    try:
+        started = time.perf_counter()
+        # Every reply of *this* run stored ...
+        while proc.poll() is None and time.perf_counter() - started < timeout:
+            if len(_run_ids(url)) > runs_before and probe.status() == "running" \
+                    and probe.stored_newest() >= limit:
+                break
+            time.sleep(0.005)
+        all_stored = time.perf_counter()
+        # ... then: report window — 0.3 s into the report (the run still open); drift-check
+        # window — the moment the run is closed (its check still being computed).
+        while proc.poll() is None:
+            if window == "report" and time.perf_counter() - all_stored > 0.05:
+                break
+            if window == "drift check" and probe.status() != "running":
+                break
+            time.sleep(0.002)
+    finally:
+        probe.close()
+    if proc.poll() is not None:
+        proc.communicate()
+        return None
+    kill(proc)
+    probe = _Probe(url)
+    try:
+        status = probe.status()
+    finally:
+        probe.close()
+    if status == "running":
+        return "report"
+    if _unchecked(url):
+        return "drift check"
+    return None
+
+
+def _unchecked(url: str) -> bool:
+    """The newest run is closed but has no drift check yet."""
+    from sqlalchemy import create_engine, func, select
+
+    from judgecal.store import schema
+    from judgecal.store.engine import normalize_url
+
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            newest = conn.execute(select(schema.runs.c.run_id)
+                                  .order_by(schema.runs.c.started_at.desc()).limit(1)).scalar()
+            if newest is None:
+                return False
+            checks = conn.execute(select(func.count()).select_from(schema.drift_checks)
+                                  .where(schema.drift_checks.c.run_id == newest)).scalar()
+    finally:
+        engine.dispose()
+    return not checks
+
+
+def _run_ids(url: str) -> list[str]:
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from judgecal.store import schema
+    from judgecal.store.engine import normalize_url
+
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            return [r[0] for r in conn.execute(select(schema.runs.c.run_id)).all()]
+    except (OperationalError, ProgrammingError):
+        return []
+    finally:
+        engine.dispose()
+
+
+def _without_followups(url: str, runs: list[str]) -> int:
+    from sqlalchemy import create_engine, func, select
+
+    from judgecal.store import schema
+    from judgecal.store.engine import normalize_url
+
+    engine = create_engine(normalize_url(url))
+    lacking = 0
+    try:
+        with engine.connect() as conn:
+            for run_id in runs:
+                reports = conn.execute(
+                    select(func.count()).select_from(schema.metric_reports)
+                    .where(schema.metric_reports.c.run_id == run_id)).scalar()
+                checks = conn.execute(
+                    select(func.count()).select_from(schema.drift_checks)
+                    .where(schema.drift_checks.c.run_id == run_id)).scalar()
+                lacking += not reports or not checks
+    finally:
+        engine.dispose()
+    return lacking
+
+
 def kill_points_table(report: CrashReport) -> str:
     """Every kill point, one line each (for ``--verbose``)."""
     lines = ["episode  mode       delay_s  phase      torn  stored  integrity"]
@@ -526,4 +769,13 @@ def kill_points_table(report: CrashReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CrashReport", "Episode", "KillPoint", "crash_resume", "kill_points_table"]
+__all__ = [
+    "WINDOWS",
+    "CrashReport",
+    "Episode",
+    "FinishProbe",
+    "KillPoint",
+    "crash_resume",
+    "kill_after_last_reply",
+    "kill_points_table",
+]

@@ -72,6 +72,7 @@ class Cell:
     newly_unscored: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     requested_more_than_once: int = 0
+    """``final`` cells: items requested more often than in the fault-free run."""
     error: str = ""
 
     @property
@@ -181,6 +182,8 @@ def fault_matrix(
     try:
         clean = _cell(sandbox, srv, store_url, "none", 0.0, "clean", {}, limit)
         report.clean_exit = clean.exit_code
+        # Requests per item without faults (the recorded garbage replies are re-asked).
+        clean_requests = {k: int(v["requests"]) for k, v in srv.stats()["items"].items()}
         store = open_store(store_url)
         try:
             baseline = _scores(store.replies(store.list_runs(limit=1)[0]["run_id"]))
@@ -202,7 +205,8 @@ def fault_matrix(
             ("context-length", 0.5, "ceiling", {}),
         ]
         for kind, rate, cls, extra in plan:
-            cell = _cell(sandbox, srv, store_url, kind, rate, cls, extra, limit)
+            cell = _cell(sandbox, srv, store_url, kind, rate, cls, extra, limit,
+                         clean_requests)
             _compare(cell, store_url, baseline)
             report.cells.append(cell)
         report.incidents = count_rows(store_url, "incidents")
@@ -230,7 +234,9 @@ def _cell(
     cls: str,
     extra: dict[str, Any],
     limit: int,
+    clean_requests: dict[str, int] | None = None,
 ) -> Cell:
+    clean_requests = clean_requests or {}
     extra = dict(extra)
     faults = extra.pop("faults", None) or ({} if kind == "none" else {kind: rate})
     stream = bool(extra.get("stream", False))
@@ -249,9 +255,10 @@ def _cell(
     cell.exit_code = code
     stats = srv.stats()
     cell.faults = dict(stats["faults"])
-    cell.requested_more_than_once = sum(
-        1 for v in stats["items"].values() if v["requests"] > 1
-    ) if cls == "final" else 0
+    if cls == "final":  # more requests than the fault-free run made: a final error retried
+        cell.requested_more_than_once = sum(
+            1 for k, v in stats["items"].items() if v["requests"] > clean_requests.get(k, 1)
+        )
     try:
         payload = json.loads(out)
     except ValueError:
