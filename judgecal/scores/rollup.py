@@ -123,8 +123,12 @@ def _codes(arr: Any) -> tuple[np.ndarray, np.ndarray]:
         arr = pc.dictionary_encode(arr)
     values = arr.dictionary.to_pylist()
     table = np.array([v if v is not None else "" for v in values] + [""], dtype=object)
-    codes = pc.fill_null(pc.cast(arr.indices, pa.int32()), len(values))
-    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int32), table
+    filled = pc.fill_null(pc.cast(arr.indices, pa.int32()), len(values))
+    codes = np.array(filled.to_numpy(zero_copy_only=False), dtype=np.int32)
+    empty = [k for k, v in enumerate(values) if v is None or v == ""]
+    if empty:  # one code for "no value", so that it makes one group
+        codes[np.isin(codes, empty)] = len(values)
+    return codes, table
 
 
 MOMENT_COLUMNS = ("grain", "judge", "bucket", "fingerprint", "dimension", "segment", "n",
