@@ -68,7 +68,11 @@ def run_nightly(
     check_compatible(config.judge, cs, str(config.source or "<config>"))
     store.save_set(cs)
     with run_lock(store.engine, lock_key(config.judge, cs)):
-        _check_missed(store, config, cs)
+        missed = _check_missed(store, config, cs)
+        if missed is not None:
+            # The previous job was killed after closing its run: finishing that run *is*
+            # tonight's job; starting another would pay for every reply again.
+            return missed
         result = execute_run(
             config, store, cs, on_start=on_start, on_reply=on_reply, http_client=http_client,
             finish=False, hold_lock=False,
@@ -89,16 +93,22 @@ def run_nightly(
     return Nightly(result=result, report=report, watch=watch)
 
 
-def _check_missed(store: Store, config: RunConfig, cs: CalibrationSet) -> None:
+def _check_missed(store: Store, config: RunConfig, cs: CalibrationSet) -> Nightly | None:
     """Drift-check the judge's newest closed run if a kill left it without a check."""
     from judgecal.drift import checks_for_run
     from judgecal.incidents import after_run
+    from judgecal.runner import RunResult
 
     for run in store.list_runs(config.judge.name, limit=5):
         if run["set_version"] != cs.version or run["origin"] != "live":
             continue
-        if run["status"] == RUNNING:
-            return
-        if not checks_for_run(store, run["run_id"]):
-            after_run(store, run["run_id"], config)
-        return
+        if run["status"] == RUNNING or checks_for_run(store, run["run_id"]):
+            return None
+        report = store.latest_metric_report(run["run_id"])
+        if report is None:
+            return None
+        watch = after_run(store, run["run_id"], config)
+        result = RunResult(run_id=run["run_id"], status=run["status"], resumed=True,
+                           requested=0, summary=dict(run["summary"] or {}, requested_now=0))
+        return Nightly(result=result, report=report, watch=watch)
+    return None

@@ -114,12 +114,6 @@ def test_a_kill_while_the_report_is_computed_finishes_the_same_run(tmp_path: Pat
     assert probe.rows()[0].ok, probe
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reported): killed after the run was closed while its drift check was being "
-    "computed, the next `judgecal run` does the missed check (nightly._check_missed) and "
-    "then starts a new run, paying for every reply again",
-)
 def test_a_kill_while_the_drift_check_is_computed_pays_nothing_again(tmp_path: Path) -> None:
     probe = kill_after_last_reply(Sandbox(tmp_path), attempts=1, limit=60, bootstrap=5000,
                                   windows=("drift check",))
