@@ -139,7 +139,7 @@ RUNNERS: dict[str, Callable[[Sandbox, Size, argparse.Namespace], list[Row]]] = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CI size (about 5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="CI size (5-7 minutes on 2 cores)")
     parser.add_argument("--only", default=",".join(AREAS),
                         help=f"comma-separated areas ({', '.join(AREAS)})")
     parser.add_argument("--pg", default=os.environ.get("JUDGECAL_TEST_PG_URL"),
