@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 JC     := $(BIN)/judgecal
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-output
+RELIABILITY_ARGS ?=
 
 .PHONY: install demo test lint bench reliability clean pg
 
@@ -30,7 +31,7 @@ bench: $(STAMP)  ## performance benchmarks, printed as ratios against the naive 
 	$(BIN)/python benchmarks/run_all.py
 
 reliability: $(STAMP)  ## crash, fault, overlap, hostile-input and secrets checks, as one table
-	$(BIN)/python benchmarks/reliability.py
+	$(BIN)/python benchmarks/reliability.py $(RELIABILITY_ARGS)
 
 pg:  ## start a throwaway PostgreSQL and print its URL (for JUDGECAL_TEST_PG_URL)
 	bash .ci/start-postgres.sh
