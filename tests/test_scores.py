@@ -768,3 +768,23 @@ def test_parquet_chunks_span_row_groups_and_keep_row_numbers(tmp_path: Path) -> 
         _assert_rollups_match_rows(store)
     finally:
         store.close()
+
+
+def test_long_text_in_a_dictionary_column_is_a_bad_row(tmp_path: Path) -> None:
+    h = generate(600, days=1, customers=3, seed=29, switch_day=0.5)
+    table = h.table
+    k = table.schema.get_field_index("customer")
+    customers = table.column("customer").to_pylist()
+    customers[321] = "c" * 201
+    import pyarrow as pa
+
+    table = table.set_column(k, "customer", pa.array(customers).dictionary_encode())
+    path = write_history(table, tmp_path / "h.parquet")
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        r = ingest_file(store.engine, path, chunk_rows=250)
+        assert (r.inserted, r.bad_rows) == (599, 1)
+        assert (r.problems[0].line, r.problems[0].field) == (322, "customer")
+        assert "longer than 200" in r.problems[0].message
+    finally:
+        store.close()

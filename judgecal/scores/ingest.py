@@ -385,11 +385,7 @@ def _validate(
     for name in ("score_id", "judge", "dimension", "fingerprint", "customer", "segment"):
         if name not in table.column_names:
             continue
-        lengths = pc.utf8_length(_as_text(table.column(name)))
-        too_long = np.asarray(
-            pc.fill_null(pc.greater(lengths, MAX_TEXT), False).to_numpy(zero_copy_only=False),
-            dtype=bool,
-        )
+        too_long = _too_long(table.column(name))
         note(too_long, name, f"{name} is longer than {MAX_TEXT} characters")
         bad |= too_long
     clean = pa.table({name: out[name] for name in CANONICAL})
@@ -490,6 +486,26 @@ def _csv(table: pa.Table) -> bytes:
 
 MAX_TEXT = 200
 """Width of the text columns of ``score_history``."""
+
+
+def _too_long(column: Any) -> np.ndarray:
+    """Rows whose text is longer than :data:`MAX_TEXT` (a dictionary column is measured
+    once per distinct value)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    masks = []
+    for arr in chunks:
+        if pa.types.is_dictionary(arr.type):
+            values = _too_long(arr.dictionary)
+            codes = pc.fill_null(pc.cast(arr.indices, pa.int64()), len(values))
+            lookup = np.append(values, False)
+            masks.append(lookup[np.asarray(codes.to_numpy(zero_copy_only=False))])
+            continue
+        lengths = pc.utf8_length(_as_text(arr))
+        masks.append(np.asarray(
+            pc.fill_null(pc.greater(lengths, MAX_TEXT), False).to_numpy(zero_copy_only=False),
+            dtype=bool,
+        ))
+    return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
 
 _INSERT_COLUMNS = ("score_id", "scored_at", "judge", "fingerprint", "dimension", "score",
                    "customer", "segment")
