@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from judgecal.cli.main import main
 from judgecal.config import RunConfig, load_config, load_judge
 from tests.conftest import ROOT
 
@@ -45,3 +48,14 @@ def write_config(path: Path, base_url: str, store: str, **run: Any) -> Path:
     (path.parent / "judge.yaml").write_text(judge_text)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Call the real entry point (which translates errors) and return (code, out, err)."""
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from judgecal import audit
-from judgecal.cli.main import main
 from judgecal.errors import InputError
 from judgecal.store import Store, open_store
+from tests.helpers import run_main
 from tests.test_report_data import add_run, hostile_rows, hostile_set
 
 SHA256SUM = shutil.which("sha256sum")
@@ -152,21 +152,13 @@ def test_export_of_a_tampered_store_says_so(store: Store, tmp_path: Path) -> Non
 
 
 # -- the commands ---------------------------------------------------------------------------
-def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli_verify_exit_codes_and_names(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     url = str(store.engine.url)
-    code, out, _ = _main(["--store", url, "audit", "verify"], capsys)
+    code, out, _ = run_main(["--store", url, "audit", "verify"], capsys)
     assert code == 0 and out.startswith("audit log intact: 6 entries")
-    code, out, _ = _main(["--store", url, "audit", "head"], capsys)
+    code, out, _ = run_main(["--store", url, "audit", "head"], capsys)
     anchor = out.strip()
     assert code == 0 and anchor.startswith("6:")
     from sqlalchemy import text
@@ -175,11 +167,11 @@ def test_cli_verify_exit_codes_and_names(store: Store, capsys: pytest.CaptureFix
         run_id = conn.execute(text("SELECT ref FROM audit_log WHERE seq = 5")).scalar()
         conn.execute(text("UPDATE runs SET judge_name = 'someone else' WHERE run_id = :r"),
                      {"r": run_id})
-    code, out, _ = _main(["--store", url, "audit", "verify"], capsys)
+    code, out, _ = run_main(["--store", url, "audit", "verify"], capsys)
     assert code == 1
     assert f"entry 5 (run {run_id}): the run record was changed after it was logged" in out
     assert "judge_name" in out
-    code, out, _ = _main(["--store", url, "audit", "verify", "--json", "--anchor", anchor],
+    code, out, _ = run_main(["--store", url, "audit", "verify", "--json", "--anchor", anchor],
                          capsys)
     data = json.loads(out)
     assert code == 1 and data["ok"] is False
@@ -190,11 +182,11 @@ def test_cli_verify_exit_codes_and_names(store: Store, capsys: pytest.CaptureFix
 def test_cli_export(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = str(store.engine.url)
     out_dir = tmp_path / "bundle"
-    code, out, _ = _main(["--store", url, "audit", "export", "--out", str(out_dir),
+    code, out, _ = run_main(["--store", url, "audit", "export", "--out", str(out_dir),
                           "--no-report", "--json"], capsys)
     assert code == 0
     data = json.loads(out)
     assert data["entries"] == 6 and "SHA256SUMS" in data["files"]
     assert not (out_dir / "trust_report.html").exists()
-    code, _, err = _main(["--store", url, "audit", "export", "--out", str(out_dir)], capsys)
+    code, _, err = run_main(["--store", url, "audit", "export", "--out", str(out_dir)], capsys)
     assert code == 2 and "must be new or empty" in err

@@ -11,21 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from judgecal.cli.main import cli, main
+from judgecal.cli.main import cli
+from tests.helpers import run_main
 from tests.test_calibration import BROKEN, REFERENCE_ALPHA, SETS, labels_csv, write_set
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Call the real entry point (which translates errors) and return (code, out, err)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_validate_prints_a_readable_summary() -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from judgecal import explain
-from judgecal.cli.main import main
 from judgecal.errors import InputError
 from judgecal.reports.markdown import (
     escape_markdown,
@@ -19,6 +18,7 @@ from judgecal.reports.markdown import (
     markdown_fence,
 )
 from judgecal.store import Store
+from tests.helpers import run_main
 from tests.test_report_data import IMG, SCRIPT, hostile_store, pandalm_store
 
 
@@ -155,25 +155,17 @@ def test_escape_helpers() -> None:
 
 
 # -- the command -------------------------------------------------------------------------------
-def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli(demo: tuple[Store, dict[str, str]], capsys: pytest.CaptureFixture[str],
              tmp_path: Path) -> None:
     store, runs = demo
     url = str(store.engine.url)
-    code, out, _ = _main(["--store", url, "explain", runs["gpt_a"], "--limit", "3"], capsys)
+    code, out, _ = run_main(["--store", url, "explain", runs["gpt_a"], "--limit", "3"], capsys)
     assert code == 0
     assert out.startswith("# Where judge helpfulness disagrees with the humans")
     assert out.count("### ") == 3
-    code, out, _ = _main(["--store", url, "explain", runs["panda"], "--vs", runs["gpt_a"],
+    code, out, _ = run_main(["--store", url, "explain", runs["panda"], "--vs", runs["gpt_a"],
                           "--segment", "motivation_app=Grammarly", "--json", "--limit", "0"],
                          capsys)
     assert code == 0
@@ -182,16 +174,16 @@ def test_cli(demo: tuple[Store, dict[str, str]], capsys: pytest.CaptureFixture[s
     assert data["filters"]["segments"] == {"motivation_app": "Grammarly"}
     items = data["dimensions"]["preference"]["items"]
     assert items and all(it["segments"]["motivation_app"] == "Grammarly" for it in items)
-    code, _, err = _main(["--store", url, "explain", runs["panda"], "--segment", "x=y"], capsys)
+    code, _, err = run_main(["--store", url, "explain", runs["panda"], "--segment", "x=y"], capsys)
     assert code == 2 and "unknown segment field 'x'" in err
-    code, _, err = _main(["--store", url, "explain", "no-such-run"], capsys)
+    code, _, err = run_main(["--store", url, "explain", "no-such-run"], capsys)
     assert code == 1 and "no run 'no-such-run'" in err
 
 
 def test_cli_markdown_side_by_side(hostile: tuple[Store, dict[str, str]],
                                    capsys: pytest.CaptureFixture[str]) -> None:
     store, runs = hostile
-    code, out, _ = _main(["--store", str(store.engine.url), "explain", runs["b"], "--vs",
+    code, out, _ = run_main(["--store", str(store.engine.url), "explain", runs["b"], "--vs",
                           runs["a"], "--dimension", "quality"], capsys)
     assert code == 0
     assert "| | baseline | run |" in out

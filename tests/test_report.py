@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from judgecal.cli.main import main
 from judgecal.reports import render_trust_report, trust_report_data
 from judgecal.reports.trust import CSP
 from judgecal.store import Store, open_store
+from tests.helpers import run_main
 from tests.test_report_data import IMG, SCRIPT, hostile_store, pandalm_store, run_date
 
 
@@ -137,14 +137,6 @@ def test_incidents_on_the_timeline_and_with_their_lifecycle(
 
 
 # -- the command ---------------------------------------------------------------------------
-def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli(demo: tuple[Store, dict[str, str]], tmp_path: Path,
@@ -152,7 +144,7 @@ def test_cli(demo: tuple[Store, dict[str, str]], tmp_path: Path,
     store, runs = demo
     url = str(store.engine.url)
     out = tmp_path / "out" / "trust.html"
-    code, stdout, _ = _main(["--store", url, "report", "--out", str(out), "--judge",
+    code, stdout, _ = run_main(["--store", url, "report", "--out", str(out), "--judge",
                              "helpfulness", "--since", run_date(3)[:10], "--json"], capsys)
     assert code == 0
     info = json.loads(stdout)
@@ -162,12 +154,12 @@ def test_cli(demo: tuple[Store, dict[str, str]], tmp_path: Path,
     assert runs["gpt_b"] in history and runs["gpt_a"] not in history
     assert info["bytes"] == len(html.encode())
     assert not list(out.parent.glob("*.partial"))
-    code, stdout, _ = _main(["--store", url, "report", "--out", str(out)], capsys)
+    code, stdout, _ = run_main(["--store", url, "report", "--out", str(out)], capsys)
     assert code == 0 and stdout.startswith(f"wrote {out}")
-    code, _, _ = _main(["--store", url, "report", "--out", str(out), "--skip-audit"], capsys)
+    code, _, _ = run_main(["--store", url, "report", "--out", str(out), "--skip-audit"], capsys)
     assert code == 0 and "not verified" in out.read_text(encoding="utf-8")
-    code, _, err = _main(["--store", url, "report", "--out", str(out), "--judge", "nobody"],
+    code, _, err = run_main(["--store", url, "report", "--out", str(out), "--judge", "nobody"],
                          capsys)
     assert code == 2 and "no judge named 'nobody'" in err
-    code, _, err = _main(["--store", url, "report", "--since", "soon"], capsys)
+    code, _, err = run_main(["--store", url, "report", "--since", "soon"], capsys)
     assert code == 2 and "--since" in err

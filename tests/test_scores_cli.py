@@ -9,20 +9,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from judgecal.cli.main import main
 from judgecal.scores.generate import NEW_FINGERPRINT, GeneratedHistory, generate, write_history
 from judgecal.store import open_store
+from tests.helpers import run_main
 from tests.test_scores import JUDGE, expected, make_incident
-
-
-def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
