@@ -236,9 +236,9 @@ def _link_history(store: Any, result: DemoResult, clock: Any, when: datetime,
     link = link_incident(store, result.incident["incident_id"], actor="oncall@example.com")
     result.blast_radius = link
     result.artifacts["production_scores"] = str(path)
-    br = link.get("blast_radius", link)
-    say(f"   blast radius: {_pct(br, 'traffic')} of traffic and {_pct(br, 'customers')} of named "
-        f"customers were scored by the drifted judge since {link.get('onset', {}).get('at', '?')}")
+    onset = link.get("onset", {}).get("at", "?")
+    say(f"   blast radius: {_pct(link, 'traffic')} of traffic and {_pct(link, 'customers')} "
+        f"of named customers were scored by the drifted judge since {onset}")
 
 
 def _relink(store: Any, result: DemoResult, say: Step) -> None:
@@ -258,17 +258,10 @@ def _relink(store: Any, result: DemoResult, say: Step) -> None:
         f"window ends at the resolution ({link.get('window', {}).get('end', '?')})")
 
 
-def _pct(br: dict[str, Any], which: str) -> str:
-    for key in (f"pct_{which}", f"{which}_pct", f"percent_{which}"):
-        if key in br and br[key] is not None:
-            return f"{float(br[key]):.1f}%"
-    share = br.get(which) or {}
-    if isinstance(share, dict):
-        for key in ("pct", "percent", "share"):
-            if share.get(key) is not None:
-                value = float(share[key])
-                return f"{value * 100 if key == 'share' else value:.1f}%"
-    return "?"
+def _pct(link: dict[str, Any], which: str) -> str:
+    """``pct_traffic`` / ``pct_customers`` of a blast radius, for a sentence."""
+    value = link.get(f"pct_{which}")
+    return "?" if value is None else f"{float(value):.1f}%"
 
 
 def _respond_resolve(store: Any, result: DemoResult, clock: Any, entry: dict[str, Any],
@@ -298,29 +291,19 @@ def _finish(store: Any, result: DemoResult, out: Path, say: Step) -> None:
         result.incident = incident
         md = out / "incident.md"
         md.write_text(incidents.render_markdown(incident), encoding="utf-8")
-        customers = (result.blast_radius or {}).get("blast_radius", result.blast_radius or {})
-        top = _top_customer(customers)
+        top_customers = (result.blast_radius or {}).get("top_customers") or []
+        top = str(top_customers[0]["customer"]) if top_customers else None
         pm = out / "postmortem.md"
         pm.write_text(incidents.render_postmortem(incident, customer=top), encoding="utf-8")
         result.artifacts["incident"] = str(md)
         result.artifacts["postmortem"] = str(pm)
         say(f"5. Incident record: {md}; customer postmortem draft"
             f"{' for ' + top if top else ''}: {pm}")
+    verified = audit.verify(store.engine)  # once: the report shows this same verification
     report = out / "trust-report.html"
-    write_trust_report(store, report)
+    write_trust_report(store, report, verification=verified)
     result.artifacts["report"] = str(report)
     say(f"6. Trust report: {report}")
-    verified = audit.verify(store.engine)
     result.audit = verified.to_json()
     say(f"   audit log: {verified.entries} entries, "
         f"{'verified' if verified.ok else 'BROKEN: ' + str(len(verified.problems)) + ' problems'}")
-
-
-def _top_customer(br: dict[str, Any]) -> str | None:
-    for key in ("by_customer", "customers_top", "top_customers"):
-        rows = br.get(key)
-        if isinstance(rows, list) and rows:
-            first = rows[0]
-            if isinstance(first, dict):
-                return str(first.get("customer") or first.get("name") or "") or None
-    return None
