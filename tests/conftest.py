@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,28 +61,10 @@ def pg_url() -> Iterator[str]:
     admin = _pg_admin_url()
     if not admin:
         pytest.skip("no PostgreSQL: set JUDGECAL_TEST_PG_URL (make pg prints one)")
-    from sqlalchemy import create_engine, text
+    from judgecal.testing.sandbox import PgDatabases
 
-    from judgecal.store.engine import normalize_url
-
-    name = f"jc_test_{secrets.token_hex(4)}"
-    engine = create_engine(normalize_url(admin), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base = admin.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with engine.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        engine.dispose()
+    with PgDatabases(admin) as databases:
+        yield databases.create()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
