@@ -100,7 +100,6 @@ cause and names the other three (model migration, prompt change, input distribut
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -112,7 +111,7 @@ from judgecal import audit
 from judgecal.agreement import StoredSet, judge_vector
 from judgecal.errors import ConfigError, InputError, NotFoundError, Problem
 from judgecal.fingerprint import FingerprintDiff, describe_change, diff_runs
-from judgecal.records import COMPLETED, SCORED, UNSCORED, utcnow
+from judgecal.records import COMPLETED, SCORED, UNSCORED, json_safe, utcnow
 from judgecal.records import now as clock_now
 from judgecal.store import schema
 
@@ -1090,7 +1089,7 @@ def save_check(store: Store, check: DriftCheck, conn: Connection | None = None) 
         "created_at": check.created_at,
         "verdict": check.verdict,
         "severity": check.severity,
-        "record": json.loads(audit.canonical(_finite(record))),
+        "record": json.loads(audit.canonical(json_safe(record))),
     }
 
     def write(c: Connection) -> None:
@@ -1152,13 +1151,3 @@ def last_healthy_run(store: Store, judge_name: str, before: str) -> dict[str, An
             .limit(1)
         ).mappings().first()
     return None if row is None else dict(row)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

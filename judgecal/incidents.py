@@ -57,8 +57,8 @@ from sqlalchemy import Connection, and_, select
 from judgecal import audit, drift, notify
 from judgecal.errors import InputError, NotFoundError, Problem
 from judgecal.fingerprint import production_tag
+from judgecal.records import json_safe, utcnow
 from judgecal.records import now as clock_now
-from judgecal.records import utcnow
 from judgecal.store import schema
 
 if TYPE_CHECKING:
@@ -371,7 +371,7 @@ def record_check(store: Store, check: drift.DriftCheck) -> CheckOutcome:
                     check_id=record["check_id"],
                     severity=check.severity,
                     opened_at=opened_at,
-                    record=json.loads(audit.canonical(drift._finite(record))),
+                    record=json.loads(audit.canonical(json_safe(record))),
                 ))
                 snap = snapshot_incident(conn, incident_id)
                 assert snap is not None
@@ -402,7 +402,7 @@ def record_check(store: Store, check: drift.DriftCheck) -> CheckOutcome:
                                 "real": e["real"], "severity": e["severity"]}
                                for e in check.dimensions],
             }
-            if notify.enqueue(conn, event, key, drift._finite(payload)):
+            if notify.enqueue(conn, event, key, json_safe(payload)):
                 outcome.notifications.append(key)
     return outcome
 
@@ -446,7 +446,7 @@ def _append_event(conn: Connection, incident_id: str, kind: str, data: dict[str,
         "at": utcnow(),
         "actor": actor,
         "reason": reason,
-        "data": json.loads(json.dumps(drift._finite(data), default=str, allow_nan=False)),
+        "data": json.loads(json.dumps(json_safe(data), default=str, allow_nan=False)),
     }
     conn.execute(schema.incident_events.insert().values(**event))
     snap = snapshot_event(conn, f"{incident_id}#{seq}")
@@ -1058,7 +1058,7 @@ def after_run(store: Store, run_id: str, config: RunConfig, *, http_client: Any 
     check = drift.check_run(store, run_id, config.drift, n_boot=n_boot,
                             seed=config.run.seed, actor="judgecal run")
     outcome = record_check(store, check)
-    result = AfterRun(check=drift._finite(check.to_json()), outcome=outcome, delivery=None)
+    result = AfterRun(check=json_safe(check.to_json()), outcome=outcome, delivery=None)
     try:
         result.delivery = notify.deliver_pending(store, config.notify.webhook,
                                                  http_client=http_client).to_json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,17 @@ def simulated_clock(start: datetime) -> Iterator[SimulatedClock]:
         yield _clock
     finally:
         _clock = previous
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN/inf replaced by None (bare NaN is not JSON) and keys as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def utcnow() -> str:

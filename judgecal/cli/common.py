@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from judgecal.records import json_safe
 
 if TYPE_CHECKING:
     from judgecal.store import Store
@@ -27,19 +28,10 @@ def open_store(ctx: click.Context, configured: str | None = None) -> Store:
     return store
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
 def emit_json(data: Any) -> None:
     """Print strict JSON (NaN/inf become null: bare NaN is not JSON)."""
-    click.echo(json.dumps(_clean(data), indent=2, ensure_ascii=False, allow_nan=False, default=str))
+    text = json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False, default=str)
+    click.echo(text)
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
