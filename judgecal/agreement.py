@@ -143,9 +143,9 @@ def agreement_report(
         if dim not in view.dimensions:
             continue
         scale = view.dimensions[dim].scale
-        judge, present = judge_vector(view, replies, dim)
+        judge_all, present = judge_vector(view, replies, dim)
         human = view.human_matrix(dim)[present]
-        judge = judge[present]
+        judge = judge_all[present]
         reasons: dict[str, int] = {}
         for r in replies:
             if r["dimension"] == dim and r["variant"] == ORIGINAL and r["status"] != SCORED:
@@ -169,17 +169,14 @@ def agreement_report(
         }
         if scale.kind != "interval":
             entry["confusion"] = stats.confusion(scale, consensus[usable], judge[usable])
-        try:
-            mdc = stats.minimum_detectable_change(scale, human, judge, seed=seed)
-            entry["minimum_detectable_change"] = mdc.to_json() if hasattr(mdc, "to_json") else mdc
-        except (ValueError, ZeroDivisionError) as exc:  # pragma: no cover - reported, not hidden
-            entry["minimum_detectable_change"] = {"value": None, "undefined": str(exc)}
+        entry["minimum_detectable_change"] = stats.minimum_detectable_change(
+            scale, human, judge, seed=seed
+        ).to_json()
         swapped, swapped_present = judge_vector(view, replies, dim, SWAPPED)
         if scale.kind == "pairwise" and swapped_present.any():
-            first, _ = judge_vector(view, replies, dim, ORIGINAL)
             both = swapped_present & present
             entry["position_consistency"] = stats.position_consistency(
-                first[both], swapped[both], n_boot=n_boot, seed=seed, confidence=confidence
+                judge_all[both], swapped[both], n_boot=n_boot, seed=seed, confidence=confidence
             ).to_json()
         if by:
             segments = np.array([item.segments.get(by, "") for item in view.items], dtype=object)[
@@ -202,10 +199,8 @@ def agreement_report(
 
 
 def _segments_json(result: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for seg, value in result.items():
-        if isinstance(value, dict):
-            out[seg] = {k: (v.to_json() if hasattr(v, "to_json") else v) for k, v in value.items()}
-        else:
-            out[seg] = value
-    return out
+    """Metrics as JSON; a ``{"too_small": n}`` segment stays as it is."""
+    return {
+        seg: {k: (v if isinstance(v, int) else v.to_json()) for k, v in value.items()}
+        for seg, value in result.items()
+    }
