@@ -59,7 +59,7 @@ from judgecal.errors import InputError, NotFoundError, Problem
 from judgecal.fingerprint import production_tag
 from judgecal.records import json_safe, utcnow
 from judgecal.records import now as clock_now
-from judgecal.store import schema
+from judgecal.store import by_id_or_prefix, schema
 
 if TYPE_CHECKING:
     from judgecal.config import RunConfig
@@ -559,17 +559,11 @@ def get_incident(store: Store, incident_id: str) -> dict[str, Any]:
             if newest is None:
                 raise NotFoundError("no incidents yet")
             incident_id = str(newest)
-        rows = conn.execute(
-            select(schema.incidents).where(i.incident_id.startswith(incident_id)).limit(2)
-        ).mappings().all()
-        exact = [r for r in rows if r["incident_id"] == incident_id]
-        if len(rows) > 1 and not exact:
-            raise NotFoundError(f"incident id prefix '{incident_id}' is ambiguous")
-        row = exact[0] if exact else (rows[0] if rows else None)
+        row = by_id_or_prefix(conn, i.incident_id, incident_id, "incident id")
         if row is None:
             raise NotFoundError(f"no incident '{incident_id}'")
         events = _events(conn, row["incident_id"])
-    return _compose(dict(row), events)
+    return _compose(row, events)
 
 
 def list_incidents(

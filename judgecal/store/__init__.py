@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy import Column, Connection, Engine, and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from judgecal.errors import NotFoundError
@@ -200,7 +200,7 @@ class Store:
         with self.engine.connect() as conn:
             if run_id == "latest" or re.fullmatch(r"latest~\d+", run_id):
                 back = int(run_id.split("~")[1]) if "~" in run_id else 0
-                row = (
+                newest = (
                     conn.execute(
                         select(schema.runs)
                         .order_by(schema.runs.c.started_at.desc())
@@ -210,21 +210,12 @@ class Store:
                     .mappings()
                     .first()
                 )
+                row = None if newest is None else dict(newest)
             else:
-                rows = (
-                    conn.execute(
-                        select(schema.runs).where(schema.runs.c.run_id.startswith(run_id)).limit(2)
-                    )
-                    .mappings()
-                    .all()
-                )
-                exact = [r for r in rows if r["run_id"] == run_id]
-                if len(rows) > 1 and not exact:
-                    raise NotFoundError(f"run id prefix '{run_id}' is ambiguous")
-                row = exact[0] if exact else (rows[0] if rows else None)
+                row = by_id_or_prefix(conn, schema.runs.c.run_id, run_id, "run id")
         if row is None:
             raise NotFoundError(f"no run '{run_id}' in the store")
-        return dict(row)
+        return row
 
     def list_runs(self, judge_name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         query = select(schema.runs).order_by(schema.runs.c.started_at.desc()).limit(limit)
@@ -343,6 +334,23 @@ class Store:
                 .limit(1)
             ).first()
         return None if row is None else dict(row[0])
+
+
+def by_id_or_prefix(
+    conn: Connection, column: Column[str], ref: str, what: str
+) -> dict[str, Any] | None:
+    """The row of ``column``'s table whose id is ``ref`` or starts with it (None if none).
+
+    An exact id wins; a prefix shared by several ids raises NotFoundError.
+    """
+    rows = (
+        conn.execute(select(column.table).where(column.startswith(ref)).limit(2)).mappings().all()
+    )
+    exact = [r for r in rows if r[column.name] == ref]
+    if len(rows) > 1 and not exact:
+        raise NotFoundError(f"{what} prefix '{ref}' is ambiguous")
+    row = exact[0] if exact else (rows[0] if rows else None)
+    return None if row is None else dict(row)
 
 
 def open_store(url: str | None) -> Store:
