@@ -410,16 +410,18 @@ def record_check(store: Store, check: drift.DriftCheck) -> CheckOutcome:
 # --------------------------------------------------------------------------- events
 
 
+def _event(r: Any) -> dict[str, Any]:
+    """An ``incident_events`` row as the incident shows it."""
+    return {"seq": int(r["seq"]), "kind": r["kind"], "at": r["at"], "actor": r["actor"],
+            "reason": r["reason"], "data": r["data"]}
+
+
 def _events(conn: Connection, incident_id: str) -> list[dict[str, Any]]:
     e = schema.incident_events.c
     rows = conn.execute(
         select(schema.incident_events).where(e.incident_id == incident_id).order_by(e.seq)
     ).mappings().all()
-    return [
-        {"seq": int(r["seq"]), "kind": r["kind"], "at": r["at"], "actor": r["actor"],
-         "reason": r["reason"], "data": r["data"]}
-        for r in rows
-    ]
+    return [_event(r) for r in rows]
 
 
 def _status(events: list[dict[str, Any]]) -> str:
@@ -583,9 +585,7 @@ def list_incidents(
         events: dict[str, list[dict[str, Any]]] = {}
         for ev in conn.execute(select(schema.incident_events).order_by(e.incident_id, e.seq)
                                ).mappings().all():
-            events.setdefault(ev["incident_id"], []).append(
-                {"seq": int(ev["seq"]), "kind": ev["kind"], "at": ev["at"],
-                 "actor": ev["actor"], "reason": ev["reason"], "data": ev["data"]})
+            events.setdefault(ev["incident_id"], []).append(_event(ev))
     out = []
     for row in rows:
         full = _compose(row, events.get(row["incident_id"], []))
