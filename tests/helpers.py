@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from judgecal.cli.main import main
 from judgecal.config import RunConfig, load_config, load_judge
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SHARED_DATA
 
 
 def run_config(
@@ -59,3 +60,14 @@ def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
         code = int(exc.code or 0)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def llmbar_verdicts(strategy: str) -> dict[str, str]:
+    """Item id -> original-order LLMBar verdict ("1", "2", "" for none) of ``JUDGE/STRATEGY``."""
+    out = {}
+    with open(SHARED_DATA / "llmbar" / "judgments.csv", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if f"{row['judge_model']}/{row['strategy']}" == strategy:
+                v = row["winner_original_order"]
+                out[row["item_id"]] = str(int(float(v))) if v else ""
+    return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -15,17 +14,8 @@ from judgecal.cli.main import cli
 from judgecal.imports import import_judgments
 from judgecal.schedule import schedule_lines, unit_name
 from judgecal.store import open_store
-from tests.conftest import ROOT, SETS, SHARED_DATA
-
-
-def _verdicts(strategy: str) -> dict[str, str]:
-    out = {}
-    with open(SHARED_DATA / "llmbar" / "judgments.csv", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if f"{row['judge_model']}/{row['strategy']}" == strategy:
-                v = row["winner_original_order"]
-                out[row["item_id"]] = str(int(float(v))) if v else ""
-    return out
+from tests.conftest import ROOT, SETS
+from tests.helpers import llmbar_verdicts
 
 
 @pytest.fixture
@@ -37,7 +27,7 @@ def two_runs(tmp_path: Path) -> tuple[str, str, str]:
     ids = []
     for strategy, served in (("GPT-4/Vanilla", "gpt-4-0613"),
                              ("ChatGPT/Vanilla", "gpt-3.5-turbo-0613")):
-        verdicts = _verdicts(strategy)
+        verdicts = llmbar_verdicts(strategy)
         path = tmp_path / f"{served}.jsonl"
         path.write_text("".join(json.dumps({"item_id": i.id, "dimension": "preference",
                                             "score": verdicts[i.id]}) + "\n" for i in cs.items))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import json
@@ -20,7 +19,8 @@ from judgecal.calibration import CalibrationSet, load_set
 from judgecal.config import RunConfig, WebhookSettings, load_judge
 from judgecal.imports import import_judgments
 from judgecal.store import Store, open_store
-from tests.conftest import ROOT, SETS, SHARED_DATA
+from tests.conftest import ROOT, SETS
+from tests.helpers import llmbar_verdicts
 
 
 class Receiver:
@@ -164,19 +164,9 @@ def test_webhook_settings_need_one_url(monkeypatch: pytest.MonkeyPatch) -> None:
         "https://hooks.example.org/T0/B0/xyz")
 
 
-def _verdicts(strategy: str) -> dict[str, str]:
-    out = {}
-    with open(SHARED_DATA / "llmbar" / "judgments.csv", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if f"{row['judge_model']}/{row['strategy']}" == strategy:
-                v = row["winner_original_order"]
-                out[row["item_id"]] = str(int(float(v))) if v else ""
-    return out
-
-
 def _import(store: Store, cs: CalibrationSet, tmp: Path, strategy: str, served: str) -> str:
     path = tmp / f"{strategy.replace('/', '-')}-{served}.jsonl"
-    verdicts = _verdicts(strategy)
+    verdicts = llmbar_verdicts(strategy)
     path.write_text("".join(json.dumps({"item_id": i.id, "dimension": "preference",
                                         "score": verdicts[i.id]}) + "\n" for i in cs.items))
     return str(import_judgments(store, cs, path, judge_name="llmbar-judge", model="gpt-4",
