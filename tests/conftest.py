@@ -11,7 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ROOT / "calibration_sets"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# Public source data the tests need, copied byte for byte with its attribution
+# (tests/data/README.md).
+TEST_DATA = ROOT / "tests" / "data"
 
 sys._called_from_test = True  # type: ignore[attr-defined]
 

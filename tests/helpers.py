@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +10,7 @@ import pytest
 
 from judgecal.cli.main import main
 from judgecal.config import RunConfig, load_config, load_judge
-from tests.conftest import ROOT, SHARED_DATA
+from tests.conftest import ROOT, SETS
 
 
 def run_config(
@@ -62,12 +62,21 @@ def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     return code, captured.out, captured.err
 
 
+def llmbar_recording_names() -> list[str]:
+    """Every recorded LLMBar ``JUDGE/STRATEGY`` (the recordings' manifest)."""
+    manifest = json.loads((SETS / "llmbar" / "recorded" / "manifest.json").read_text("utf-8"))
+    return [r["name"] for r in manifest["recordings"]]
+
+
+def llmbar_winners(strategy: str) -> dict[str, int | None]:
+    """Item id -> original-order LLMBar verdict (1, 2, None for none) of ``JUDGE/STRATEGY``,
+    from the shipped recordings (rebuilt byte for byte from LLMBar's judgments by a test)."""
+    path = SETS / "llmbar" / "recorded" / f"{strategy}.jsonl"
+    with path.open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return {row["id"]: row["winner"] for row in rows}
+
+
 def llmbar_verdicts(strategy: str) -> dict[str, str]:
     """Item id -> original-order LLMBar verdict ("1", "2", "" for none) of ``JUDGE/STRATEGY``."""
-    out = {}
-    with open(SHARED_DATA / "llmbar" / "judgments.csv", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if f"{row['judge_model']}/{row['strategy']}" == strategy:
-                v = row["winner_original_order"]
-                out[row["item_id"]] = str(int(float(v))) if v else ""
-    return out
+    return {k: "" if v is None else str(v) for k, v in llmbar_winners(strategy).items()}

@@ -25,10 +25,10 @@ from judgecal.calibration import (
     summarize,
 )
 from judgecal.errors import CalibrationSetError, Problem
+from tests.conftest import TEST_DATA
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ROOT / "calibration_sets"
-SOURCE_DATA = ROOT.parent / "shared" / "data"
 
 # Pinned content hashes of the shipped sets: a change here means the set changed (or the
 # hashing did) and every stored baseline of that set stops being comparable.
@@ -51,7 +51,8 @@ SHIPPED_SHAPES: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {
     "dices350": (350, {"safety": (123, 43050)}),
 }
 
-# Reference values from ../shared/data/README.md (computed there from the source files).
+# Reference values computed from the public source files (PandaLM, Newsroom, HANNA, DICES-350;
+# listed in tests/data/README.md).
 REFERENCE_ALPHA = {
     ("pandalm", "preference"): 0.864,
     ("newsroom", "informativeness"): 0.285,
@@ -249,7 +250,6 @@ def test_shipped_item_schemas_are_kept() -> None:
     assert shipped("hanna").items[5].segments == {"system": "Human"}
 
 
-@pytest.mark.skipif(not SOURCE_DATA.is_dir(), reason="source data ../shared/data not present")
 def test_build_script_regenerates_the_shipped_files(tmp_path: Path) -> None:
     tools = str(SETS / "tools")
     sys.path.insert(0, tools)
@@ -258,13 +258,13 @@ def test_build_script_regenerates_the_shipped_files(tmp_path: Path) -> None:
         build_items = importlib.import_module("build_items")
     finally:
         sys.path.remove(tools)
-    build_items.build_pandalm(SOURCE_DATA, tmp_path)
-    build_items.build_llmbar(SOURCE_DATA, tmp_path)
-    build_sets.pandalm_labels(SOURCE_DATA, tmp_path)
-    build_sets.llmbar_labels(SOURCE_DATA, tmp_path)
-    build_sets.build_newsroom(SOURCE_DATA, tmp_path)
-    build_sets.build_hanna(SOURCE_DATA, tmp_path)
-    build_sets.build_dices(SOURCE_DATA, tmp_path)
+    build_items.build_pandalm(TEST_DATA, tmp_path)
+    build_items.build_llmbar(TEST_DATA, tmp_path)
+    build_sets.pandalm_labels(TEST_DATA, tmp_path)
+    build_sets.llmbar_labels(TEST_DATA, tmp_path)
+    build_sets.build_newsroom(TEST_DATA, tmp_path)
+    build_sets.build_hanna(TEST_DATA, tmp_path)
+    build_sets.build_dices(TEST_DATA, tmp_path)
     for name in SHIPPED_VERSIONS:
         for file in ("items.jsonl", "labels.csv"):
             assert (tmp_path / name / file).read_bytes() == (SETS / name / file).read_bytes()

@@ -18,7 +18,8 @@ from judgecal.config import DriftSettings
 from judgecal.errors import InputError
 from judgecal.imports import import_judgments
 from judgecal.store import Store, open_store
-from tests.conftest import SETS, SHARED_DATA
+from tests.conftest import SETS, TEST_DATA
+from tests.helpers import llmbar_recording_names, llmbar_winners
 
 ALPHA = 0.05
 
@@ -44,7 +45,7 @@ def llmbar() -> CalibrationSet:
 def hanna_scores() -> dict[str, dict[str, float]]:
     """Real HANNA judge scores (prompt 1), clipped to the 1..5 scale: column -> {story: x}."""
     out: dict[str, dict[str, float]] = {}
-    with open(SHARED_DATA / "hanna" / "llm_judge_scores.csv", encoding="utf-8") as fh:
+    with open(TEST_DATA / "hanna" / "llm_judge_scores.csv", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             for col, value in row.items():
                 if "|prompt1|" in col:
@@ -54,13 +55,8 @@ def hanna_scores() -> dict[str, dict[str, float]]:
 
 @pytest.fixture(scope="module")
 def llmbar_verdicts() -> dict[str, dict[str, int | None]]:
-    out: dict[str, dict[str, int | None]] = {}
-    with open(SHARED_DATA / "llmbar" / "judgments.csv", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            key = f"{row['judge_model']}/{row['strategy']}"
-            v = row["winner_original_order"]
-            out.setdefault(key, {})[row["item_id"]] = int(float(v)) if v else None
-    return out
+    """Real LLMBar verdicts (original order): ``JUDGE/STRATEGY`` -> {item: 1, 2 or None}."""
+    return {name: llmbar_winners(name) for name in llmbar_recording_names()}
 
 
 def _import(store: Store, cs: CalibrationSet, tmp: Path, rows: list[dict[str, Any]],

@@ -1,7 +1,8 @@
 """Drift scenarios on real recorded judges, served over real HTTP by the recorded server.
 
-Reference numbers (../shared/data/README.md, recomputed from the recordings): LLMBar GPT-4
-Vanilla kappa 0.657 vs gold on 419 items, ChatGPT Vanilla -0.184, GPT-4 CoT 0.623; PandaLM
+Reference numbers (from the real judges' verdicts released with LLMBar, Zeng et al. ICLR 2024,
+and PandaLM, Wang et al. ICLR 2024; recomputed from the recordings): LLMBar GPT-4 Vanilla
+kappa 0.657 vs gold on 419 items, ChatGPT Vanilla -0.184, GPT-4 CoT 0.623; PandaLM
 gpt-3.5-turbo 0.493 on its 974 parseable items, PandaLM-7B 0.440 on those items.
 """
 

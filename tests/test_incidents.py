@@ -4,7 +4,6 @@ real PostgreSQL (``store_url``)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Iterator
@@ -20,7 +19,8 @@ from judgecal.config import DriftSettings
 from judgecal.errors import InputError, NotFoundError
 from judgecal.imports import import_judgments
 from judgecal.store import Store, open_store, schema
-from tests.conftest import SETS, SHARED_DATA
+from tests.conftest import SETS
+from tests.helpers import llmbar_recording_names, llmbar_winners
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +30,8 @@ def llmbar() -> CalibrationSet:
 
 @pytest.fixture(scope="module")
 def verdicts() -> dict[str, dict[str, int | None]]:
-    out: dict[str, dict[str, int | None]] = {}
-    with open(SHARED_DATA / "llmbar" / "judgments.csv", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            v = row["winner_original_order"]
-            out.setdefault(f"{row['judge_model']}/{row['strategy']}", {})[row["item_id"]] = (
-                int(float(v)) if v else None)
-    return out
+    """Real LLMBar verdicts (original order): ``JUDGE/STRATEGY`` -> {item: 1, 2 or None}."""
+    return {name: llmbar_winners(name) for name in llmbar_recording_names()}
 
 
 def _import(store: Store, cs: CalibrationSet, tmp: Path, verdicts: dict[str, int | None],

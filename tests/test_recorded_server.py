@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from judgecal.cli.main import cli
 from judgecal.recorded import FAULT_KINDS, JUNK_REPLY, NO_VERDICT_REPLY
 from judgecal.recorded.server import ITEM_HEADER, RunningServer, ServerConfig, start_server
-from tests.conftest import SETS, SHARED_DATA
+from tests.conftest import SETS, TEST_DATA
 
 ALIASES = {
     "gpt-3.5-turbo": "pandalm:gpt-3.5-turbo",
@@ -125,9 +125,8 @@ def test_pandalm_prompt_gets_the_items_recorded_verdict_and_reason(
         "2\n\nReason: " + PANDALM7B["0"]["reason"])
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="source data ../shared/data not present")
 def test_pandalm_recordings_match_the_source_data() -> None:
-    source = _jsonl(SHARED_DATA / "pandalm" / "items_with_judges.jsonl")
+    source = _jsonl(TEST_DATA / "pandalm" / "items_with_judges.jsonl")
     for row in source:
         rec = GPT35[str(row["idx"])]
         if row["gpt35_verdict"] == "garbage":
@@ -677,7 +676,6 @@ def test_cli_rejects_bad_options() -> None:
     assert result.exit_code == 2 and "between 0 and 1" in result.output
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="source data ../shared/data not present")
 def test_build_script_regenerates_the_recordings(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location(
         "build_recordings", SETS / "tools" / "build_recordings.py")
@@ -687,8 +685,8 @@ def test_build_script_regenerates_the_recordings(tmp_path: Path) -> None:
     for name in ("pandalm", "llmbar"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "items.jsonl").write_bytes((SETS / name / "items.jsonl").read_bytes())
-    module.build_pandalm(SHARED_DATA, tmp_path)
-    module.build_llmbar(SHARED_DATA, tmp_path)
+    module.build_pandalm(TEST_DATA, tmp_path)
+    module.build_llmbar(TEST_DATA, tmp_path)
     for name in ("pandalm", "llmbar"):
         built = sorted(p.relative_to(tmp_path) for p in (tmp_path / name / "recorded").rglob("*")
                        if p.is_file())

@@ -21,9 +21,12 @@ from judgecal.agreement import StoredSet, agreement_report
 from judgecal.calibration import CalibrationSet, load_set
 from judgecal.imports import import_judgments
 from judgecal.store import Store, open_store, schema
-from tests.conftest import SETS, SHARED_DATA
+from tests.conftest import SETS
 
-PANDALM_JUDGES = SHARED_DATA / "pandalm" / "items_with_judges.jsonl"
+# The real PandaLM judges' verdicts and reasons, as recorded (rebuilt byte for byte from the
+# PandaLM release by a test): gpt-3.5-turbo and PandaLM-7B.
+PANDALM_JUDGES = {"gpt35": SETS / "pandalm" / "recorded" / "gpt-3.5-turbo.jsonl",
+                  "pandalm7b": SETS / "pandalm" / "recorded" / "pandalm-7b.jsonl"}
 SCRIPT = '<script>window.__pwned = 1; console.error("pwned")</script>'
 IMG = '<img src=x onerror="window.__pwned = 2">'
 PAYLOAD = (f'{SCRIPT} {IMG} [click](javascript:alert(1)) "><svg onload=alert(3)> '
@@ -33,13 +36,14 @@ HOSTILE_JUDGE = 'judge<script>alert("name")</script>'
 
 def _pandalm_rows(key: str) -> list[dict[str, Any]]:
     rows = []
-    with PANDALM_JUDGES.open(encoding="utf-8") as fh:
+    with PANDALM_JUDGES[key].open(encoding="utf-8") as fh:
         for line in fh:
             r = json.loads(line)
-            verdict = r[f"{key}_verdict"]
-            score = "" if str(verdict) == "garbage" else str(verdict)
-            rows.append({"item_id": str(r["idx"]), "dimension": "preference", "score": score,
-                         "raw": r.get(f"{key}_reason") or str(verdict)})
+            # No verdict: the source kept only its marker ("garbage") for the reply.
+            verdict = r["verdict"] if r["verdict"] is not None else r["source_verdict"]
+            score = "" if r["verdict"] is None else str(verdict)
+            rows.append({"item_id": r["id"], "dimension": "preference", "score": score,
+                         "raw": r["reason"] or str(verdict)})
     return rows
 
 
@@ -213,7 +217,8 @@ def test_data_has_timeline_ceiling_and_fingerprint_change(
     assert dim["kind"] == "pairwise" and dim["metric"] == "kappa"
     points = dim["points"]
     assert len(points) == 3
-    # gpt-3.5 vs the human majority: kappa 0.493 (shared/data/README.md), then PandaLM-7B 0.435
+    # gpt-3.5 vs the human majority: kappa 0.493 on the PandaLM test set (reference numbers in
+    # tests/data/README.md), then PandaLM-7B 0.435
     assert points[0]["value"] == pytest.approx(0.493, abs=0.002)
     assert points[2]["value"] == pytest.approx(0.435, abs=0.002)
     assert all(p["ci_low"] < p["value"] < p["ci_high"] for p in points)

@@ -1,5 +1,6 @@
 """Point estimates on the real data sets equal the reference libraries to 1e-9, and the
-reference numbers of ../shared/data/README.md come out unchanged.
+reference numbers computed from the public source data (PandaLM, Newsroom, HANNA, DICES-350,
+LLMBar; see tests/data/README.md) come out unchanged.
 
 Reference = ``judgecal.stats._reference``: krippendorff.alpha, sklearn cohen_kappa_score and
 scipy spearmanr / kendalltau / pearsonr called directly on the explicit data.
@@ -27,9 +28,7 @@ from judgecal.stats import (
 )
 from judgecal.stats._consensus import leave_one_out_consensus
 from judgecal.stats._reference import reference_alpha, reference_judge_metrics
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="source data ../shared/data not present")
+from tests.conftest import TEST_DATA
 
 TOL = 1e-9
 PAIRWISE = Scale(kind="pairwise")
@@ -50,7 +49,7 @@ def _jsonl(path: Path) -> list[dict]:
 @cache
 def pandalm() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(human 999×3, gpt-3.5 verdicts with 'garbage' as NaN, PandaLM-7B verdicts, app)."""
-    rows = _jsonl(DATA / "pandalm" / "items_with_judges.jsonl")
+    rows = _jsonl(TEST_DATA / "pandalm" / "items_with_judges.jsonl")
     human = np.array([[r[f"annotator{i}"] for i in (1, 2, 3)] for r in rows], dtype=float)
 
     def verdict(value: object) -> float:
@@ -67,7 +66,7 @@ def pandalm() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 @cache
 def newsroom() -> dict[str, np.ndarray]:
-    rows = _jsonl(DATA / "newsroom" / "newsroom.jsonl")
+    rows = _jsonl(TEST_DATA / "newsroom" / "newsroom.jsonl")
     crits = ["Informativeness", "Relevance", "Fluency", "Coherence"]
     return {c: np.array([r["annotations"][c]["individual_human_scores"] for r in rows],
                         dtype=float) for c in crits}
@@ -75,9 +74,9 @@ def newsroom() -> dict[str, np.ndarray]:
 
 @cache
 def hanna() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    with (DATA / "hanna" / "human_ratings.csv").open() as f:
+    with (TEST_DATA / "hanna" / "human_ratings.csv").open() as f:
         human_rows = list(csv.DictReader(f))
-    with (DATA / "hanna" / "llm_judge_scores.csv").open() as f:
+    with (TEST_DATA / "hanna" / "llm_judge_scores.csv").open() as f:
         judge_rows = list(csv.DictReader(f))
     human = {c: np.array([[float(r[f"human{i}_{c}"]) for i in (1, 2, 3)] for r in human_rows])
              for c in HANNA_CRITERIA}
@@ -94,7 +93,7 @@ def dices() -> tuple[np.ndarray, np.ndarray]:
 
     def load(name: str) -> list[list[str]]:
         return [row["annotations"]["safety"]["individual_human_scores"]
-                for row in _jsonl(DATA / "dices350" / name)]
+                for row in _jsonl(TEST_DATA / "dices350" / name)]
 
     crowd = np.array([[cats.index(s) for s in row] for row in load("dices350_crowd.jsonl")],
                      dtype=float)
@@ -290,7 +289,7 @@ def test_dices_expert_as_judge_nominal_and_binary() -> None:
 
 
 def test_llmbar_position_consistency() -> None:
-    with (DATA / "llmbar" / "judgments.csv").open() as f:
+    with (TEST_DATA / "llmbar" / "judgments.csv").open() as f:
         rows = [r for r in csv.DictReader(f)
                 if r["judge_model"] == "GPT-4" and r["strategy"] == "Vanilla"]
     first = np.array([float(r["winner_original_order"] or "nan") for r in rows])
