@@ -24,15 +24,14 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from judgecal.errors import CalibrationSetError, InputError, Problem
+from judgecal.io import YamlDocument, excerpt, field_text, load_yaml
 from judgecal.scales import Dimension
 from judgecal.tabular import detect_format, read_rows
 
@@ -211,18 +210,18 @@ def load_set(path: str | Path) -> CalibrationSet:
     """
     set_file = _locate(Path(path))
     problems = _Problems()
-    spec, node = _read_spec(set_file, problems)
-    if spec is None:
+    spec, doc = _read_spec(set_file, problems)
+    if spec is None or doc is None:
         raise CalibrationSetError(problems.result())
     directory = set_file.parent
-    dimensions = _check_spec(spec, set_file, node, problems)
+    dimensions = _check_spec(spec, set_file, doc, problems)
 
     items_path = directory / spec.items
     labels_path = directory / spec.labels
     for key, file in (("items", items_path), ("labels", labels_path)):
         if not file.is_file():
             problems.add(Problem(
-                file=str(set_file), line=_yaml_line(node, (key,)), field=key,
+                file=str(set_file), line=doc.line_of((key,)), field=key,
                 message=f"file not found: {file}",
             ))
     items: list[Item] = []
@@ -262,65 +261,35 @@ def _locate(path: Path) -> Path:
     return path
 
 
-def _read_spec(set_file: Path, problems: _Problems) -> tuple[SetSpec | None, yaml.Node | None]:
-    where = str(set_file)
+def _read_spec(
+    set_file: Path, problems: _Problems
+) -> tuple[SetSpec | None, YamlDocument | None]:
     try:
-        text = set_file.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        problems.add(Problem(file=where, message="not valid UTF-8; save the file as UTF-8"))
-        return None, None
-    except OSError as exc:
-        problems.add(Problem(file=where, message=f"cannot read the file: {exc.strerror or exc}"))
+        doc = load_yaml(set_file, error=CalibrationSetError)
+    except InputError as exc:
+        problems.extend(exc.problems)
         return None, None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problems.add(Problem(
-            file=where, line=mark.line + 1 if mark else None,
-            message=f"invalid YAML: {exc.problem or exc.context}",
-        ))
-        return None, None
-    except yaml.YAMLError as exc:
-        problems.add(Problem(file=where, message=f"invalid YAML: {exc}"))
-        return None, None
-    if data is None:
-        problems.add(Problem(file=where, message="the file is empty"))
-        return None, node
-    if not isinstance(data, dict):
-        problems.add(Problem(
-            file=where, line=1,
-            message=f"expected a mapping of settings, found a {type(data).__name__}",
-        ))
-        return None, node
-    duplicates = list(_duplicate_keys(node))
-    for key, line in duplicates:
-        problems.add(Problem(file=where, line=line, field=key,
-                             message=f"setting {key!r} is given twice"))
-    if duplicates:
-        return None, node
-    try:
-        return SetSpec.model_validate(data), node
+        return SetSpec.model_validate(doc.data), doc
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
             problems.add(Problem(
-                file=where, line=_yaml_line(node, loc), field=_dotted(loc) or None,
-                message=_pydantic_message(error),
+                file=str(set_file), line=doc.line_of(loc),
+                field=field_text(_dotted(loc)) or None, message=_pydantic_message(error),
             ))
-        return None, node
+        return None, doc
 
 
 def _check_spec(
-    spec: SetSpec, set_file: Path, node: yaml.Node | None, problems: _Problems
+    spec: SetSpec, set_file: Path, doc: YamlDocument, problems: _Problems
 ) -> dict[str, Dimension]:
     dimensions: dict[str, Dimension] = {}
     for i, dimension in enumerate(spec.dimensions):
         if dimension.name in dimensions:
             loc: tuple[Any, ...] = ("dimensions", i, "name")
             problems.add(Problem(
-                file=str(set_file), line=_yaml_line(node, loc), field=_dotted(loc),
+                file=str(set_file), line=doc.line_of(loc), field=_dotted(loc),
                 message=f"dimension {dimension.name!r} is declared twice",
             ))
             continue
@@ -330,7 +299,7 @@ def _check_spec(
         if segment in seen:
             loc = ("segments", i)
             problems.add(Problem(
-                file=str(set_file), line=_yaml_line(node, loc), field=_dotted(loc),
+                file=str(set_file), line=doc.line_of(loc), field=_dotted(loc),
                 message=f"segment field {segment!r} is listed twice",
             ))
         seen.add(segment)
@@ -582,51 +551,11 @@ def _pydantic_message(error: Any) -> str:
     kind = error.get("type", "")
     loc = error.get("loc", ())
     if kind == "extra_forbidden":
-        return f"unknown setting {loc[-1]!r}" if loc else "unknown setting"
+        return f"unknown setting {excerpt(loc[-1])}" if loc else "unknown setting"
     if kind == "missing":
         return "required setting is missing"
     message = str(error.get("msg", "invalid"))
     return message.removeprefix("Value error, ")
-
-
-def _duplicate_keys(node: yaml.Node | None, path: str = "") -> Iterator[tuple[str, int]]:
-    """(dotted key, line) of every mapping key given twice (YAML would keep the last)."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
-            dotted = f"{path}.{name}" if path else name
-            if name in seen:
-                yield dotted, key.start_mark.line + 1
-            seen.add(name)
-            yield from _duplicate_keys(value, dotted)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            yield from _duplicate_keys(value, f"{path}[{i}]")
-
-
-def _yaml_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """Line (1-based) of the deepest node of ``loc`` present in the YAML tree."""
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    line = key.start_mark.line + 1
-                    node = value
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if not 0 <= part < len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
 
 
 # --------------------------------------------------------------------------- version

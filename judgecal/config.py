@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from judgecal.errors import ConfigError, Problem
+from judgecal.io import YamlDocument, field_text, load_yaml
 
 
 class _Strict(BaseModel):
@@ -278,74 +279,37 @@ class RunConfig(_Strict):
     """The file this config was read from (not a YAML key)."""
 
 
-def _render_errors(path: Path, exc: ValidationError, text: str) -> list[Problem]:
+def _render_errors(
+    doc: YamlDocument, exc: ValidationError, prefix: tuple[str, ...] = ()
+) -> list[Problem]:
+    """One problem per pydantic error; ``prefix`` is where the validated block sits in the
+    file (its keys are not part of the field shown)."""
     problems = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        line = _line_of(text, [str(p) for p in err["loc"]])
+        loc = err["loc"]
+        name = ".".join(str(p) for p in loc) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (not part of the config schema)"
-        problems.append(Problem(file=str(path), line=line, field=loc, message=msg))
+        problems.append(Problem(file=str(doc.path), line=doc.line_of((*prefix, *loc)),
+                                field=field_text(name), message=msg))
     return problems
-
-
-def _line_of(text: str, loc: list[str]) -> int | None:
-    """Best-effort line of the last named key in ``loc`` (YAML keys only)."""
-    for key in reversed(loc):
-        if key.isdigit():
-            continue
-        match = re.search(rf"^\s*-?\s*{re.escape(key)}\s*:", text, re.MULTILINE)
-        if match:
-            return text.count("\n", 0, match.start()) + 1
-    return None
-
-
-def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(Problem(file=str(path), message="file not found")) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            Problem(file=str(path), message=f"not UTF-8 text (byte {exc.start})")
-        ) from None
-    except OSError as exc:  # a directory, no permission, ...
-        raise ConfigError(
-            Problem(file=str(path), message=f"cannot read the file: {exc.strerror or exc}")
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(
-            Problem(
-                file=str(path), line=line,
-                message=f"invalid YAML: {getattr(exc, 'problem', exc)}",
-            )
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(Problem(file=str(path), message="expected a mapping of keys at the top"))
-    return data, text
 
 
 def load_judge(path: str | Path) -> JudgeConfig:
     """Read a judge config file (YAML)."""
-    p = Path(path)
-    data, text = _read_yaml(p)
+    doc = load_yaml(path)
     try:
-        return JudgeConfig.model_validate(data)
+        return JudgeConfig.model_validate(doc.data)
     except ValidationError as exc:
-        raise ConfigError(_render_errors(p, exc, text)) from None
+        raise ConfigError(_render_errors(doc, exc)) from None
 
 
 def load_config(path: str | Path) -> RunConfig:
     """Read a run config (YAML). ``judge`` may be a mapping or the path of a judge file."""
     p = Path(path)
-    data, text = _read_yaml(p)
+    doc = load_yaml(p)
+    data = doc.data
     base = p.parent
     judge = data.get("judge")
     if isinstance(judge, str):
@@ -361,6 +325,6 @@ def load_config(path: str | Path) -> RunConfig:
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_render_errors(p, exc, text)) from None
+        raise ConfigError(_render_errors(doc, exc)) from None
     config.source = p
     return config

@@ -334,11 +334,12 @@ def _expand_env(url: str, path: str) -> str:
 def load_source_config(path: str | Path) -> SourceConfig:
     """Read the ``score_source:`` block of a YAML file (other top-level keys are ignored,
     so the block can live in a larger config)."""
-    from judgecal.config import _read_yaml, _render_errors
+    from judgecal.config import _render_errors
+    from judgecal.io import load_yaml
 
     p = Path(path)
-    data, text = _read_yaml(p)
-    block = data.get("score_source")
+    doc = load_yaml(p)
+    block = doc.data.get("score_source")
     if not isinstance(block, dict):
         raise ConfigError(
             Problem(file=str(p), field="score_source",
@@ -350,7 +351,7 @@ def load_source_config(path: str | Path) -> SourceConfig:
     try:
         config = SourceConfig.model_validate(block)
     except ValidationError as exc:
-        raise ConfigError(_render_errors(p, exc, text)) from None
+        raise ConfigError(_render_errors(doc, exc, ("score_source",))) from None
     config.url = _expand_env(config.url, str(p))
     return config
 

@@ -1,0 +1,14 @@
+"""Reading hostile files safely: the bounded YAML loader and short quotes of file content."""
+
+from judgecal.io.text import EXCERPT_CHARS, excerpt, field_text
+from judgecal.io.yamlfile import MAX_DEPTH, MAX_NODES, YamlDocument, load_yaml
+
+__all__ = [
+    "EXCERPT_CHARS",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "YamlDocument",
+    "excerpt",
+    "field_text",
+    "load_yaml",
+]
