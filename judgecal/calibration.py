@@ -216,20 +216,14 @@ def load_set(path: str | Path) -> CalibrationSet:
     directory = set_file.parent
     dimensions = _check_spec(spec, set_file, doc, problems)
 
-    items_path = directory / spec.items
-    labels_path = directory / spec.labels
-    for key, file in (("items", items_path), ("labels", labels_path)):
-        if not file.is_file():
-            problems.add(Problem(
-                file=str(set_file), line=doc.line_of((key,)), field=key,
-                message=f"file not found: {file}",
-            ))
+    items_path = _set_file(directory, "items", spec.items, doc, problems)
+    labels_path = _set_file(directory, "labels", spec.labels, doc, problems)
     items: list[Item] = []
     items_complete = False
-    if items_path.is_file():
+    if items_path is not None:
         items, items_complete = _read_items(items_path, spec, problems)
     labels: dict[str, dict[str, dict[str, float]]] = {name: {} for name in dimensions}
-    if labels_path.is_file():
+    if labels_path is not None:
         known_ids = {item.id for item in items} if items_complete else None
         _read_labels(labels_path, dimensions, known_ids, labels, problems)
     if len(problems):
@@ -259,6 +253,30 @@ def _locate(path: Path) -> Path:
     if not path.exists():
         raise CalibrationSetError(Problem(file=str(path), message="no such file or directory"))
     return path
+
+
+def _set_file(
+    directory: Path, key: str, name: str, doc: YamlDocument, problems: _Problems
+) -> Path | None:
+    """The items or labels file ``name`` of set.yaml's ``key``, when it is a file inside the
+    set's folder (after following ``..`` and symbolic links); else a problem and None."""
+    path = directory / name
+    try:
+        inside = path.resolve().is_relative_to(directory.resolve())
+        found = path.is_file()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symbolic link loop
+        inside, found = True, False
+    if not inside:
+        message = (f"{excerpt(name)} leads outside the set's folder {directory}; a set names "
+                   "only files inside its folder (no '..', absolute path or symbolic link "
+                   "leading out)")
+    elif not found:
+        message = f"file not found: {field_text(str(path), 300)}"
+    else:
+        return path
+    problems.add(Problem(file=str(doc.path), line=doc.line_of((key,)), field=key,
+                         message=message))
+    return None
 
 
 def _read_spec(

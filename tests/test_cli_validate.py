@@ -114,3 +114,43 @@ def test_python_dash_m_exit_codes(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert f"{root / 'labels.csv'}:3: field 'rater_id': duplicate label" in bad.stderr
     assert bad.stdout == ""
+
+
+@pytest.mark.parametrize("case", ["dot-dot", "absolute", "symlink", "labels dot-dot"])
+def test_set_files_outside_the_set_folder_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    outside = write_set(tmp_path / "elsewhere")  # real, valid files outside the set
+    root = write_set(tmp_path / "s")
+    key, line = ("labels", 4) if case.startswith("labels") else ("items", 3)
+    name = {
+        "dot-dot": "../../../../../../../../etc/passwd",
+        "absolute": str(outside / "items.jsonl"),
+        "symlink": "link.jsonl",
+        "labels dot-dot": "../elsewhere/labels.csv",
+    }[case]
+    if case == "symlink":
+        (root / "link.jsonl").symlink_to(outside / "items.jsonl")
+    text = (root / "set.yaml").read_text(encoding="utf-8")
+    (root / "set.yaml").write_text(text.replace(f"{key}: {key}.", f"{key}: '{name}' #"),
+                                   encoding="utf-8")
+    code, out, err = run_main(["validate", str(root)], capsys)
+    assert code == 2, err
+    assert out == ""
+    assert f"{root / 'set.yaml'}:{line}: field '{key}': " in err
+    assert "leads outside the set's folder" in err
+    assert "root:" not in err  # nothing of /etc/passwd is read
+
+
+def test_set_files_in_a_subfolder_or_linked_inside_are_fine(tmp_path: Path) -> None:
+    root = write_set(tmp_path / "s")
+    (root / "data").mkdir()
+    (root / "items.jsonl").rename(root / "data" / "items.jsonl")
+    (root / "labels.csv").rename(root / "data" / "labels.csv")
+    (root / "labels.csv").symlink_to(root / "data" / "labels.csv")
+    text = (root / "set.yaml").read_text(encoding="utf-8")
+    (root / "set.yaml").write_text(text.replace("items: items.jsonl",
+                                                "items: ./data/../data/items.jsonl"),
+                                   encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", str(root)])
+    assert result.exit_code == 0, result.output
