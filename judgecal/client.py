@@ -3,9 +3,14 @@
 Built on the ``openai`` package with its own retries switched off, so judgecal decides
 what is retried and how long to wait:
 
-* 429, 5xx, timeouts, dropped connections and streams that end without a finish reason
-  are retried with exponential backoff and full jitter; a ``Retry-After`` (or
-  ``retry-after-ms``) header is honoured.
+* 429, 5xx, timeouts, dropped connections, streams that end without a finish reason and
+  HTTP 200 bodies that are not a well-formed chat completion (an HTML page, broken JSON,
+  a number where the text belongs; see :mod:`judgecal.completion`) are retried with
+  exponential backoff and full jitter; a ``Retry-After`` (or ``retry-after-ms``) header is
+  honoured up to ``retry_after_max_s``.
+* An endpoint that cannot be reached at all (connection refused, no such host, connect
+  timeout) before any reply arrived aborts the run within seconds, naming its URL (without
+  credentials): a misconfigured URL is not a flaky judge.
 * A prompt that is too long (400 ``context_length_exceeded``) and other 4xx replies are
   final: the item is *unscored* with that reason, never retried.
 * 401/403 and an unknown model abort the run (every request would fail the same way).
@@ -15,6 +20,9 @@ what is retried and how long to wait:
 
 Every request carries an ``X-Judgecal-Item-Id`` header. Real providers ignore it; the
 recorded judge uses it to tell apart items whose texts are identical.
+
+Everything an endpoint sends back is passed through the job's :class:`~judgecal.redact.Redactor`
+before it leaves the client, so an endpoint that echoes the key cannot get it stored.
 
 Set ``JUDGECAL_DEBUG_HTTP=1`` to log each request's URL, item, outcome and latency to the
 ``judgecal.http`` logger (headers are never logged, so the key cannot leak).
@@ -32,8 +40,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from judgecal.completion import MalformedReply, read_completion, token_count
 from judgecal.config import JudgeConfig
 from judgecal.errors import JudgeError
+from judgecal.redact import Redactor, safe_url
 
 if TYPE_CHECKING:
     import openai
@@ -112,6 +122,12 @@ class _RateLimiter:
             await asyncio.sleep(delay)
 
 
+UNREACHABLE_AFTER = 3
+"""Connection failures, before any reply arrived, after which the endpoint is unreachable."""
+
+_CONNECT_FAILURES = ("ConnectError", "ConnectTimeout")
+
+
 class JudgeClient:
     """Sends chat requests for one judge. Use as an async context manager."""
 
@@ -122,6 +138,7 @@ class JudgeClient:
         http_client: Any = None,
         seed: int | None = None,
         parse_retries: int = 2,
+        redactor: Redactor | None = None,
     ):
         self.judge = judge
         self.parse_retries = parse_retries
@@ -131,19 +148,27 @@ class JudgeClient:
         self._limiter = _RateLimiter(judge.requests_per_second)
         self._rng = random.Random(seed)
         self._debug = bool(os.environ.get("JUDGECAL_DEBUG_HTTP"))
-        self._key = ""
+        self._redactor = redactor
+        self._url = safe_url(judge.base_url)
+        self._replies = 0
+        self._connect_failures = 0
 
     async def __aenter__(self) -> JudgeClient:
+        import httpx
         import openai
 
         # openai's own HTTP client (its connection pool allows far more connections than any
-        # sane concurrency); the timeout applies per request, and retries are ours.
-        self._key = self.judge.api_key()
+        # sane concurrency); the timeout applies per request, and retries are ours. Connecting
+        # gets its own short timeout: a host that does not answer is not a slow judge.
+        key = self.judge.api_key()
+        if self._redactor is None:
+            self._redactor = Redactor([key])
+        timeout = httpx.Timeout(self.judge.timeout_s, connect=min(self.judge.timeout_s, 15.0))
         self._client = openai.AsyncOpenAI(
             base_url=self.judge.base_url,
-            api_key=self._key,
+            api_key=key,
             max_retries=0,
-            timeout=self.judge.timeout_s,
+            timeout=timeout,  # type: ignore[arg-type]  # httpx.Timeout, as openai documents
             http_client=self._http_client,
         )
         return self
@@ -153,21 +178,31 @@ class JudgeClient:
             await self._client.close()
 
     def _redact(self, text: str | None) -> str | None:
-        """The text without the API key: an endpoint may echo the key back (gateways put
+        """The text without the job's secrets: an endpoint may echo them back (gateways put
         the Authorization header into error messages), and what it sends is stored."""
-        key = self._key
-        if text is None or len(key) < 8 or key not in text:
-            return text
-        return text.replace(key, "[redacted]")
+        return self._redactor(text) if self._redactor is not None else text
 
     def _log(self, item_id: str, status: str, started: float) -> None:
         if self._debug:
             log.debug(
                 "POST %s/chat/completions item=%s -> %s (%.0f ms)",
-                self.judge.base_url,
+                self._url,
                 item_id,
                 status,
                 (time.perf_counter() - started) * 1000,
+            )
+
+    def _unreachable(self, reason: str) -> None:
+        """Abort the run when the endpoint was never reached and keeps refusing."""
+        if self._replies or not reason.startswith("connection_error: "):
+            return
+        if reason.split(": ", 1)[1] not in _CONNECT_FAILURES:
+            return
+        self._connect_failures += 1
+        if self._connect_failures >= UNREACHABLE_AFTER:
+            raise JudgeError(
+                f"cannot reach the judge endpoint {self._url} "
+                f"({reason.split(': ', 1)[1]}): check base_url and that the server is up"
             )
 
     def _request_kwargs(self, messages: list[dict[str, str]], item_id: str) -> dict[str, Any]:
@@ -225,35 +260,39 @@ class JudgeClient:
                 outcome = await self._once(kwargs)
             except _Retryable as exc:
                 self._log(item_id, exc.reason, started)
+                self._unreachable(exc.reason)
                 last_reason = exc.reason
                 transient_failures += 1
                 if transient_failures > self.judge.max_retries:
                     return Outcome(
                         kind="failed",
-                        reason=f"transient_failure: {last_reason}",
+                        reason=self._redact(f"transient_failure: {last_reason}"),
                         attempts=attempts,
-                        error=f"gave up after {attempts} attempts; last: {last_reason}",
+                        error=self._redact(
+                            f"gave up after {attempts} attempts; last: {last_reason}"
+                        ),
                     )
-                wait = (
-                    exc.retry_after
-                    if exc.retry_after is not None
-                    else self._backoff(transient_failures - 1)
-                )
-                await asyncio.sleep(min(wait, 600.0))
+                backoff = self._backoff(transient_failures - 1)
+                wait = backoff if exc.retry_after is None else exc.retry_after
+                # A Retry-After of an hour must not hold the night: capped (the per-run
+                # deadline bounds the rest).
+                await asyncio.sleep(min(wait, self.judge.retry_after_max_s))
                 continue
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise JudgeError(
-                    f"the judge endpoint {self.judge.base_url} refused the credentials "
+                    f"the judge endpoint {self._url} refused the credentials "
                     f"(HTTP {exc.status_code}); check the variable {self.judge.api_key_env}"
                 ) from None
             except openai.APIStatusError as exc:
                 code = _error_code(exc)
                 if code == "model_not_found":
                     raise JudgeError(
-                        f"the judge endpoint {self.judge.base_url} does not serve the model "
-                        f"'{self.judge.model}'"
+                        self._redact(
+                            f"the judge endpoint {self._url} does not serve the model "
+                            f"'{self.judge.model}'"
+                        )
                     ) from None
-                reason = code or f"http_{exc.status_code}"
+                reason = self._redact((code or f"http_{exc.status_code}")[:80])
                 return Outcome(
                     kind="unscored",
                     reason=reason,
@@ -262,6 +301,10 @@ class JudgeClient:
                     latency_ms=(time.perf_counter() - started) * 1000,
                 )
             self._log(item_id, "reply", started)
+            self._replies += 1
+            outcome.served_model = self._redact(outcome.served_model)
+            outcome.system_fingerprint = self._redact(outcome.system_fingerprint)
+            outcome.finish_reason = self._redact(outcome.finish_reason)
             outcome.latency_ms = (time.perf_counter() - started) * 1000
             outcome.attempts = attempts
             outcome.text = self._redact(outcome.text)
@@ -278,36 +321,52 @@ class JudgeClient:
         try:
             if self.judge.stream:
                 return await self._stream(kwargs)
-            completion = await self._client.chat.completions.create(**kwargs)
-        except openai.APITimeoutError:
+            # The raw body, read by judgecal.completion: the SDK's own parsing turns an HTML
+            # page or a wrong type into an object without choices, or an exception of its own.
+            raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
+            body = raw.http_response.content
+        except openai.APITimeoutError as exc:
+            cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else ""
+            if cause == "ConnectTimeout":
+                raise _Retryable("connection_error: ConnectTimeout") from None
             raise _Retryable("timeout") from None
         except openai.APIConnectionError as exc:
-            raise _Retryable(f"connection_error: {type(exc.__cause__ or exc).__name__}") from None
+            raise _Retryable(f"connection_error: {_root_cause(exc)}") from None
         except openai.APIStatusError as exc:
             if exc.status_code == 429 or exc.status_code >= 500 or exc.status_code == 408:
                 raise _Retryable(
                     f"http_{exc.status_code}", _retry_after(exc.response.headers)
                 ) from None
             raise
-        choices = completion.choices or []
-        if not choices:
-            raise _Retryable("no_choices")
-        choice = choices[0]
-        if choice.finish_reason is None:
+        try:
+            completion = read_completion(body)
+        except MalformedReply as exc:
+            raise _Retryable(exc.reason) from None
+        if completion.finish_reason is None:
             # A reply without a finish reason was cut off on the way: a failure, not a verdict.
             raise _Retryable("no_finish_reason")
-        usage = completion.usage
         return Outcome(
             kind="reply",
-            text=choice.message.content if choice.message else None,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            served_model=completion.model or None,
-            system_fingerprint=getattr(completion, "system_fingerprint", None) or None,
-            finish_reason=choice.finish_reason,
+            text=completion.text,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            served_model=completion.served_model,
+            system_fingerprint=completion.system_fingerprint,
+            finish_reason=completion.finish_reason,
         )
 
     async def _stream(self, kwargs: dict[str, Any]) -> Outcome:
+        import openai
+
+        try:
+            return await self._stream_inner(kwargs)
+        except (openai.APIError, _Retryable):
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            # A chunk that is not JSON or not shaped like one: the stream is broken.
+            raise _Retryable(f"malformed_reply: broken stream ({type(exc).__name__})") from None
+
+    async def _stream_inner(self, kwargs: dict[str, Any]) -> Outcome:
         assert self._client is not None
         parts: list[str] = []
         finish: str | None = None
@@ -321,21 +380,29 @@ class JudgeClient:
             if getattr(chunk, "usage", None):
                 usage = chunk.usage
             for choice in chunk.choices or []:
-                if choice.delta and choice.delta.content:
-                    parts.append(choice.delta.content)
+                content = choice.delta.content if choice.delta else None
+                if content:
+                    if not isinstance(content, str):
+                        raise _Retryable("malformed_reply: stream content is not text")
+                    parts.append(content)
                 if choice.finish_reason:
-                    finish = choice.finish_reason
+                    finish = str(choice.finish_reason)
         if finish is None:
             raise _Retryable("stream_ended_without_finish_reason")
         return Outcome(
             kind="reply",
             text="".join(parts),
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            served_model=model,
-            system_fingerprint=fingerprint,
+            prompt_tokens=token_count(getattr(usage, "prompt_tokens", None)),
+            completion_tokens=token_count(getattr(usage, "completion_tokens", None)),
+            served_model=model if isinstance(model, str) else None,
+            system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
             finish_reason=finish,
         )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The name of the HTTP library's error behind a connection error (``ConnectError``...)."""
+    return type(exc.__cause__ or exc).__name__
 
 
 def _error_body(exc: Any) -> dict[str, Any]:

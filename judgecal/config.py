@@ -128,6 +128,9 @@ class JudgeConfig(_Strict):
     """Ask again when a reply has no parseable verdict; if it stays junk it is unscored."""
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
+    retry_after_max_s: float = Field(default=60.0, ge=0)
+    """Longest wait a ``Retry-After`` header can impose before a retry (an endpoint asking
+    for an hour gets this much; the run's ``deadline_s`` bounds the rest)."""
     swap_order: bool = False
     """Pairwise dimensions: also judge every item with the two responses swapped
     (measures position consistency)."""
@@ -168,6 +171,13 @@ class RunSettings(_Strict):
     bootstrap: int = Field(default=1000, ge=0)
     """Bootstrap resamples for intervals."""
     seed: int = 0
+    deadline_s: float = Field(default=4 * 3600.0, gt=0)
+    """Longest time the replay of one run may take. Past it the requests still waiting are
+    not sent, what arrived is kept, and the run ends inconclusive (exit 3)."""
+    stale_after_hours: float = Field(default=36.0, gt=0)
+    """A judge whose last conclusive drift check is older than this is *stale*: watched on
+    paper only (``judgecal status``; exit 6 from a run that could not conclude either). Set
+    it a little above the schedule's interval (36 hours for a nightly job)."""
 
 
 class DriftSettings(_Strict):
@@ -277,6 +287,22 @@ class RunConfig(_Strict):
     ``judgecal scores … --source CONFIG`` uses it."""
     source: Path | None = Field(default=None, exclude=True)
     """The file this config was read from (not a YAML key)."""
+
+    def secrets(self) -> list[str]:
+        """Every secret this job knows (read from the environment, never stored): the judge's
+        API key, the webhook URL and its token-like parts, the HMAC key, passwords in URLs.
+        What an endpoint echoes of them is redacted before it is stored."""
+        from judgecal.redact import url_secrets
+
+        out = url_secrets(self.judge.base_url, whole=False) + url_secrets(self.store, whole=False)
+        if self.judge.api_key_env:
+            out.append(os.environ.get(self.judge.api_key_env, ""))
+        hook = self.notify.webhook
+        if hook is not None:
+            out += url_secrets(hook.resolved_url())
+            if hook.secret_env:
+                out.append(os.environ.get(hook.secret_env, ""))
+        return [s for s in out if s]
 
 
 def _render_errors(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from judgecal.client import JudgeClient, Outcome
+from judgecal.completion import token_count
 from judgecal.config import JudgeConfig, RunConfig
 from judgecal.errors import ConfigError, Problem
 from judgecal.judge import ORIGINAL, SWAPPED, PromptRenderer, configured_fingerprint, parse_reply
@@ -34,6 +35,7 @@ from judgecal.records import (
     ReplyRecord,
     now,
 )
+from judgecal.redact import Redactor, install_log_filter
 from judgecal.store import Store, run_lock
 
 if TYPE_CHECKING:
@@ -102,7 +104,9 @@ def _clip(text: str | None, n: int) -> str | None:
     return text if text is None or len(text) <= n else text[: n - 1] + "…"
 
 
-def _record(item_id: str, dim: str, variant: str, prompt_sha: str, out: Outcome) -> ReplyRecord:
+def _record(
+    item_id: str, dim: str, variant: str, prompt_sha: str, out: Outcome, redact: Redactor
+) -> ReplyRecord:
     parsed = out.parsed
     if out.kind == "failed":
         status, score, reason = FAILED, None, out.reason
@@ -113,25 +117,26 @@ def _record(item_id: str, dim: str, variant: str, prompt_sha: str, out: Outcome)
     else:
         status, score = UNSCORED, None
         reason = parsed.reason if parsed is not None else "no_reply"
+    # What the endpoint reports is stored as it came, without the job's secrets and cut to
+    # the store's column sizes: a broken or hostile endpoint must not be able to fail the
+    # run's writes, nor get a secret into the store and the audit chain.
     return ReplyRecord(
         item_id=item_id,
         dimension=dim,
         variant=variant,
         status=status,
         score=score,
-        label=parsed.label if parsed is not None else None,
-        raw_text=out.text,
-        unscored_reason=reason,
+        label=_clip(redact(parsed.label), 200) if parsed is not None else None,
+        raw_text=redact(out.text),
+        unscored_reason=_clip(redact(reason), 200),
         latency_ms=out.latency_ms,
-        prompt_tokens=out.prompt_tokens,
-        completion_tokens=out.completion_tokens,
-        # What the endpoint reports is stored as it came, cut to the store's column sizes:
-        # a broken or hostile endpoint must not be able to fail the run's writes.
-        served_model=_clip(out.served_model, 200),
-        system_fingerprint=_clip(out.system_fingerprint, 200),
-        finish_reason=_clip(out.finish_reason, 40),
+        prompt_tokens=token_count(out.prompt_tokens),
+        completion_tokens=token_count(out.completion_tokens),
+        served_model=_clip(redact(out.served_model), 200),
+        system_fingerprint=_clip(redact(out.system_fingerprint), 200),
+        finish_reason=_clip(redact(out.finish_reason), 40),
         attempts=out.attempts,
-        error=out.error,
+        error=redact(out.error),
         prompt_sha256=prompt_sha,
     )
 
@@ -142,9 +147,19 @@ def _judge_config_record(judge: JudgeConfig) -> dict[str, Any]:
 
 
 def summarize_replies(
-    replies: list[dict[str, Any]], n_expected: int, settings_max_unscored: float, min_items: int
+    replies: list[dict[str, Any]],
+    n_expected: int,
+    settings_max_unscored: float,
+    min_items: int,
+    stopped: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Status and summary of a run from its stored replies."""
+    """Status and summary of a run from its stored replies.
+
+    ``stopped`` says why the replay stopped before every request was answered (the run's
+    deadline, an endpoint that failed everything): such a run is inconclusive whatever
+    arrived. Token counts that are not counts (a store written by an older version, edited
+    by hand) are left out of the totals rather than failing the summary.
+    """
     counts = Counter(r["status"] for r in replies)
     reasons = Counter(r["unscored_reason"] for r in replies if r["status"] != SCORED)
     served = Counter(r["served_model"] for r in replies if r["served_model"])
@@ -163,6 +178,8 @@ def summarize_replies(
             problems.append(f"dimension '{dim}': only {c[SCORED]} scored items (need {min_items})")
     if not per_dim:
         problems.append("no replies")
+    if stopped:
+        problems.append(stopped)
     total = sum(served.values())
     observed = {
         "served_models": {k: {"count": v, "share": v / total} for k, v in served.most_common()},
@@ -180,11 +197,33 @@ def summarize_replies(
         "observed_fingerprint": observed,
         "inconclusive_because": problems,
         "tokens": {
-            "prompt": sum(r["prompt_tokens"] or 0 for r in replies),
-            "completion": sum(r["completion_tokens"] or 0 for r in replies),
+            "prompt": sum(token_count(r["prompt_tokens"]) or 0 for r in replies),
+            "completion": sum(token_count(r["completion_tokens"]) or 0 for r in replies),
         },
     }
     return (INCONCLUSIVE if problems else COMPLETED), summary
+
+
+def unusable_replies(replies: list[dict[str, Any]]) -> str | None:
+    """Why stored replies cannot be summarised or measured, or None when they can.
+
+    Guards a resume: a reply written by an older version or edited by hand (a score that is
+    text, an unknown status) must not make every later night fail on the same run.
+    """
+    for r in replies:
+        where = f"reply {r.get('item_id')!r}/{r.get('dimension')!r}"
+        if r.get("status") not in (SCORED, UNSCORED, FAILED):
+            return f"{where} has the unknown status {str(r.get('status'))[:40]!r}"
+        score = r.get("score")
+        if r["status"] == SCORED and (
+            isinstance(score, bool) or not isinstance(score, int | float) or score != score
+        ):
+            return f"{where} is scored but its score is {str(score)[:40]!r}"
+        for name in ("prompt_tokens", "completion_tokens"):
+            value = r.get(name)
+            if value is not None and token_count(value) is None:
+                return f"{where} has {name} {str(value)[:40]!r}, not a token count"
+    return None
 
 
 def execute_run(
@@ -205,12 +244,19 @@ def execute_run(
     first and close the run last: a kill in between resumes this run instead of paying for
     a new one. ``hold_lock=False`` is for a caller that already holds :func:`lock_key`.
 
+    The replay is bounded by ``run.deadline_s``; requests not answered by then are not sent
+    and the run is inconclusive. An unfinished run whose stored replies are unusable
+    (:func:`unusable_replies`) is closed as ``failed`` with the reason, and a new run starts.
+
     ``on_start(total, already_done)`` and ``on_reply(record)`` let a caller show progress;
     the library itself never prints.
     """
     judge = config.judge
     source = str(config.source or "<config>")
     check_compatible(judge, cs, source)
+    judge.api_key()  # a missing key is bad input (exit 2): found before anything is written
+    redactor = Redactor(config.secrets())
+    install_log_filter(redactor)
     renderer = PromptRenderer(judge)
     fingerprint = configured_fingerprint(judge)
     items = cs.items[: config.run.limit] if config.run.limit else cs.items
@@ -229,6 +275,13 @@ def execute_run(
     lock = run_lock(store.engine, lock_key(judge, cs)) if hold_lock else contextlib.nullcontext()
     with lock:
         run_id = store.find_resumable_run(judge.name, cs.version, fingerprint["hash"])
+        if run_id is not None:
+            broken = unusable_replies(store.replies(run_id))
+            if broken is not None:
+                store.finish_run(
+                    run_id, FAILED, {"failed_because": f"cannot resume this run: {broken}"}
+                )
+                run_id = None
         resumed = run_id is not None
         if run_id is None:
             run_id = store.create_run(
@@ -248,16 +301,26 @@ def execute_run(
         if on_start is not None:
             on_start(len(work), len(work) - len(todo))
         started = time.perf_counter()
+        stopped = None
         if todo:
-            asyncio.run(
-                _replay(run_id, judge, cs, todo, store, on_reply, http_client, config.run.seed)
+            stopped = asyncio.run(
+                _replay(
+                    run_id, config, cs, todo, store, on_reply, http_client, redactor
+                )
             )
         elapsed = time.perf_counter() - started
         status, summary = summarize_replies(
-            store.replies(run_id), len(work), config.run.max_unscored_rate, config.run.min_items
+            store.replies(run_id),
+            len(work),
+            config.run.max_unscored_rate,
+            config.run.min_items,
+            stopped,
         )
         summary["elapsed_s"] = elapsed
         summary["requested_now"] = len(todo)
+        summary["stale_after_hours"] = config.run.stale_after_hours
+        if stopped:
+            summary["stopped_because"] = stopped
         if finish:
             store.finish_run(run_id, status, summary)
     return RunResult(
@@ -321,34 +384,53 @@ class _Writer:
 
 async def _replay(
     run_id: str,
-    judge: JudgeConfig,
+    config: RunConfig,
     cs: CalibrationSet,
     todo: list[tuple[str, str, str, list[dict[str, str]]]],
     store: Store,
     on_reply: ReplyCallback | None,
     http_client: Any,
-    seed: int,
-) -> None:
+    redactor: Redactor,
+) -> str | None:
+    """Send ``todo``; returns why the replay stopped early, or None when it did not."""
     writer = _Writer(store, run_id, on_reply)
+    deadline = config.run.deadline_s
     try:
-        await _fan_out(judge, cs, todo, writer, http_client, seed)
+        async with asyncio.timeout(deadline):
+            return await _fan_out(config, cs, todo, writer, http_client, redactor)
+    except TimeoutError:
+        return (
+            f"the run's deadline of {deadline:g} s (run.deadline_s) passed before every "
+            "request was answered"
+        )
     finally:
         writer.close()
 
 
 async def _fan_out(
-    judge: JudgeConfig,
+    config: RunConfig,
     cs: CalibrationSet,
     todo: list[tuple[str, str, str, list[dict[str, str]]]],
     writer: _Writer,
     http_client: Any,
-    seed: int,
-) -> None:
+    redactor: Redactor,
+) -> str | None:
+    judge = config.judge
+    # An endpoint that fails every request (an HTML error page for everything, 503s all
+    # night) stops the run after this many final failures with no reply in between.
+    give_up_after = max(20, 2 * judge.concurrency)
+    failures_in_a_row = 0
+    last_failure = ""
     async with JudgeClient(
-        judge, http_client=http_client, seed=seed, parse_retries=judge.parse_retries
+        judge,
+        http_client=http_client,
+        seed=config.run.seed,
+        parse_retries=judge.parse_retries,
+        redactor=redactor,
     ) as client:
 
         async def one(item_id: str, dim: str, variant: str, messages: list[dict[str, str]]) -> None:
+            nonlocal failures_in_a_row, last_failure
             scale = cs.dimensions[dim].scale
             rule = judge.prompts[dim].parse
             outcome = await client.complete(
@@ -356,20 +438,51 @@ async def _fan_out(
                 item_id=item_id,
                 parse=lambda text: parse_reply(text, rule, scale, variant),
             )
-            record = _record(item_id, dim, variant, _prompt_hash(messages), outcome)
+            record = _record(item_id, dim, variant, _prompt_hash(messages), outcome, redactor)
             writer.put(record)  # persisted the moment it arrives (see _Writer)
+            if record.status == FAILED:
+                failures_in_a_row += 1
+                last_failure = record.unscored_reason or ""
+            else:
+                failures_in_a_row = 0
 
         # Bounded fan-out: the client's semaphore limits requests in flight; creating
         # tasks in windows keeps memory flat for very large sets.
         window = max(64, judge.concurrency * 4)
         pending: set[asyncio.Task[None]] = set()
-        for w in todo:
-            pending.add(asyncio.create_task(one(*w)))
-            if len(pending) >= window:
-                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
-                    task.result()
-        if pending:
-            finished, _ = await asyncio.wait(pending)
-            for task in finished:
-                task.result()
+        try:
+            for w in todo:
+                if failures_in_a_row >= give_up_after:
+                    break
+                pending.add(asyncio.create_task(one(*w)))
+                if len(pending) >= window:
+                    finished, pending = await asyncio.wait(
+                        pending, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    _settle(finished)
+            while pending and failures_in_a_row < give_up_after:
+                finished, pending = await asyncio.wait(
+                    pending, return_when=asyncio.FIRST_COMPLETED
+                )
+                _settle(finished)
+        finally:
+            # Whatever ends the replay (an error, the deadline, Ctrl-C, giving up), every
+            # request still in flight is cancelled and awaited: nothing is left running and
+            # no "Task exception was never retrieved" is printed.
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+    if failures_in_a_row >= give_up_after:
+        return (
+            f"the endpoint failed {failures_in_a_row} requests in a row "
+            f"(last: {last_failure}); the rest were not sent"
+        )
+    return None
+
+
+def _settle(finished: set[asyncio.Task[None]]) -> None:
+    """Retrieve every finished task's outcome, then raise the first error among them."""
+    errors = [exc for task in finished if (exc := task.exception()) is not None]
+    if errors:
+        raise errors[0]

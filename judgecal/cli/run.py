@@ -56,6 +56,7 @@ def run(
     if limit is not None:
         config.run.limit = limit
     cs = load_set(config.calibration_set)
+    config.judge.api_key()  # a missing key is exit 2 before the store is even created
     store = open_store(ctx, config.store)
     if quiet is None:
         quiet = not sys.stdout.isatty()

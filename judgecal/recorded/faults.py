@@ -20,7 +20,19 @@ Kinds (see :data:`FAULT_KINDS`):
 ``truncated-stream``          a stream that ends with ``[DONE]`` but no finish reason;
                               for a non-streaming request, ``finish_reason: null`` and
                               half of the text
+``html``                      HTTP 200 with an HTML error page (a gateway's)
+``broken-json``               HTTP 200 with a JSON body cut in the middle
+``wrong-shape``               HTTP 200, ``choices: ["oops"]``
+``no-message``                HTTP 200, a choice without ``message``
+``content-number``            HTTP 200, the message content is a number
+``content-list``              HTTP 200, the message content is a list
+``bad-usage``                 the real reply, with token counts ``"lots"`` and ``-5``
+``echo-key``                  the real reply, whose model id, ``system_fingerprint`` and
+                              text repeat the request's ``Authorization`` header
 ============================  ==========================================================
+
+The hostile kinds (``html`` to ``echo-key``) are what a broken gateway or a hostile endpoint
+sends; a client must keep each reply unscored or retry it, never crash, never store a key.
 """
 
 from __future__ import annotations
@@ -31,7 +43,14 @@ from typing import Any
 
 from judgecal.errors import InputError
 
-__all__ = ["FAULT_KINDS", "JUNK_REPLY", "draw_fault", "parse_fault", "validate_faults"]
+__all__ = [
+    "FAULT_KINDS",
+    "JUNK_REPLY",
+    "MALFORMED_200",
+    "draw_fault",
+    "parse_fault",
+    "validate_faults",
+]
 
 FAULT_KINDS: tuple[str, ...] = (
     "429",
@@ -45,7 +64,28 @@ FAULT_KINDS: tuple[str, ...] = (
     "junk",
     "empty",
     "truncated-stream",
+    "html",
+    "broken-json",
+    "wrong-shape",
+    "no-message",
+    "content-number",
+    "content-list",
+    "bad-usage",
+    "echo-key",
 )
+
+MALFORMED_200: dict[str, bytes] = {
+    "html": b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>Bad Gateway</h1></body></html>",
+    "broken-json": b'{"id": "chatcmpl-x", "object": "chat.completion", "choices": [{"ind',
+    "wrong-shape": b'{"id": "chatcmpl-x", "object": "chat.completion", "choices": ["oops"]}',
+    "no-message": b'{"id": "chatcmpl-x", "choices": [{"index": 0, "finish_reason": "stop"}]}',
+    "content-number": b'{"id": "chatcmpl-x", "choices": [{"index": 0, "finish_reason": "stop",'
+    b' "message": {"role": "assistant", "content": 42}}]}',
+    "content-list": b'{"id": "chatcmpl-x", "choices": [{"index": 0, "finish_reason": "stop",'
+    b' "message": {"role": "assistant", "content": ["Output (a)"]}}]}',
+}
+"""The HTTP 200 bodies of the malformed-reply kinds."""
 
 JUNK_REPLY = (
     "I'm sorry, but I can't help with comparing these texts. Could you share more "

@@ -41,7 +41,7 @@ from types import TracebackType
 from typing import Any
 
 from judgecal.errors import InputError, JudgecalError
-from judgecal.recorded.faults import JUNK_REPLY, draw_fault, validate_faults
+from judgecal.recorded.faults import JUNK_REPLY, MALFORMED_200, draw_fault, validate_faults
 from judgecal.recorded.recordings import (
     MatchError,
     Recording,
@@ -528,18 +528,30 @@ class _Handler(BaseHTTPRequestHandler):
                  if isinstance(v := body.get(k), int) and v > 0]
         if limit and _tokens(text) > min(limit):
             text, finish = text[: 4 * min(limit)], finish and "length"
-        served = fault is None or fault == "timeout"
+        served = fault in (None, "timeout", "bad-usage", "echo-key")
+        usage: dict[str, Any] = {
+            "prompt_tokens": _tokens(prompt),
+            "completion_tokens": _tokens(text),
+            "total_tokens": _tokens(prompt) + _tokens(text),
+        }
+        served_id = config.model_id or model
+        fingerprint = None
+        if fault == "bad-usage":
+            usage = {"prompt_tokens": "lots", "completion_tokens": -5, "total_tokens": None}
+        elif fault == "echo-key":
+            # What a gateway that reflects the request's headers sends back.
+            echoed = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            served_id = f"{served_id}-{echoed}"
+            fingerprint = f"fp_{echoed}"
+            text = f"{text}\n(request authorised with {echoed})"
         completion = {
             "id": f"chatcmpl-judgecal-{next(state.ids):08x}",
             "created": int(time.time()),
-            "model": config.model_id or model,
+            "model": served_id,
             "text": text,
             "finish": finish or None,
-            "usage": {
-                "prompt_tokens": _tokens(prompt),
-                "completion_tokens": _tokens(text),
-                "total_tokens": _tokens(prompt) + _tokens(text),
-            },
+            "usage": usage,
+            "system_fingerprint": fingerprint,
         }
         stream_options = body.get("stream_options")
         # Count before sending: a client may read the stats as soon as it has the reply.
@@ -567,8 +579,16 @@ class _Handler(BaseHTTPRequestHandler):
                      config: ServerConfig) -> bool:
         """Send the response of an HTTP-level fault; False if the fault is not one."""
         stats = self.server.state.stats
-        if fault is None or fault in ("timeout", "junk", "empty", "truncated-stream"):
+        if fault is None or fault in (
+            "timeout", "junk", "empty", "truncated-stream", "bad-usage", "echo-key"
+        ):
             return False
+        if fault in MALFORMED_200:
+            with stats.lock:
+                stats.by_status["200"] += 1
+            kind = "text/html" if fault == "html" else "application/json"
+            self._send(200, MALFORMED_200[fault], headers, content_type=kind)
+            return True
         if fault == "drop":
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -610,8 +630,8 @@ class _Handler(BaseHTTPRequestHandler):
             }],
             "usage": c["usage"],
         }
-        if config.system_fingerprint:
-            body["system_fingerprint"] = config.system_fingerprint
+        if c.get("system_fingerprint") or config.system_fingerprint:
+            body["system_fingerprint"] = c.get("system_fingerprint") or config.system_fingerprint
         return self._send(200, json.dumps(body).encode(), headers)
 
     def _stream(self, c: Mapping[str, Any], config: ServerConfig, headers: Mapping[str, str],
@@ -620,8 +640,8 @@ class _Handler(BaseHTTPRequestHandler):
             "id": c["id"], "object": "chat.completion.chunk", "created": c["created"],
             "model": c["model"],
         }
-        if config.system_fingerprint:
-            base["system_fingerprint"] = config.system_fingerprint
+        if c.get("system_fingerprint") or config.system_fingerprint:
+            base["system_fingerprint"] = c.get("system_fingerprint") or config.system_fingerprint
 
         def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
             data = json.dumps({**base, "choices": choices, **extra})
