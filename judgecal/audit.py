@@ -23,11 +23,14 @@ What :func:`verify` checks, and what each check catches
 2. **The records**: every covered record is snapshotted again from its own table and
    compared with its *newest* snapshot in the log. An UPDATE made directly in SQL on a
    covered table (``runs``, ``replies`` — through the run's digest of its replies —,
-   ``metric_reports``, and every kind another module registers) is reported with the fields
-   that differ; a record that is gone is reported as deleted.
+   ``metric_reports``, the stored calibration sets — item by item and label by label, see
+   :mod:`judgecal.audit_sets` —, and every kind another module registers) is reported with
+   the fields (or rows) that differ; a record that is gone is reported as deleted.
 3. **Records without an entry**: every kind that registers a way to list its records is
    enumerated; a record with no entry at all was written around judgecal, or its entry was
-   deleted from the tail of the log (which leaves the chain itself intact).
+   deleted from the tail of the log (which leaves the chain itself intact). A kind whose
+   records may predate their coverage (:data:`UNLOGGED_IS_WARNING`: calibration sets stored
+   before set auditing) is listed as a warning instead.
 4. **An anchor** (optional): the head hash published earlier (``judgecal audit verify``
    prints it) must still be in the chain; this catches a log whose tail was cut together
    with the records it covered.
@@ -61,6 +64,7 @@ GENESIS = "0" * 64
 SnapshotFn = Callable[[Connection, str], "dict[str, Any] | None"]
 RefsFn = Callable[[Connection], Iterable[str]]
 BulkFn = Callable[[Connection], Iterable["tuple[str, dict[str, Any]]"]]
+DetailFn = Callable[[int, str, Any, Any], "list[AuditProblem]"]
 
 # Problem codes (stable: they appear in ``audit verify --json``).
 ENTRY_EDITED = "entry_edited"
@@ -72,6 +76,11 @@ RECORD_EDITED = "record_edited"
 RECORD_DELETED = "record_deleted"
 RECORD_UNLOGGED = "record_unlogged"
 ANCHOR_MISSING = "anchor_missing"
+ROW_EDITED = "row_edited"
+ROW_DELETED = "row_deleted"
+ROW_INSERTED = "row_inserted"
+RECORD_UNCOVERED = "record_uncovered"
+"""Warning code: a record stored before its kind was audited (not a problem)."""
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
@@ -137,6 +146,7 @@ class AuditProblem:
     """One thing verification found wrong, named by the entry (or record) it concerns.
 
     ``seq`` is None for a record that has no entry at all (:data:`RECORD_UNLOGGED`).
+    ``row`` names the table row inside the record, for the kinds that report rows.
     """
 
     seq: int | None
@@ -144,14 +154,18 @@ class AuditProblem:
     ref: str
     message: str
     code: str = ENTRY_EDITED
+    row: dict[str, Any] | None = field(default=None, hash=False)
 
     def __str__(self) -> str:
         where = f"entry {self.seq}" if self.seq is not None else "no entry"
         return f"{where} ({self.kind} {self.ref}): {self.message}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "kind": self.kind, "ref": self.ref, "code": self.code,
-                "message": self.message}
+        out: dict[str, Any] = {"seq": self.seq, "kind": self.kind, "ref": self.ref,
+                               "code": self.code, "message": self.message}
+        if self.row is not None:
+            out["row"] = self.row
+        return out
 
 
 ChainProblem = AuditProblem
@@ -257,9 +271,16 @@ BULK: dict[str, BulkFn] = {}
 """Optional: ``kind -> function(conn) -> (ref, record) for every record``, the same records as
 the kind's snapshot function, read in a few queries instead of one per record (verification of
 a year of nightly runs reads every reply once, in one streamed query)."""
+DETAILS: dict[str, DetailFn] = {}
+"""Optional: ``kind -> function(seq, ref, logged, current) -> problems`` naming what changed
+inside an edited record (e.g. the table rows of a calibration set) instead of one generic
+"differs in" problem; an empty list falls back to the generic problem."""
+UNLOGGED_IS_WARNING: dict[str, str] = {}
+"""``kind -> message`` for kinds whose records may predate their coverage: a listed record
+with no entry is a warning (:data:`RECORD_UNCOVERED`), not a problem."""
 
 _REGISTERING_MODULES = ("judgecal.drift", "judgecal.incidents", "judgecal.scores",
-                        "judgecal.score_history", "judgecal.history")
+                        "judgecal.score_history", "judgecal.history", "judgecal.audit_sets")
 """Modules that register kinds; :func:`verify` imports those that exist."""
 
 
@@ -431,6 +452,8 @@ class VerifyResult:
     protected by the chain)."""
     unlisted_kinds: list[str] = field(default_factory=list)
     """Registered kinds that cannot list their records (unlogged records are not sought)."""
+    warnings: list[AuditProblem] = field(default_factory=list)
+    """Records not covered yet, which is not tampering (see :data:`UNLOGGED_IS_WARNING`)."""
 
     @property
     def ok(self) -> bool:
@@ -445,6 +468,7 @@ class VerifyResult:
             "unchecked_kinds": self.unchecked_kinds,
             "unlisted_kinds": self.unlisted_kinds,
             "problems": [p.to_json() for p in self.problems],
+            "warnings": [w.to_json() for w in self.warnings],
         }
 
 
@@ -517,6 +541,11 @@ def verify_records(conn: Connection, result: VerifyResult) -> None:
             fresh = snap(conn, ref)
             if fresh is not None and sha256_hex(canonical(fresh)) == sha:
                 continue  # changed and logged while we were reading: not tampering
+            detail = DETAILS.get(kind)
+            named = detail(int(seq), ref, logged, current) if detail is not None else []
+            if named:
+                result.problems.extend(named)
+                continue
             fields = ", ".join(_differences(logged, current)) or "record"
             result.problems.append(AuditProblem(
                 int(seq), kind, ref,
@@ -525,7 +554,12 @@ def verify_records(conn: Connection, result: VerifyResult) -> None:
     for kind, refs in listed.items():
         logged_refs = by_kind.get(kind, set())
         for ref in refs:
-            if ref not in logged_refs:
+            if ref in logged_refs:
+                continue
+            if kind in UNLOGGED_IS_WARNING:
+                result.warnings.append(AuditProblem(
+                    None, kind, ref, UNLOGGED_IS_WARNING[kind], RECORD_UNCOVERED))
+            else:
                 result.problems.append(AuditProblem(
                     None, kind, ref,
                     f"the {kind} record has no audit entry (its entry was deleted from the "
@@ -567,6 +601,7 @@ def verify(engine: Engine, *, anchor: str | None = None) -> VerifyResult:
                 "the published head is no longer in the chain (the log was cut or rewritten "
                 "after it was published)", ANCHOR_MISSING))
     result.problems.sort(key=lambda p: (p.seq is None, p.seq or 0, p.kind, p.ref))
+    result.warnings.sort(key=lambda p: (p.kind, p.ref))
     return result
 
 
@@ -596,8 +631,9 @@ Usage:  python3 verify_bundle.py [BUNDLE_DIR]
 
 1. recomputes every entry hash of audit_log.jsonl (the chain);
 2. checks that each record file listed in records/index.json hashes to the
-   record_sha256 of the newest log entry of that record, and each run's replies file
-   to the digest inside the run record.
+   record_sha256 of the newest log entry of that record, each run's replies file
+   to the digest inside the run record, and each calibration_sets/ file to the log
+   entry of its set (the hash of every item row and every label).
 (SHA256SUMS is checked separately with `sha256sum -c SHA256SUMS`.)
 """
 import hashlib
@@ -637,6 +673,17 @@ for rec in json.loads((root / "records" / "index.json").read_text(encoding="utf-
         if h((root / rec["replies_file"]).read_bytes()) != digest:
             print(f"replies of run {rec['ref']}: do not match the run record")
             bad += 1
+    if rec.get("set_file"):
+        s, codes = json.loads((root / rec["set_file"]).read_text(encoding="utf-8")), {}
+        for r in s["labels"]:
+            by_dim = codes.setdefault(r["item_id"], {})
+            by_dim.setdefault(r["dimension"], {})[r["rater_id"]] = r["code"]
+        rows = {r["item_id"]: h(c(r)) for r in s["items"]}
+        rebuilt = {"set": s["head"], "items": {"count": len(rows), "rows": rows},
+                   "labels": {"count": len(s["labels"]), "rows": codes}}
+        if entry is None or h(c(rebuilt)) != entry["record_sha256"]:
+            print(f"calibration set {rec['ref']}: {rec['set_file']} does not match its log entry")
+            bad += 1
 print("OK" if not bad else f"{bad} problem(s)")
 sys.exit(1 if bad else 0)
 '''
@@ -656,7 +703,8 @@ HEAD                number of entries and hash of the last one (publish it to an
 records/            every covered record as it is now in its table, canonical JSON
                     (records/index.json lists them); each run also has
                     <run>.replies.jsonl, every judge reply of the run
-calibration_sets/   the calibration-set snapshots (items and human labels) the runs used
+calibration_sets/   the calibration-set snapshots (items and human labels) the runs used;
+                    each covered set's log entry commits to every item row and label
 trust_report.html   the trust report (self-contained, open it in any browser)
 verification.json   what `judgecal audit verify` found when the bundle was written
 verify_bundle.py    the checks below in one script (Python standard library only)
@@ -684,7 +732,8 @@ How to verify without judgecal
            'import json,sys; print(json.loads(sys.stdin.read())["record_sha256"])'
 
    and `sha256sum records/run/<run>.replies.jsonl` equals replies.sha256 inside the
-   run record. `python3 verify_bundle.py .` runs steps 2 and 3 for every record.
+   run record. `python3 verify_bundle.py .` runs steps 2 and 3 for every record, and
+   checks each calibration_sets/ file against its set's entry (records/calibration_set/).
 
 4. Compare HEAD with a head you published earlier: the log must still contain it.
 """
@@ -774,7 +823,8 @@ def _write_bundle(
         for kind, ref in _newest_entries(conn):
             refs.setdefault(kind, set()).add(ref)
         for kind, lister in REFS.items():
-            refs.setdefault(kind, set()).update(str(r) for r in lister(conn))
+            if kind not in UNLOGGED_IS_WARNING:  # those export only what the log covers
+                refs.setdefault(kind, set()).update(str(r) for r in lister(conn))
         # Each run's replies go to <run>.replies.jsonl, streamed once; the digest in the run
         # record is computed from the very bytes written (so sha256sum of the file equals it).
         run_names: dict[str, str] = {}
@@ -828,17 +878,23 @@ def _write_bundle(
                     entry["replies_file"] = f"records/{kind_dir}/{name}.replies.jsonl"
                     if record.get("set_version"):
                         set_versions.add(str(record["set_version"]))
+                elif kind == "calibration_set":
+                    set_versions.add(ref)
                 index.append(entry)
-    write("records/index.json", (json.dumps(index, indent=1, ensure_ascii=False) + "\n").encode())
     used_sets: set[str] = set()
-    for version in sorted(set_versions):
+    set_files = {version: f"calibration_sets/{_file_name(version.split(':')[-1], used_sets)}.json"
+                 for version in sorted(set_versions)}
+    for entry in index:
+        if entry["kind"] == "calibration_set":
+            entry["set_file"] = set_files[entry["ref"]]
+    write("records/index.json", (json.dumps(index, indent=1, ensure_ascii=False) + "\n").encode())
+    for version, rel in set_files.items():
         try:
             snapshot = store.set_snapshot(version)
         except NotFoundError:  # a missing set shows by its absence; the rest still exports
             continue
-        write(f"calibration_sets/{_file_name(version.split(':')[-1], used_sets)}.json",
-              (json.dumps(snapshot, indent=1, ensure_ascii=False, sort_keys=True, default=str)
-               + "\n").encode("utf-8"))
+        write(rel, (json.dumps(snapshot, indent=1, ensure_ascii=False, sort_keys=True, default=str)
+                    + "\n").encode("utf-8"))
     if include_report:
         from judgecal.reports import render_trust_report
 

@@ -25,8 +25,8 @@ from tests.test_report_data import add_run, hostile_rows, hostile_set, pandalm_s
 
 @dataclass
 class Logged:
-    """A store with two runs and their metric reports: entries 1 run a, 2 report 1,
-    3 run b, 4 report 2."""
+    """A store with one calibration set and two runs with their metric reports: entries
+    1 the set, 2 run a, 3 report 1, 4 run b, 5 report 2."""
 
     store: Store
     a: str
@@ -59,28 +59,29 @@ def _problems(store: Store) -> list[tuple[int | None, str, str, str]]:
 def test_untouched_store_verifies(logged: Logged) -> None:
     result = audit.verify(logged.store.engine)
     assert result.ok, result.problems
-    assert result.entries == 4
-    assert result.records_checked == {"run": 2, "metric_report": 2}
+    assert result.entries == 5
+    assert result.records_checked == {"calibration_set": 1, "run": 2, "metric_report": 2}
+    assert result.warnings == []
     assert result.head == audit.head(logged.store.engine)[1]
     count, problems = audit.verify_chain(logged.store.engine)
-    assert (count, problems) == (4, [])
+    assert (count, problems) == (5, [])
 
 
 # -- UPDATE ---------------------------------------------------------------------------------
 def test_update_of_an_audit_entry_is_named(logged: Logged) -> None:
-    _sql(logged.store, "UPDATE audit_log SET created_at = '2020-01-01T00:00:00Z' WHERE seq = 3")
-    assert _problems(logged.store) == [(3, "run", logged.b, audit.ENTRY_EDITED)]
+    _sql(logged.store, "UPDATE audit_log SET created_at = '2020-01-01T00:00:00Z' WHERE seq = 4")
+    assert _problems(logged.store) == [(4, "run", logged.b, audit.ENTRY_EDITED)]
 
 
 def test_update_of_a_logged_snapshot_is_named(logged: Logged) -> None:
     with logged.store.engine.begin() as conn:
-        record = conn.execute(text("SELECT record FROM audit_log WHERE seq = 2")).scalar()
+        record = conn.execute(text("SELECT record FROM audit_log WHERE seq = 3")).scalar()
         record = json.loads(record) if isinstance(record, str) else record
         record["report"]["dimensions"]["quality"]["metrics"]["kappa"]["value"] = 0.99
-        conn.execute(update(schema.audit_log).where(schema.audit_log.c.seq == 2)
+        conn.execute(update(schema.audit_log).where(schema.audit_log.c.seq == 3)
                      .values(record=record))
     problems = _problems(logged.store)
-    assert (2, "metric_report", "1", audit.SNAPSHOT_EDITED) in problems
+    assert (3, "metric_report", "1", audit.SNAPSHOT_EDITED) in problems
 
 
 def test_update_of_a_run_is_named(logged: Logged) -> None:
@@ -88,7 +89,7 @@ def test_update_of_a_run_is_named(logged: Logged) -> None:
          "WHERE run_id = :r", r=logged.a)
     result = audit.verify(logged.store.engine)
     assert [(p.seq, p.kind, p.ref, p.code) for p in result.problems] == [
-        (1, "run", logged.a, audit.RECORD_EDITED)]
+        (2, "run", logged.a, audit.RECORD_EDITED)]
     assert "n_expected" in result.problems[0].message
 
 
@@ -97,7 +98,7 @@ def test_update_of_a_reply_is_named_through_the_run_digest(logged: Logged) -> No
          "AND item_id = :i AND dimension = 'quality'", r=logged.b, i=logged.item)
     result = audit.verify(logged.store.engine)
     assert [(p.seq, p.kind, p.ref, p.code) for p in result.problems] == [
-        (3, "run", logged.b, audit.RECORD_EDITED)]
+        (4, "run", logged.b, audit.RECORD_EDITED)]
     assert "replies" in result.problems[0].message
 
 
@@ -109,21 +110,21 @@ def test_update_of_a_metric_report_is_named(logged: Logged) -> None:
         report["dimensions"]["quality"]["metrics"]["kappa"]["value"] = 0.95
         conn.execute(update(schema.metric_reports).where(schema.metric_reports.c.report_id == 2)
                      .values(report=report))
-    assert _problems(logged.store) == [(4, "metric_report", "2", audit.RECORD_EDITED)]
+    assert _problems(logged.store) == [(5, "metric_report", "2", audit.RECORD_EDITED)]
 
 
 # -- DELETE ---------------------------------------------------------------------------------
 def test_delete_of_an_audit_entry_is_named(logged: Logged) -> None:
-    _sql(logged.store, "DELETE FROM audit_log WHERE seq = 2")
+    _sql(logged.store, "DELETE FROM audit_log WHERE seq = 3")
     problems = _problems(logged.store)
-    assert (3, "run", logged.b, audit.SEQUENCE_GAP) in problems
-    assert (3, "run", logged.b, audit.BROKEN_LINK) in problems
+    assert (4, "run", logged.b, audit.SEQUENCE_GAP) in problems
+    assert (4, "run", logged.b, audit.BROKEN_LINK) in problems
     # and the record it covered is now a record without an entry
     assert (None, "metric_report", "1", audit.RECORD_UNLOGGED) in problems
 
 
 def test_delete_of_the_last_entry_is_caught_by_its_record(logged: Logged) -> None:
-    _sql(logged.store, "DELETE FROM audit_log WHERE seq = 4")
+    _sql(logged.store, "DELETE FROM audit_log WHERE seq = 5")
     assert _problems(logged.store) == [(None, "metric_report", "2", audit.RECORD_UNLOGGED)]
 
 
@@ -131,11 +132,11 @@ def test_delete_of_the_last_entry_is_caught_by_its_record(logged: Logged) -> Non
     ("statement", "expected"),
     [
         ("DELETE FROM metric_reports WHERE report_id = 1",
-         lambda lg: [(2, "metric_report", "1", audit.RECORD_DELETED)]),
+         lambda lg: [(3, "metric_report", "1", audit.RECORD_DELETED)]),
         ("DELETE FROM runs WHERE run_id = :b",
-         lambda lg: [(3, "run", lg.b, audit.RECORD_DELETED)]),
+         lambda lg: [(4, "run", lg.b, audit.RECORD_DELETED)]),
         ("DELETE FROM replies WHERE run_id = :a AND item_id = :i",
-         lambda lg: [(1, "run", lg.a, audit.RECORD_EDITED)]),
+         lambda lg: [(2, "run", lg.a, audit.RECORD_EDITED)]),
     ],
     ids=["metric_report", "run", "replies"],
 )
@@ -151,28 +152,28 @@ def test_delete_of_a_covered_record_is_named(
 
 # -- reorder --------------------------------------------------------------------------------
 def test_reordered_entries_are_named(logged: Logged) -> None:
-    # Swap entries 2 and 3 (the primary key forces a detour through -1).
-    _sql(logged.store, "UPDATE audit_log SET seq = -1 WHERE seq = 2")
-    _sql(logged.store, "UPDATE audit_log SET seq = 2 WHERE seq = 3")
-    _sql(logged.store, "UPDATE audit_log SET seq = 3 WHERE seq = -1")
+    # Swap entries 3 and 4 (the primary key forces a detour through -1).
+    _sql(logged.store, "UPDATE audit_log SET seq = -1 WHERE seq = 3")
+    _sql(logged.store, "UPDATE audit_log SET seq = 3 WHERE seq = 4")
+    _sql(logged.store, "UPDATE audit_log SET seq = 4 WHERE seq = -1")
     result = audit.verify(logged.store.engine)
     moved = [(p.seq, p.kind, p.ref, p.code) for p in result.problems]
-    assert (2, "run", logged.b, audit.ENTRY_MOVED) in moved
-    assert (3, "metric_report", "1", audit.ENTRY_MOVED) in moved
-    assert "logged as entry 3" in str(result.problems[0])
+    assert (3, "run", logged.b, audit.ENTRY_MOVED) in moved
+    assert (4, "metric_report", "1", audit.ENTRY_MOVED) in moved
+    assert "logged as entry 4" in str(result.problems[0])
 
 
 def test_reordered_contents_are_named(logged: Logged) -> None:
-    # Same order of seq, contents exchanged: entry 1 now holds what entry 3 held and back.
+    # Same order of seq, contents exchanged: entry 2 now holds what entry 4 held and back.
     cols = "created_at, kind, ref, record_sha256, prev_hash, entry_hash"
     with logged.store.engine.begin() as conn:
-        one = conn.execute(text(f"SELECT {cols} FROM audit_log WHERE seq = 1")).mappings().one()
-        three = conn.execute(text(f"SELECT {cols} FROM audit_log WHERE seq = 3")).mappings().one()
+        two = conn.execute(text(f"SELECT {cols} FROM audit_log WHERE seq = 2")).mappings().one()
+        four = conn.execute(text(f"SELECT {cols} FROM audit_log WHERE seq = 4")).mappings().one()
         sets = ", ".join(f"{c} = :{c}" for c in cols.split(", "))
-        conn.execute(text(f"UPDATE audit_log SET {sets} WHERE seq = 1"), dict(three))
-        conn.execute(text(f"UPDATE audit_log SET {sets} WHERE seq = 3"), dict(one))
+        conn.execute(text(f"UPDATE audit_log SET {sets} WHERE seq = 2"), dict(four))
+        conn.execute(text(f"UPDATE audit_log SET {sets} WHERE seq = 4"), dict(two))
     codes = {(p.seq, p.code) for p in audit.verify(logged.store.engine).problems}
-    assert (1, audit.ENTRY_MOVED) in codes and (3, audit.ENTRY_MOVED) in codes
+    assert (2, audit.ENTRY_MOVED) in codes and (4, audit.ENTRY_MOVED) in codes
 
 
 def test_reordered_records_in_a_covered_table_are_named(logged: Logged) -> None:
@@ -181,8 +182,8 @@ def test_reordered_records_in_a_covered_table_are_named(logged: Logged) -> None:
     _sql(logged.store, "UPDATE metric_reports SET run_id = :a WHERE report_id = 2", a=logged.a)
     _sql(logged.store, "UPDATE metric_reports SET run_id = :b WHERE report_id = 1", b=logged.b)
     assert _problems(logged.store) == [
-        (2, "metric_report", "1", audit.RECORD_EDITED),
-        (4, "metric_report", "2", audit.RECORD_EDITED),
+        (3, "metric_report", "1", audit.RECORD_EDITED),
+        (5, "metric_report", "2", audit.RECORD_EDITED),
     ]
 
 
@@ -191,11 +192,11 @@ def test_anchor_catches_a_cut_tail(logged: Logged) -> None:
     count, last = audit.head(logged.store.engine)
     anchor = f"{count}:{last}"
     assert audit.verify(logged.store.engine, anchor=anchor).ok
-    _sql(logged.store, "DELETE FROM audit_log WHERE seq = 4")
+    _sql(logged.store, "DELETE FROM audit_log WHERE seq = 5")
     _sql(logged.store, "DELETE FROM metric_reports WHERE report_id = 2")
     assert audit.verify(logged.store.engine).ok  # consistent, but shorter
     result = audit.verify(logged.store.engine, anchor=anchor)
-    assert [(p.seq, p.code) for p in result.problems] == [(4, audit.ANCHOR_MISSING)]
+    assert [(p.seq, p.code) for p in result.problems] == [(5, audit.ANCHOR_MISSING)]
 
 
 def test_unlogged_running_run_is_not_a_problem(logged: Logged) -> None:
@@ -219,7 +220,7 @@ def test_tampering_with_the_sqlite_file_outside_judgecal(tmp_path: Path) -> None
     con.close()
     store = open_store(f"sqlite:///{db}")
     try:
-        assert _problems(store) == [(1, "run", run, audit.RECORD_EDITED)]
+        assert _problems(store) == [(2, "run", run, audit.RECORD_EDITED)]
     finally:
         store.close()
 
@@ -247,8 +248,8 @@ def test_registered_kind_is_rechecked_and_listed(
     del state["x2"]
     state["x3"] = {"v": 3}
     assert _problems(logged.store) == [
-        (5, "thing", "x1", audit.RECORD_EDITED),
-        (6, "thing", "x2", audit.RECORD_DELETED),
+        (6, "thing", "x1", audit.RECORD_EDITED),
+        (7, "thing", "x2", audit.RECORD_DELETED),
         (None, "thing", "x3", audit.RECORD_UNLOGGED),
     ]
 
@@ -279,8 +280,9 @@ def test_incident_records_are_covered(incident_store: tuple[Store, dict[str, str
     store, _ = incident_store
     result = audit.verify(store.engine)
     assert result.ok, result.problems
-    assert result.records_checked == {"run": 4, "metric_report": 4, "baseline": 1,
-                                      "drift_check": 1, "incident": 1, "incident_event": 4}
+    assert result.records_checked == {"calibration_set": 1, "run": 4, "metric_report": 4,
+                                      "baseline": 1, "drift_check": 1, "incident": 1,
+                                      "incident_event": 4}
     assert result.unlisted_kinds == [] and result.unchecked_kinds == []
 
 

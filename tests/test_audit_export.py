@@ -157,25 +157,25 @@ def test_export_of_a_tampered_store_says_so(store: Store, tmp_path: Path) -> Non
 def test_cli_verify_exit_codes_and_names(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     url = str(store.engine.url)
     code, out, _ = run_main(["--store", url, "audit", "verify"], capsys)
-    assert code == 0 and out.startswith("audit log intact: 6 entries")
+    assert code == 0 and out.startswith("audit log intact: 7 entries")
     code, out, _ = run_main(["--store", url, "audit", "head"], capsys)
     anchor = out.strip()
-    assert code == 0 and anchor.startswith("6:")
+    assert code == 0 and anchor.startswith("7:")
     from sqlalchemy import text
 
     with store.engine.begin() as conn:
-        run_id = conn.execute(text("SELECT ref FROM audit_log WHERE seq = 5")).scalar()
+        run_id = conn.execute(text("SELECT ref FROM audit_log WHERE seq = 6")).scalar()
         conn.execute(text("UPDATE runs SET judge_name = 'someone else' WHERE run_id = :r"),
                      {"r": run_id})
     code, out, _ = run_main(["--store", url, "audit", "verify"], capsys)
     assert code == 1
-    assert f"entry 5 (run {run_id}): the run record was changed after it was logged" in out
+    assert f"entry 6 (run {run_id}): the run record was changed after it was logged" in out
     assert "judge_name" in out
     code, out, _ = run_main(["--store", url, "audit", "verify", "--json", "--anchor", anchor],
                          capsys)
     data = json.loads(out)
     assert code == 1 and data["ok"] is False
-    assert data["problems"] == [{"seq": 5, "kind": "run", "ref": run_id, "code": "record_edited",
+    assert data["problems"] == [{"seq": 6, "kind": "run", "ref": run_id, "code": "record_edited",
                                  "message": data["problems"][0]["message"]}]
 
 
@@ -186,7 +186,7 @@ def test_cli_export(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[
                           "--no-report", "--json"], capsys)
     assert code == 0
     data = json.loads(out)
-    assert data["entries"] == 6 and "SHA256SUMS" in data["files"]
+    assert data["entries"] == 7 and "SHA256SUMS" in data["files"]
     assert not (out_dir / "trust_report.html").exists()
     code, _, err = run_main(["--store", url, "audit", "export", "--out", str(out_dir)], capsys)
     assert code == 2 and "must be new or empty" in err

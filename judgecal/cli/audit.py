@@ -14,9 +14,9 @@ EXIT_TAMPERED = 1
 def audit() -> None:
     """Verify or export the tamper-evident audit log.
 
-    Every finished run (with a digest of all its replies), metric report, baseline change,
-    incident and incident step is appended to a hash-chained log in the same transaction
-    that writes it.
+    Every stored calibration set (its items and labels), finished run (with a digest of all
+    its replies), metric report, baseline change, incident and incident step is appended to
+    a hash-chained log in the same transaction that writes it.
     """
 
 
@@ -33,6 +33,8 @@ def verify(ctx: click.Context, anchor: str | None, as_json: bool) -> None:
     reordered in the log; a covered record (run, its replies, metric report, baseline,
     incident, incident step, ...) edited or deleted in its table after it was logged; or a
     record that has no entry at all (e.g. its entry was cut from the end of the log).
+    A calibration set stored before set auditing is a warning, not a failure: the next run
+    that uses it logs it.
     """
     from judgecal import audit as lib
 
@@ -50,6 +52,8 @@ def verify(ctx: click.Context, anchor: str | None, as_json: bool) -> None:
                        f"{result.entries} entries")
             for problem in result.problems:
                 click.echo(f"  {problem}")
+        for warning in result.warnings:
+            click.echo(f"warning: {warning.kind} {warning.ref} {warning.message}")
         if result.unchecked_kinds:
             click.echo("note: no snapshot function for kind(s) "
                        f"{', '.join(result.unchecked_kinds)}: their records are protected by "

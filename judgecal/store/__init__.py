@@ -44,15 +44,31 @@ class Store:
     def save_set(self, cs: CalibrationSet) -> bool:
         """Snapshot a calibration set (items and labels) under its version. Idempotent.
 
-        Two processes may snapshot the same version at once (two runs started together):
-        the one whose insert collides with the other's committed snapshot returns False.
+        The first snapshot of a version appends its audit entry in the same transaction
+        (:mod:`judgecal.audit_sets`); a version stored before set auditing gets its entry on
+        its next save_set. Two processes may snapshot the same version at once (two runs
+        started together): the one whose insert collides with the other's committed snapshot
+        returns False.
         """
         try:
-            return self._save_set(cs)
+            stored = self._save_set(cs)
         except IntegrityError:
             if self._has_set(cs.version):
                 return False
             raise
+        if not stored:
+            self._cover_set(cs)
+        return stored
+
+    def _cover_set(self, cs: CalibrationSet) -> None:
+        """Append the audit entry of a version stored before set auditing (else nothing)."""
+        from judgecal import audit_sets
+
+        if audit_sets.is_logged(self.engine, cs.version):
+            return
+        item_rows, label_rows = _set_rows(cs)
+        with self.engine.begin() as conn:
+            audit_sets.log_uncovered_set(conn, cs.version, item_rows, label_rows)
 
     def _has_set(self, version: str) -> bool:
         with self.engine.connect() as conn:
@@ -63,6 +79,8 @@ class Store:
             ).first() is not None
 
     def _save_set(self, cs: CalibrationSet) -> bool:
+        from judgecal import audit_sets
+
         with self.engine.begin() as conn:
             if conn.execute(
                 select(schema.calibration_sets.c.version).where(
@@ -85,38 +103,11 @@ class Store:
                     created_at=utcnow(),
                 )
             )
-            conn.execute(
-                schema.set_items.insert(),
-                [
-                    {
-                        "set_version": cs.version,
-                        "item_id": item.id,
-                        "position": i,
-                        "fields": item.fields,
-                        "segments": item.segments,
-                    }
-                    for i, item in enumerate(cs.items)
-                ],
-            )
-            label_rows = []
-            for dim in cs.dimensions:
-                raters = cs.raters(dim)
-                matrix = cs.human_matrix(dim)
-                for i, item in enumerate(cs.items):
-                    for j, rater in enumerate(raters):
-                        value = float(matrix[i, j])
-                        if value == value:  # not NaN
-                            label_rows.append(
-                                {
-                                    "set_version": cs.version,
-                                    "item_id": item.id,
-                                    "dimension": dim,
-                                    "rater_id": rater,
-                                    "code": value,
-                                }
-                            )
+            item_rows, label_rows = _set_rows(cs)
+            conn.execute(schema.set_items.insert(), item_rows)
             for start in range(0, len(label_rows), 5000):
                 conn.execute(schema.set_labels.insert(), label_rows[start : start + 5000])
+            audit_sets.log_stored_set(conn, cs.version)
         return True
 
     def set_snapshot(self, version: str) -> dict[str, Any]:
@@ -334,6 +325,38 @@ class Store:
                 .limit(1)
             ).first()
         return None if row is None else dict(row[0])
+
+
+def _set_rows(cs: CalibrationSet) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``set_items`` and ``set_labels`` rows of a set version, as save_set stores them."""
+    item_rows = [
+        {
+            "set_version": cs.version,
+            "item_id": item.id,
+            "position": i,
+            "fields": item.fields,
+            "segments": item.segments,
+        }
+        for i, item in enumerate(cs.items)
+    ]
+    label_rows = []
+    for dim in cs.dimensions:
+        raters = cs.raters(dim)
+        matrix = cs.human_matrix(dim)
+        for i, item in enumerate(cs.items):
+            for j, rater in enumerate(raters):
+                value = float(matrix[i, j])
+                if value == value:  # not NaN
+                    label_rows.append(
+                        {
+                            "set_version": cs.version,
+                            "item_id": item.id,
+                            "dimension": dim,
+                            "rater_id": rater,
+                            "code": value,
+                        }
+                    )
+    return item_rows, label_rows
 
 
 def by_id_or_prefix(
