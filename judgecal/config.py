@@ -227,8 +227,13 @@ class DriftSettings(_Strict):
         return self
 
 
-WebhookEvent = Literal["incident", "warning", "notice", "recheck", "lifecycle"]
-DEFAULT_WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("incident", "warning", "lifecycle")
+WebhookEvent = Literal[
+    "incident", "warning", "notice", "recheck", "lifecycle", "judge_changed", "not_monitored",
+    "stale",
+]
+DEFAULT_WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
+    "incident", "warning", "lifecycle", "judge_changed", "not_monitored", "stale",
+)
 
 
 class WebhookSettings(_Strict):
@@ -275,7 +280,8 @@ class RunConfig(_Strict):
     """A nightly job: which set, which judge, where results go."""
 
     store: str | None = None
-    """SQLAlchemy URL of the run store; default ``sqlite:///.judgecal/judgecal.db``."""
+    """SQLAlchemy URL of the run store. A relative SQLite path is relative to the config's
+    folder; without ``store``, ``.judgecal/judgecal.db`` in the config's folder."""
     calibration_set: Path
     judge: JudgeConfig
     run: RunSettings = Field(default_factory=RunSettings)
@@ -331,12 +337,42 @@ def load_judge(path: str | Path) -> JudgeConfig:
         raise ConfigError(_render_errors(doc, exc)) from None
 
 
+DEFAULT_STORE_PATH = ".judgecal/judgecal.db"
+"""A config without ``store`` keeps its runs here, in the config's folder."""
+
+
+def store_relative_to(url: str, base: Path) -> str:
+    """``url`` with a relative SQLite file path made absolute under ``base``.
+
+    >>> store_relative_to("sqlite:///runs.db", Path("/etc/judgecal"))
+    'sqlite:////etc/judgecal/runs.db'
+    >>> store_relative_to("postgresql://db/judgecal", Path("/x"))
+    'postgresql://db/judgecal'
+    """
+    if "://" not in url:
+        path = Path(url).expanduser()
+        return f"sqlite:///{path if path.is_absolute() else os.path.normpath(base / path)}"
+    match = re.match(r"^(sqlite(?:\+\w+)?):///(.*)$", url)
+    if match is None:
+        return url
+    scheme, rest = match.groups()
+    if not rest or rest.startswith(("/", ":memory:", "file:")):
+        return url
+    return f"{scheme}:///{os.path.normpath(base / rest)}"
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read a run config (YAML). ``judge`` may be a mapping or the path of a judge file."""
     p = Path(path)
     doc = load_yaml(p)
     data = doc.data
-    base = p.parent
+    # Relative paths (store included) are the config's folder's, made absolute: the cron job,
+    # a manual run and `judgecal schedule` use the same files wherever they are started.
+    base = p.absolute().parent
+    store = data.get("store")
+    data["store"] = store_relative_to(store, base) if isinstance(store, str) else (
+        f"sqlite:///{base / DEFAULT_STORE_PATH}" if store is None else store
+    )
     judge = data.get("judge")
     if isinstance(judge, str):
         judge_path = (base / judge) if not Path(judge).is_absolute() else Path(judge)

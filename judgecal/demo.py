@@ -270,7 +270,9 @@ def _respond_resolve(store: Any, result: DemoResult, clock: Any, entry: dict[str
 
     if result.incident is None:
         return
-    if entry["outcome"] != "healthy":
+    # The pin is a planned change: agreement back at the baseline's level with a different
+    # fingerprint is "judge changed" until the team accepts the pinned run as the baseline.
+    if entry["outcome"] not in ("healthy", "judge_changed"):
         say(f"   the pinned judge is not back to normal ({entry['verdict']}); incident stays open")
         return
     incidents.resolve(store, result.incident["incident_id"], "ml-platform@example.com",

@@ -125,6 +125,10 @@ if TYPE_CHECKING:
 # Verdicts of a drift check, from worst to best.
 INCIDENT = "incident"
 WARNING = "warning"
+JUDGE_CHANGED = "judge_changed"
+"""The fingerprint differs from the baseline's (configured or observed half) but agreement
+did not really move: scores on either side are still not comparable until someone accepts
+a new baseline, so the night says so (exit 11, a webhook event) instead of passing quietly."""
 NOTICE = "notice"
 HEALTHY = "healthy"
 NO_BASELINE = "no_baseline"
@@ -138,7 +142,7 @@ SEV_WARNING = "warning"
 SEV_NOTICE = "notice"
 _RANK = {None: 0, SEV_NOTICE: 1, SEV_WARNING: 2, SEV2: 3, SEV0: 4}
 
-HEALTHY_VERDICTS = (HEALTHY, NOTICE, BASELINE_ACCEPTED)
+HEALTHY_VERDICTS = (HEALTHY, NOTICE, JUDGE_CHANGED, BASELINE_ACCEPTED)
 """A run whose check ended with one of these is a *healthy* run of its judge."""
 
 CAUSE_FAMILY = "judge drift"
@@ -866,12 +870,24 @@ def evaluate(
         check.verdict, check.severity = INCIDENT, worst
     elif worst == SEV_WARNING:
         check.verdict, check.severity = WARNING, worst
-    elif worst == SEV_NOTICE or diff.configured_changed or diff.observed_changed:
+    elif judge_changed(diff):
+        check.verdict, check.severity = JUDGE_CHANGED, None
+    elif worst == SEV_NOTICE:
         check.verdict, check.severity = NOTICE, None
     else:
         check.verdict, check.severity = HEALTHY, None
     check.message = _message(check)
     return check
+
+
+def judge_changed(diff: FingerprintDiff) -> bool:
+    """Whether the judge itself differs from the baseline's: its configuration (model, prompt,
+    rubric, decoding, parse rule) or what the provider says served it. A new judgecal
+    version alone is not a judge change."""
+    return diff.observed_changed or any(
+        f.changed for f in diff.fields
+        if f.half == "configured" and f.field != "configured.judgecal_version"
+    )
 
 
 def _fmt_pts(x: float | None) -> str:
@@ -949,6 +965,12 @@ def _message(check: DriftCheck) -> str:
         if w["severity"] == SEV_WARNING:
             parts.append(f"{w['dimension']}: the judge's own verdicts shifted on the same items "
                          f"({describe_shift(w)}).")
+    if check.verdict == JUDGE_CHANGED and check.fingerprint_diff is not None:
+        changed = ", ".join(f.label for f in check.fingerprint_diff.changed_fields
+                            if f.half != "context")
+        parts.append(f"The judge changed ({changed}) although agreement did not really move: "
+                     "scores before and after are not comparable until the change is accepted "
+                     f"(judgecal baseline accept {check.run['run_id']}).")
     return "\n".join(parts)
 
 

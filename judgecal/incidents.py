@@ -385,8 +385,11 @@ def record_check(store: Store, check: drift.DriftCheck) -> CheckOutcome:
                 if notify.enqueue(conn, "incident.opened", key,
                                   _notification(record, "incident.opened")):
                     outcome.notifications.append(key)
-        elif check.verdict in (drift.WARNING, drift.NOTICE):
-            event = "drift.warning" if check.verdict == drift.WARNING else "drift.notice"
+        elif check.verdict in (drift.WARNING, drift.NOTICE, drift.JUDGE_CHANGED,
+                               drift.NO_BASELINE, drift.NOT_COMPARABLE):
+            event = {drift.WARNING: "drift.warning", drift.NOTICE: "drift.notice",
+                     drift.JUDGE_CHANGED: "drift.judge_changed"}.get(
+                         check.verdict, "watch.not_monitored")
             key = f"{event}:{check.check_id}"
             payload = {
                 "check_id": check.check_id,
@@ -993,6 +996,21 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
 # --------------------------------------------------------------------------- after a run
 
 
+def _stale_watch(store: Store, check: drift.DriftCheck) -> dict[str, Any] | None:
+    """After an inconclusive night: the judge's watch state if that leaves it stale (and a
+    ``watch.stale`` notification in the outbox, once per night)."""
+    from judgecal.watch import STALE, judge_watch
+
+    w = judge_watch(store, check.run["judge_name"], check.run["set_name"])
+    if not any("stale after" in r for r in w.reasons):
+        return None
+    state = w.to_json() | {"state": STALE}
+    key = f"watch.stale:{check.run['judge_name']}:{check.check_id}"
+    with store.engine.begin() as conn:
+        notify.enqueue(conn, "watch.stale", key, json_safe(state))
+    return state
+
+
 @dataclass
 class AfterRun:
     """Everything :func:`after_run` did once a run was recorded."""
@@ -1004,9 +1022,13 @@ class AfterRun:
     problems: list[str] = field(default_factory=list)
     """Things that failed without touching the run's record (e.g. an unwritable textfile)."""
 
+    stale: dict[str, Any] | None = None
+    """The judge's watch state when tonight could not conclude and that left it *stale*."""
+
     @property
     def kind(self) -> str:
-        """``incident``, ``warning``, ``inconclusive`` or ``healthy`` (what the exit code says).
+        """What the exit code says: ``incident``, ``warning``, ``judge_changed``,
+        ``not_monitored``, ``stale``, ``inconclusive`` or ``healthy``.
 
         An incident that is already acknowledged and only confirmed again tonight counts as a
         warning: someone owns it, nobody needs paging again.
@@ -1018,8 +1040,12 @@ class AfterRun:
             return "incident"
         if self.outcome.verdict == drift.WARNING:
             return "warning"
+        if self.outcome.verdict == drift.JUDGE_CHANGED:
+            return "judge_changed"
+        if self.outcome.verdict in (drift.NO_BASELINE, drift.NOT_COMPARABLE):
+            return "not_monitored"
         if self.outcome.verdict == drift.INCONCLUSIVE:
-            return "inconclusive"
+            return "stale" if self.stale else "inconclusive"
         return "healthy"
 
     def to_json(self) -> dict[str, Any]:
@@ -1034,6 +1060,7 @@ class AfterRun:
             "notifications": self.delivery,
             "prometheus_textfile": self.prometheus_textfile,
             "problems": self.problems,
+            "stale": self.stale,
         }
 
 
@@ -1053,6 +1080,8 @@ def after_run(store: Store, run_id: str, config: RunConfig, *, http_client: Any 
                             seed=config.run.seed, actor="judgecal run")
     outcome = record_check(store, check)
     result = AfterRun(check=json_safe(check.to_json()), outcome=outcome, delivery=None)
+    if check.verdict == drift.INCONCLUSIVE:
+        result.stale = _stale_watch(store, check)
     try:
         result.delivery = notify.deliver_pending(store, config.notify.webhook,
                                                  http_client=http_client).to_json()

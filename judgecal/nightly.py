@@ -10,7 +10,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from judgecal.records import INCONCLUSIVE, RUNNING
+from judgecal.records import COMPLETED, RUNNING
+
+EXIT_CODES: dict[str, int] = {
+    "healthy": 0,
+    "inconclusive": 3,
+    "not_monitored": 5,
+    "stale": 6,
+    "warning": 10,
+    "judge_changed": 11,
+    "incident": 20,
+}
+"""The exit code of ``judgecal run`` for each outcome of a night (:attr:`Nightly.kind`).
+
+``not_monitored``: no accepted baseline, so nothing was compared. ``stale``: the night could
+not conclude and the judge has had no conclusive check for longer than
+``run.stale_after_hours``. ``judge_changed``: the fingerprint differs from the baseline's
+while agreement did not really move; repeated every night until a new baseline is accepted.
+"""
 
 if TYPE_CHECKING:
     from judgecal.calibration import CalibrationSet
@@ -28,9 +45,10 @@ class Nightly:
 
     @property
     def kind(self) -> str:
-        """``healthy``, ``warning``, ``incident`` or ``inconclusive``."""
-        if self.result.status == INCONCLUSIVE:
-            return "inconclusive"
+        """``healthy``, ``warning``, ``incident``, ``judge_changed``, ``not_monitored``,
+        ``stale`` or ``inconclusive`` (see :data:`EXIT_CODES`)."""
+        if self.result.status != COMPLETED:
+            return "stale" if self.watch.stale else "inconclusive"
         return self.watch.kind
 
     def to_json(self) -> dict[str, Any]:

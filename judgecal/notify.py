@@ -18,7 +18,11 @@ HMAC-SHA256 of the body under the key read from that environment variable.
 
 Events (``webhook.events`` selects them): ``incident`` → ``incident.opened``; ``recheck`` →
 ``incident.recheck`` (an open incident confirmed by a later night); ``warning`` →
-``drift.warning``; ``notice`` → ``drift.notice``; ``lifecycle`` → ``incident.acknowledged``,
+``drift.warning``; ``notice`` → ``drift.notice``; ``judge_changed`` → ``drift.judge_changed``
+(the fingerprint differs from the baseline's, agreement unchanged, not yet accepted);
+``not_monitored`` → ``watch.not_monitored`` (a run with no accepted baseline to compare with);
+``stale`` → ``watch.stale`` (no conclusive check for longer than ``run.stale_after_hours``);
+``lifecycle`` → ``incident.acknowledged``,
 ``incident.resolved``, ``incident.blast_radius``. Notifications of unselected events, and any
 pending while no webhook is configured, are marked ``skipped``.
 
@@ -36,6 +40,16 @@ never reads half a file. Metrics (all gauges)::
     judgecal_drift_verdict{judge,set,verdict}               1 for the newest check's verdict
     judgecal_open_incidents{judge,severity}                 open or acknowledged incidents
     judgecal_notifications_pending                          outbox backlog
+    judgecal_last_conclusive_check_timestamp_seconds{judge,set}
+                                                            newest conclusive drift check
+                                                            (0 when there never was one)
+    judgecal_watch_state{judge,set,state}                   1 for the judge's watch state
+                                                            (healthy, drifted, stale,
+                                                            not_monitored, changed,
+                                                            inconclusive; judgecal status)
+
+Alert on ``time() - judgecal_last_conclusive_check_timestamp_seconds > 36 * 3600`` and on
+``judgecal_watch_state{state!="healthy"} == 1``: they fire also when the job stopped running.
 """
 
 from __future__ import annotations
@@ -73,6 +87,9 @@ EVENT_GROUPS: dict[str, str] = {
     "incident.recheck": "recheck",
     "drift.warning": "warning",
     "drift.notice": "notice",
+    "drift.judge_changed": "judge_changed",
+    "watch.not_monitored": "not_monitored",
+    "watch.stale": "stale",
     "incident.acknowledged": "lifecycle",
     "incident.resolved": "lifecycle",
     "incident.blast_radius": "lifecycle",
@@ -304,6 +321,10 @@ def prometheus_text(store: Store) -> str:
         "judgecal_drift_verdict": "Verdict of the newest drift check (1 for the current one).",
         "judgecal_open_incidents": "Open or acknowledged drift incidents.",
         "judgecal_notifications_pending": "Notifications waiting in the webhook outbox.",
+        "judgecal_last_conclusive_check_timestamp_seconds":
+            "Time of the newest drift check that compared with a baseline (Unix seconds; "
+            "0: never).",
+        "judgecal_watch_state": "Watch state of the judge (1 for the current one).",
     }
 
     def add(name: str, labels: dict[str, Any], value: float | None) -> None:
@@ -374,6 +395,13 @@ def prometheus_text(store: Store) -> str:
             add("judgecal_open_incidents", {"judge": judge, "severity": level},
                 open_counts.get((judge, level), 0))
     add("judgecal_notifications_pending", {}, int(pending))
+    from judgecal.watch import watch_states
+
+    for w in sorted(watch_states(store), key=lambda w: (w.judge, w.set_name)):
+        labels = {"judge": w.judge, "set": w.set_name}
+        add("judgecal_last_conclusive_check_timestamp_seconds", labels,
+            _epoch(w.last_conclusive_at) or 0.0)
+        add("judgecal_watch_state", labels | {"state": w.state}, 1)
     out = []
     for name, samples in lines.items():
         out.append(f"# HELP {name} {helps[name]}")

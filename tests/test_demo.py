@@ -33,7 +33,10 @@ def test_the_swap_night_opens_a_sev0_silent_provider_update(demo: DemoResult) ->
     outcomes = [n["outcome"] for n in demo.nights]
     assert outcomes[:2] == ["healthy", "healthy"]
     assert outcomes[2] == "incident"
-    assert outcomes[4:] == ["healthy", "healthy"], "pinned judge is healthy again"
+    # The pinned model is a visible (planned) change: "judge changed" until its run is
+    # accepted as the new baseline that same morning; healthy from then on.
+    assert outcomes[4] == "judge_changed", "pinned judge: agreement back, change announced"
+    assert outcomes[5:] == ["healthy"], "pinned judge is healthy again"
     swap = demo.nights[2]
     assert swap["metrics"]["preference"]["kappa"]["value"] == pytest.approx(-0.184, abs=0.002)
     assert demo.nights[0]["metrics"]["preference"]["kappa"]["value"] == pytest.approx(0.657,

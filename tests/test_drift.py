@@ -156,7 +156,7 @@ def test_change_event_is_tested_once_at_the_full_level(
     assert check.alarm_level is not None and check.alarm_level.kind == "change_event"
     assert check.alarm_level.alpha == pytest.approx(ALPHA)
     assert check.root_cause["code"] == drift.PLANNED_MODEL_MIGRATION
-    assert check.verdict == drift.NOTICE  # a visible change, agreement unchanged
+    assert check.verdict == drift.JUDGE_CHANGED  # a visible change, agreement unchanged
     drift.save_check(store, check)
     # The same difference the next night is no longer news: routine level.
     second = _import(store, llmbar, tmp_path, _llmbar_rows(llmbar_verdicts["GPT-4/Vanilla"],

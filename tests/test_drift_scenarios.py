@@ -131,10 +131,11 @@ def test_prompt_change_is_classified_with_its_interval(
     assert dim["delta_points"] == pytest.approx(-3.34, abs=0.05)
     lo, hi = dim["interval95_points"]
     assert lo < dim["delta_points"] < hi
-    # What the rule gives: the interval includes 0, so no severity — a notice, no incident.
+    # What the rule gives: the interval includes 0, so no severity and no incident — but the
+    # prompt changed, so the night is "judge changed" (exit 11) until a baseline is accepted.
     assert lo < 0 < hi
     assert dim["real"] is False and dim["severity"] is None
-    assert check["verdict"] == "notice" and night.kind == "healthy"
+    assert check["verdict"] == "judge_changed" and night.kind == "judge_changed"
     assert night.outcome.incident_id is None
     assert "-9." in check["message"] or "-8." in check["message"]  # the interval is shown
     assert "prompt text was edited" in check["root_cause"]["summary"]

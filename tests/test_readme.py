@@ -89,6 +89,11 @@ def test_sh_blocks_run_as_written(workspace: Path) -> None:
                     key, value = args[1].split("=", 1)
                     env[key] = value
                     continue
+                expected = 0
+                if "# exit " in line:  # a documented non-zero exit, e.g. "# exit 5: ..."
+                    line, _, note = line.partition("# exit ")
+                    expected = int(note.split(":")[0])
+                    args = shlex.split(line)
                 assert args[0] == "judgecal", f"README runs something unexpected: {line}"
                 if args[-1] == "&":
                     background.append(subprocess.Popen(
@@ -101,7 +106,9 @@ def test_sh_blocks_run_as_written(workspace: Path) -> None:
                     [sys.executable, "-m", "judgecal", *args[1:]], cwd=workspace, env=env,
                     capture_output=True, text=True, timeout=600,
                 )
-                assert proc.returncode == 0, f"{line}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+                assert proc.returncode == expected, (
+                    f"{line}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+                )
                 assert "Traceback" not in proc.stderr
                 ran += 1
     finally:

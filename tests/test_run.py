@@ -167,7 +167,7 @@ def test_killed_run_resumes_without_rerequesting(recorded: RunningServer, tmp_pa
 
     again = _judgecal("run", "--config", str(cfg), "--json")
     out, err = again.communicate(timeout=120)
-    assert again.returncode == 0, err
+    assert again.returncode == 5, err  # healthy run, but no baseline: not monitored
     payload = json.loads(out)
     assert payload["run_id"] == run_id and payload["resumed"] is True
     assert payload["summary"]["scored"] + payload["summary"]["unscored"] == 200
@@ -192,7 +192,7 @@ def test_second_run_of_same_config_exits_4(recorded: RunningServer, tmp_path: Pa
     second = _judgecal("run", "--config", str(cfg), "--json")
     _, err2 = second.communicate(timeout=60)
     _out1, err1 = first.communicate(timeout=120)
-    assert first.returncode == 0, err1
+    assert first.returncode == 5, err1  # no baseline: not monitored
     assert second.returncode == 4, err2
     assert "another judgecal run holds the lock" in err2
     assert len(store.list_runs()) == 1
@@ -213,7 +213,7 @@ def test_api_key_never_stored_or_logged(recorded: RunningServer, tmp_path: Path)
         env={"OPENAI_API_KEY": secret, "JUDGECAL_DEBUG_HTTP": "1"},
     )
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 5, err  # no baseline: not monitored
     assert secret not in out and secret not in err
     for path in tmp_path.iterdir():
         if path.is_file():

@@ -17,7 +17,10 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INCONCLUSIVE = 3
 EXIT_LOCKED = 4
+EXIT_NOT_MONITORED = 5
+EXIT_STALE = 6
 EXIT_WARNING = 10
+EXIT_JUDGE_CHANGED = 11
 EXIT_INCIDENT = 20
 
 # name -> (module, attribute, one-line help). The help is repeated here so that
@@ -53,6 +56,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "judgecal.cli.explain",
         "explain",
         "Items the judge gets wrong, and verdicts that flipped.",
+    ),
+    "status": (
+        "judgecal.cli.status",
+        "status",
+        "Is every judge watched? healthy, drifted, stale, not monitored...",
     ),
     "schedule": (
         "judgecal.cli.schedule",

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from judgecal.cli.common import emit_json, fmt_metric, open_store
-from judgecal.cli.main import EXIT_INCIDENT, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_WARNING
+from judgecal.cli.main import EXIT_OK
 
 
 @click.command()
@@ -35,13 +35,20 @@ def run(
     \b
     Exit codes:
       0   healthy
-      1   error
-      2   bad usage or invalid input
-      3   inconclusive (too many unscored replies, too few items)
+      1   error (e.g. the endpoint cannot be reached)
+      2   bad usage or invalid input (nothing written)
+      3   inconclusive (too many unscored replies, too few items, the
+          run's deadline passed)
       4   another run of the same judge and set is in progress
+      5   not monitored: no accepted baseline, nothing was compared
+      6   stale: inconclusive, and no conclusive check for longer than
+          run.stale_after_hours
       10  warning (drift below incident severity, a real rise, a jump of
           unparseable replies, or an acknowledged incident confirmed again)
+      11  judge changed: the fingerprint differs from the baseline's while
+          agreement did not move (until a new baseline is accepted)
       20  incident opened (SEV2 or worse), or an open one confirmed again
+      130 interrupted (Ctrl-C); the same command resumes the run
 
     After the run, the drift check compares it with the judge's accepted
     baseline (`judgecal baseline`), records the verdict, opens or updates an
@@ -50,7 +57,7 @@ def run(
     """
     from judgecal.calibration import load_set
     from judgecal.config import load_config
-    from judgecal.nightly import run_nightly
+    from judgecal.nightly import EXIT_CODES, run_nightly
 
     config = load_config(config_path)
     if limit is not None:
@@ -82,17 +89,14 @@ def run(
         if bar is not None:
             bar.__exit__(None, None, None)
     result, report, watch = nightly.result, nightly.report, nightly.watch
-    exit_code = {
-        "incident": EXIT_INCIDENT,
-        "warning": EXIT_WARNING,
-        "inconclusive": EXIT_INCONCLUSIVE,
-    }.get(nightly.kind, EXIT_OK)
+    exit_code = EXIT_CODES[nightly.kind]
     payload = {
         "run_id": result.run_id,
         "judge": config.judge.name,
         "set": {"name": cs.name, "version": cs.version},
         "status": result.status,
         "resumed": result.resumed,
+        "outcome": nightly.kind,
         "exit_code": exit_code,
         "summary": result.summary,
         "dimensions": report["dimensions"],
@@ -103,8 +107,6 @@ def run(
     elif not quiet or exit_code != EXIT_OK:
         click.echo(_render(payload))
         click.echo(render_watch(watch.to_json()))
-    elif watch.check["verdict"] in ("no_baseline", "not_comparable"):
-        click.echo(f"judgecal: {watch.check['message']}", err=True)
     for problem in watch.problems:
         click.echo(f"judgecal: {problem}", err=True)
     ctx.exit(exit_code)
@@ -120,6 +122,9 @@ def render_watch(w: dict[str, Any]) -> str:
         lines.append(render_check(check, title="against baseline"))
     else:
         lines.append(f"verdict: {check['verdict']} — {check['message']}")
+    stale = w.get("stale")
+    if stale:
+        lines.append("stale: " + "; ".join(stale["reasons"]))
     inc = w.get("incident")
     if inc:
         what = "opened" if inc["action"] == "opened" else f"confirmed again ({inc['status']})"
@@ -146,6 +151,8 @@ def _render(p: dict[str, Any]) -> str:
         lines.append("served by: " + shares)
     for reason in s["inconclusive_because"]:
         lines.append(f"inconclusive: {reason}")
+    if p["outcome"] not in ("healthy", "inconclusive"):
+        lines.append(f"outcome: {p['outcome']} (exit {p['exit_code']})")
     for dim, d in p["dimensions"].items():
         lines.append(f"\n{dim} ({d['scale']}): n={d['n']} scored items, {d['unscored']} unscored")
         for name, m in d["metrics"].items():
