@@ -17,7 +17,11 @@ unless ``fmt`` says otherwise.
 
 Malformed input raises :class:`~judgecal.errors.InputError` naming the file and the
 line — or, when the caller passes a ``problems`` list, is recorded there and the bad
-row is skipped, so that a validator can report every problem at once.
+row is skipped, so that a validator can report every problem at once. A bad row never
+ends the reading of the rows after it: a line that is not UTF-8 or a malformed CSV
+record is reported and skipped, and reading goes on with the next line. A CSV field may
+hold up to :data:`MAX_FIELD_CHARS` characters (Python's default limit is 128 KiB).
+Messages quote file content only as a short escaped excerpt.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from judgecal.errors import InputError, Problem
+from judgecal.io.text import excerpt, field_text
 
 Format = Literal["csv", "tsv", "jsonl", "parquet"]
 
@@ -43,6 +48,11 @@ EXTENSIONS: dict[str, Format] = {
 """File extension (lower case) -> format."""
 
 _BOM = b"\xef\xbb\xbf"
+
+MAX_FIELD_CHARS = 64 * 1024 * 1024
+"""Largest CSV field read (a longer one makes its row bad). Python's ``csv`` refuses fields
+over 128 KiB by default; its limit is process-wide, so it is only ever raised here."""
+csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
 
 
 class _Stop(Exception):
@@ -143,13 +153,19 @@ def read_all(
     return list(read_rows(path, fmt=fmt))
 
 
-def _text_lines(path: Path, report: Report) -> Iterator[tuple[int, str]]:
-    """Decode the file line by line so that an encoding error names its line."""
+def _text_lines(path: Path, report: Report) -> Iterator[tuple[int, str, bool]]:
+    """Decode the file line by line so that an encoding error names its line.
+
+    Yields ``(line, text, ok)``: a line that is not UTF-8 is reported and comes with
+    ``ok`` False, decoded with replacement characters (its ASCII bytes, and so the CSV
+    structure of quotes, separators and line ends, are kept), so that reading goes on.
+    """
     with path.open("rb") as f:
         seen_content = False
         for number, raw in enumerate(f, start=1):
             if number == 1 and raw.startswith(_BOM):
                 raw = raw[len(_BOM):]
+            ok = True
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -158,19 +174,19 @@ def _text_lines(path: Path, report: Report) -> Iterator[tuple[int, str]]:
                     "judgecal reads UTF-8 files only — re-save the file as UTF-8",
                     number,
                 )
-                raise _Stop from None
+                text, ok = raw.decode("utf-8", errors="replace"), False
             if text.strip():
                 seen_content = True
-            yield number, text
+            yield number, text, ok
         if not seen_content:
             report("the file is empty")
             raise _Stop
 
 
 def _jsonl_rows(path: Path, report: Report) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, text in _text_lines(path, report):
-        if not text.strip():
-            continue
+    for number, text, ok in _text_lines(path, report):
+        if not ok or not text.strip():
+            continue  # a line that is not UTF-8 is reported already
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -188,11 +204,13 @@ def _jsonl_rows(path: Path, report: Report) -> Iterator[tuple[int, dict[str, Any
 def _csv_rows(
     path: Path, report: Report, *, delimiter: str
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    state = {"line": 0}
+    state = {"line": 0, "bad": 0}  # the current line; the last line that is not UTF-8
 
     def physical_lines() -> Iterable[str]:
-        for number, text in _text_lines(path, report):
+        for number, text, ok in _text_lines(path, report):
             state["line"] = number
+            if not ok:
+                state["bad"] = number
             yield text
 
     reader = csv.reader(physical_lines(), delimiter=delimiter, strict=True)
@@ -205,9 +223,22 @@ def _csv_rows(
         except StopIteration:
             break
         except csv.Error as exc:
-            report(f"malformed CSV: {exc}", state["line"])
-            raise _Stop from None
+            # The rest of the physical line is dropped: reading goes on at the next one.
+            line, start = start, state["line"] + 1
+            if "unexpected end of data" in str(exc):
+                report("malformed CSV: a quoted field in this record is not closed before "
+                       f"the end of the file (line {state['line']})", line)
+            else:
+                at = f" (on line {state['line']})" if state["line"] != line else ""
+                report(f"malformed CSV: {exc}{at}", line)
+            if header is None:
+                raise _Stop from None
+            continue
         line, start = start, state["line"] + 1
+        if state["bad"] >= line:
+            if header is None:
+                raise _Stop  # the header is not UTF-8 (reported): its columns are unknown
+            continue  # a record on a line that is not UTF-8 (reported)
         if not record or all(cell.strip() == "" for cell in record):
             continue  # a blank line
         if header is None:
@@ -219,7 +250,8 @@ def _csv_rows(
                     report("the header has an empty column name", line)
                     raise _Stop
                 if name in seen:
-                    report(f"the header names column {name!r} twice", line, name)
+                    report(f"the header names column {excerpt(name)} twice", line,
+                           field_text(name))
                     raise _Stop
                 seen.add(name)
             continue
@@ -246,7 +278,7 @@ def _parquet_rows(path: Path, report: Report) -> Iterator[tuple[int, dict[str, A
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
-        report(f"not a readable Parquet file: {exc}")
+        report(f"not a readable Parquet file: {_short(exc)}")
         raise _Stop from None
     if parquet.metadata.num_rows == 0 and parquet.metadata.num_columns == 0:
         report("the file is empty")
@@ -258,5 +290,11 @@ def _parquet_rows(path: Path, report: Report) -> Iterator[tuple[int, dict[str, A
                 number += 1
                 yield number, row
     except pa.ArrowException as exc:
-        report(f"cannot read the Parquet data: {exc}", number + 1)
+        report(f"cannot read the Parquet data: {_short(exc)}", number + 1)
         raise _Stop from None
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message (which may quote the file), cut to ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -668,8 +668,8 @@ def test_rollups_count_each_stored_score_once(store_url: str, tmp_path: Path) ->
     h = generate(4_000, days=4, customers=12, seed=13, switch_day=2.2)
     df = _frame(h)
     first = write_history(pa_table(df.iloc[:2_500]), tmp_path / "first.csv")
-    # overlaps the first file, repeats ids inside itself (the first occurrence wins) and
-    # across its chunks, and brings new rows
+    # overlaps the first file, repeats ids inside itself with another score (bad rows: the
+    # first occurrence is kept) and exactly across its chunks, and brings new rows
     again = pd.concat([df.iloc[2_000:4_000], df.iloc[3_900:4_000].assign(score=0.0),
                        df.iloc[2_400:2_600]])
     # small row groups: chunks of 700 rows span several of them
@@ -678,8 +678,12 @@ def test_rollups_count_each_stored_score_once(store_url: str, tmp_path: Path) ->
     try:
         assert ingest_file(store.engine, first, chunk_rows=900).inserted == 2_500
         r = ingest_file(store.engine, second, chunk_rows=700, atomic=True)
-        assert (r.inserted, r.committed) == (1_500, True)
-        assert ingest_file(store.engine, second, chunk_rows=1_000).inserted == 0
+        assert (r.inserted, r.committed, r.bad_rows) == (0, False, 100)
+        r = ingest_file(store.engine, second, chunk_rows=700)
+        assert (r.inserted, r.committed, r.bad_rows, r.duplicates) == (1_500, True, 100, 700)
+        assert [p.line for p in r.problems] == list(range(2_001, 2_101))
+        r = ingest_file(store.engine, second, chunk_rows=1_000)
+        assert (r.inserted, r.bad_rows, r.duplicates) == (0, 100, 2_200)
         _assert_rollups_match_rows(store)
         with store.engine.connect() as conn:
             zero = conn.execute(sa.select(sa.func.count()).select_from(schema.score_history)
@@ -786,5 +790,129 @@ def test_long_text_in_a_dictionary_column_is_a_bad_row(tmp_path: Path) -> None:
         assert (r.inserted, r.bad_rows) == (599, 1)
         assert (r.problems[0].line, r.problems[0].field) == (322, "customer")
         assert "longer than 200" in r.problems[0].message
+    finally:
+        store.close()
+
+
+# -- hostile score files: a bad row never stops the ingest ------------------------------------
+def _stored(store: Any) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        return {r.score_id: r for r in conn.execute(sa.select(schema.score_history))}
+
+
+@pytest.mark.parametrize("ext", [".csv", ".jsonl"])
+@pytest.mark.parametrize("damage", ["not utf-8", "5 MB field"])
+def test_a_bad_line_never_stops_the_ingest(store_url: str, tmp_path: Path, ext: str,
+                                           damage: str) -> None:
+    h = generate(1_000, days=2, customers=5, seed=31, switch_day=1.0)
+    path = write_history(h, tmp_path / f"h{ext}")
+    lines = path.read_bytes().split(b"\n")
+    if damage == "not utf-8":  # in the score id: the first "-" of the line
+        lines[4] = lines[4].replace(b"-", b"\xe9-", 1)
+    elif ext == ".csv":  # the segment is the last column
+        lines[4] = lines[4].rsplit(b",", 1)[0] + b"," + b"S" * 5_000_000
+    else:
+        row = json.loads(lines[4])
+        row["segment"] = "S" * 5_000_000
+        lines[4] = json.dumps(row).encode()
+    path.write_bytes(b"\n".join(lines))
+    line5 = (4 if ext == ".csv" else 5) - 1  # the row of line 5 (CSV: line 1 is the header)
+    store = open_store(store_url)
+    try:
+        atomic = ingest_file(store.engine, path, chunk_rows=300, atomic=True)
+        assert (atomic.inserted, atomic.bad_rows, atomic.committed) == (0, 1, False)
+        assert _stored(store) == {}
+        r = ingest_file(store.engine, path, chunk_rows=300)
+        assert (r.rows_read, r.inserted, r.bad_rows, r.committed) == (1_000, 999, 1, True)
+        [problem] = r.problems
+        assert problem.line == 5
+        assert ("not valid UTF-8" if damage == "not utf-8" else "longer than 200") in str(problem)
+        assert len(str(problem)) < 300
+        stored = _stored(store)
+        assert len(stored) == 999
+        assert h.table.column("score_id")[line5].as_py() not in stored
+        assert h.table.column("score_id")[999].as_py() in stored
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("aware", [True, False])
+def test_parquet_with_pandas_nanosecond_timestamps(store_url: str, tmp_path: Path,
+                                                   aware: bool) -> None:
+    import numpy as np
+
+    h = generate(1_000, days=2, customers=5, seed=37, switch_day=1.0)
+    df = _frame(h)
+    ts = df["scored_at"].astype("datetime64[ns, UTC]") + pd.to_timedelta(
+        np.arange(len(df)) % 1_000, unit="ns")  # sub-microsecond parts
+    df["scored_at"] = ts if aware else ts.dt.tz_localize(None)
+    path = tmp_path / "h.parquet"
+    df.to_parquet(path)
+    assert pq.read_schema(path).field("scored_at").type.unit == "ns"
+    store = open_store(store_url)
+    try:
+        r = ingest_file(store.engine, path)
+        assert (r.inserted, r.bad_rows) == (1_000, 0), r.to_json()
+        src = store_source(store.engine)
+        # nanoseconds are floored to the microsecond the store keeps
+        want = dict(zip(h.table.column("score_id").to_pylist(),
+                        h.table.column("scored_at").to_pylist(), strict=True))
+        assert {k: src.when(row.scored_at) for k, row in _stored(store).items()} == want
+    finally:
+        store.close()
+
+
+def test_parquet_timestamps_out_of_range_are_bad_rows(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    n = 3
+    table = pa.table({
+        "score_id": ["a", "b", "c"],
+        # 2026; beyond what microseconds hold; the year 11476
+        "scored_at": pa.array([1_767_225_600_000, 2**62, 300_000_000_000_000],
+                              pa.timestamp("ms", tz="UTC")),
+        "judge": ["j"] * n, "fingerprint": ["f"] * n, "dimension": ["d"] * n,
+        "score": [0.5] * n, "customer": ["c"] * n, "segment": ["s"] * n,
+    })
+    path = tmp_path / "h.parquet"
+    pq.write_table(table, path)
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        r = ingest_file(store.engine, path)
+        assert (r.inserted, r.bad_rows) == (1, 2)
+        assert [(p.line, p.field) for p in r.problems] == [(2, "scored_at"), (3, "scored_at")]
+        assert "outside the years 1 to 9999" in r.problems[0].message
+    finally:
+        store.close()
+
+
+REPEATS = """score_id,scored_at,judge,fingerprint,dimension,score,customer,segment
+d1,2026-03-01T10:00:00Z,j,fp1,tone,0.5,c1,chat
+d2,2026-03-01T10:00:01Z,j,fp1,tone,1,c1,chat
+d1,2026-03-01T10:00:00Z,j,fp1,tone,0.5,c1,chat
+d1,2026-03-01T10:00:00Z,j,fp1,tone,0.9,c1,chat
+d2,2026-03-01T10:00:01Z,j,fp1,tone,1,c1,rag
+"""
+
+
+def test_a_repeated_score_id_with_other_values_is_a_bad_row(store_url: str,
+                                                            tmp_path: Path) -> None:
+    path = tmp_path / "scores.csv"
+    path.write_text(REPEATS)
+    store = open_store(store_url)
+    try:
+        atomic = ingest_file(store.engine, path, atomic=True)
+        assert (atomic.inserted, atomic.bad_rows, atomic.committed) == (0, 2, False)
+        assert _stored(store) == {}
+        r = ingest_file(store.engine, path, chunk_rows=2)  # repeats in later chunks
+        assert (r.inserted, r.duplicates, r.bad_rows) == (2, 1, 2)
+        assert [(p.line, p.field) for p in r.problems] == [(5, "score_id"), (6, "score_id")]
+        assert "another score: 0.5 there, 0.9 here" in r.problems[0].message
+        assert "another segment: 'chat' there, 'rag' here" in r.problems[1].message
+        stored = _stored(store)
+        assert (stored["d1"].score, stored["d2"].segment) == (0.5, "chat")  # first kept
+        again = ingest_file(store.engine, path)  # one chunk, every id stored already
+        assert (again.inserted, again.duplicates, again.bad_rows) == (0, 3, 2)
+        assert [p.line for p in again.problems] == [5, 6]
     finally:
         store.close()

@@ -128,3 +128,21 @@ def test_link_reads_a_table_in_place(tmp_path: Path, capsys: pytest.CaptureFixtu
     exp = expected(small, small.first_new_score_at, small.end, (NEW_FINGERPRINT,))
     assert data["affected_scores"] == exp["affected"]
     assert "prod_scores read in place" in data["source"]
+
+
+def test_ingest_reports_a_line_that_is_not_utf8_and_reads_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = generate(1_000, days=2, customers=5, seed=41, switch_day=1.0)
+    path = write_history(h, tmp_path / "h.csv")
+    lines = path.read_bytes().split(b"\n")
+    lines[4] = lines[4].replace(b"-", b"\xff-", 1)
+    path.write_bytes(b"\n".join(lines))
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    code, out, err = run_main(["--store", store, "scores", "ingest", str(path), "--atomic"],
+                              capsys)
+    assert code == 2 and "NOT committed" in out and f"{path}:5: not valid UTF-8" in err
+    code, out, err = run_main(["--store", store, "scores", "ingest", str(path)], capsys)
+    assert code == 10, err
+    assert "1,000 rows read, 999 new, 0 already present, 1 bad; committed" in out
+    assert err.count("bad row:") == 1 and f"{path}:5: not valid UTF-8" in err

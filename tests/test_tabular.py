@@ -173,3 +173,70 @@ def test_corrupt_parquet(tmp_path: Path) -> None:
     path = _write(tmp_path / "t.parquet", b"this is not parquet at all")
     with pytest.raises(InputError, match="not a readable Parquet file"):
         read_all(path)
+
+
+# -- a bad row never ends the reading ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.jsonl"])
+def test_a_line_that_is_not_utf8_is_a_bad_row_and_reading_goes_on(
+    tmp_path: Path, name: str
+) -> None:
+    bad = "café".encode("latin-1")
+    if name.endswith(".csv"):
+        content = b"id,text\n1,ok\n2," + bad + b'\n3,"two\nlines"\n4,"' + bad + b'\nmore"\n5,end\n'
+    else:
+        content = b'{"id": 1}\n{"id": "' + bad + b'"}\n{"id": 3}\n'
+    path = _write(tmp_path / name, content)
+    problems: list[Problem] = []
+    rows = list(read_rows(path, problems=problems))
+    if name.endswith(".csv"):
+        # the record spanning lines 6-7 holds the bad byte on line 6: it is skipped whole
+        assert [(line, row["id"]) for line, row in rows] == [(2, "1"), (4, "3"), (8, "5")]
+        assert [p.line for p in problems] == [3, 6]
+    else:
+        assert [line for line, _ in rows] == [1, 3]
+        assert [p.line for p in problems] == [2]
+    assert all("UTF-8" in p.message for p in problems)
+
+
+def test_a_csv_header_that_is_not_utf8_ends_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path / "t.csv", b"id,t\xe9xt\n1,a\n")
+    problems: list[Problem] = []
+    assert list(read_rows(path, problems=problems)) == []
+    assert [p.line for p in problems] == [1]
+
+
+def test_a_huge_csv_field_is_read(tmp_path: Path) -> None:
+    huge = "x" * 5_000_000
+    path = _write(tmp_path / "t.csv", f"id,text\n1,a\n2,{huge}\n3,c\n")
+    assert [(line, len(row["text"])) for line, row in read_all(path)] == [
+        (2, 1), (3, 5_000_000), (4, 1)]
+
+
+def test_a_malformed_csv_record_is_a_bad_row_and_reading_goes_on(tmp_path: Path) -> None:
+    path = _write(tmp_path / "t.csv", 'id,text\n1,a\n2,"ab"c\n3,"x\ny"z\n4,d\n')
+    problems: list[Problem] = []
+    rows = list(read_rows(path, problems=problems))
+    assert [line for line, _ in rows] == [2, 6]
+    assert [p.line for p in problems] == [3, 4]
+    assert "malformed CSV" in problems[0].message
+    assert "(on line 5)" in problems[1].message  # the record of line 4 broke on line 5
+
+
+def test_an_unclosed_quote_names_the_record_where_it_opens(tmp_path: Path) -> None:
+    path = _write(tmp_path / "t.csv", 'id,text\n1,a\n2,"never closed\n3,c\n4,d\n')
+    problems: list[Problem] = []
+    assert [line for line, _ in read_rows(path, problems=problems)] == [2]
+    assert [p.line for p in problems] == [3]
+    assert "not closed before the end of the file (line 5)" in problems[0].message
+
+
+def test_messages_quote_file_content_short_and_escaped(tmp_path: Path) -> None:
+    name = "n\x01" + "a" * 5_000_000
+    path = _write(tmp_path / "t.csv", f"id,{name},{name}\n1,2,3\n")
+    with pytest.raises(InputError) as exc:
+        read_all(path)
+    problem = _only_problem(exc)
+    assert len(str(problem)) < 400
+    assert "'n\\x01aaa" in problem.message and "(5,000,002 characters)" in problem.message

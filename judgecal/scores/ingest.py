@@ -4,11 +4,12 @@
   does not grow with the file (Parquet through ``pyarrow`` batches; CSV/JSONL through
   :func:`judgecal.tabular.read_rows`, which knows the line of every row).
 * **Idempotent by score_id**: ingesting the same file twice changes nothing; the first
-  row stored under a ``score_id`` wins. SQLite: ``INSERT … ON CONFLICT DO NOTHING`` from
-  a temporary stage filled with the driver's ``executemany``, in a ``BEGIN IMMEDIATE``
-  transaction. PostgreSQL: ``COPY`` straight into the table; a chunk holding an already
-  stored id is copied into a temporary stage instead and inserted with ``ON CONFLICT DO
-  NOTHING … RETURNING``.
+  row stored under a ``score_id`` wins. A row that repeats a stored (or earlier) score_id
+  with *other* values is a bad row, reported by line; an exact repeat is a duplicate.
+  SQLite: ``INSERT … ON CONFLICT DO NOTHING`` from a temporary stage filled with the
+  driver's ``executemany``, in a ``BEGIN IMMEDIATE`` transaction. PostgreSQL: ``COPY``
+  straight into the table; a chunk holding an already stored id is copied into a
+  temporary stage instead and inserted with ``ON CONFLICT DO NOTHING … RETURNING``.
 * **Rollups**: in the same transaction, exactly the rows inserted are added to the hourly
   and daily rollups that the link reads (:mod:`judgecal.scores.rollup`).
 * **Durability** is the store's: nothing is relaxed for a bulk ingest (SQLite stays in WAL
@@ -22,7 +23,9 @@
   and any bad row rolls everything back.
 * **Timestamps** are parsed as ISO-8601 (``Z`` or an offset; a value without an offset is
   taken as UTC) or read from a Parquet timestamp column (naive = UTC), and stored as
-  timezone-aware UTC.
+  timezone-aware UTC to the microsecond (the nanoseconds pandas writes are floored).
+* **Reading never stops silently**: a line that is not UTF-8, a malformed CSV record or a
+  huge field is a bad row of its own (:mod:`judgecal.tabular`); the rows after it are read.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from judgecal.errors import InputError, Problem, StoreError
+from judgecal.io.text import excerpt
 from judgecal.scores import rollup
 from judgecal.scores.rows import MAX_REPORTED, TS, read_chunks, validate
 from judgecal.store import schema
@@ -146,16 +151,72 @@ def _combinations(clean: pa.Table) -> tuple[np.ndarray, list[tuple[Any, ...]]]:
     return np.asarray(inverse).reshape(-1), keys
 
 
-def _first_of_each_id(clean: pa.Table) -> pa.Table:
-    """The rows of a chunk with the first occurrence of each score_id (the file's order)."""
+def _first_of_each_id(clean: pa.Table) -> np.ndarray:
+    """Mask of the rows of a chunk that are the first occurrence of their score_id."""
     ids = clean.column("score_id")
     if pc.count_distinct(ids).as_py() == clean.num_rows:
-        return clean
+        return np.ones(clean.num_rows, dtype=bool)
     firsts = pa.table({"id": ids, "i": np.arange(clean.num_rows)}).group_by(
         "id", use_threads=False).aggregate([("i", "min")]).column("i_min").to_numpy()
     keep = np.zeros(clean.num_rows, dtype=bool)
     keep[firsts] = True
-    return clean.filter(pa.array(keep))
+    return keep
+
+
+# -- a score_id repeated with other values -----------------------------------------------------
+_COMPARED = ("scored_at", "judge", "fingerprint", "dimension", "score", "customer", "segment")
+_Conflicts = list[tuple[int, dict[str, Any]]]
+"""(position in the chunk, the stored row) of rows whose score_id is stored with other values."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SQLITE_CONFLICTS = (
+    # Every staged row that was not inserted met a stored row with its score_id (stored
+    # before, or by an earlier row of the chunk); those whose values differ are conflicts.
+    "SELECT s.rowid - 1, h.scored_at, h.judge, h.fingerprint, h.dimension, h.score, "
+    "h.customer, h.segment "
+    "FROM temp.score_stage AS s CROSS JOIN temp.score_keys AS k ON k.k = s.k "
+    "JOIN score_history AS h ON h.score_id = s.score_id "
+    "WHERE NOT (h.scored_at IS s.scored_at AND h.score IS s.score AND h.judge IS k.judge "
+    "AND h.fingerprint IS k.fingerprint AND h.dimension IS k.dimension "
+    "AND h.customer IS k.customer AND h.segment IS k.segment) ORDER BY s.rowid"
+)
+
+
+def _pg_conflicts(cur: Any, clean: pa.Table, positions: np.ndarray) -> _Conflicts:
+    """Rows at ``positions`` (not inserted) whose score_id is stored with other values."""
+    if not len(positions):
+        return []
+    rows = clean.take(pa.array(positions)).select(["score_id", *_COMPARED]).to_pylist()
+    cur.execute(f"SELECT score_id, {', '.join(_COMPARED)} FROM score_history "
+                "WHERE score_id = ANY(%s)", (list({r["score_id"] for r in rows}),))
+    stored = {r[0]: dict(zip(_COMPARED, r[1:], strict=True)) for r in cur.fetchall()}
+    return [(int(pos), stored[row["score_id"]]) for pos, row in zip(positions, rows, strict=True)
+            if row["score_id"] in stored and _differs(row, stored[row["score_id"]])]
+
+
+def _differs(row: dict[str, Any], stored: dict[str, Any]) -> list[str]:
+    return [c for c in _COMPARED if row[c] != stored[c]]
+
+
+def _conflict_problems(clean: pa.Table, lines: np.ndarray, conflicts: _Conflicts,
+                       path: str) -> list[Problem]:
+    shown = conflicts[:MAX_REPORTED]
+    rows = clean.take(pa.array([pos for pos, _ in shown], pa.int64())).to_pylist()
+    problems = []
+    for (pos, stored), row in zip(shown, rows, strict=True):
+        column = (_differs(row, stored) or ["score"])[0]
+
+        def text(value: Any) -> str:
+            if isinstance(value, datetime):
+                return value.isoformat()
+            return excerpt(value, 40) if isinstance(value, str) else repr(value)
+
+        problems.append(Problem(
+            file=path, line=int(lines[pos]), field="score_id",
+            message=f"score_id {excerpt(row['score_id'], 60)} is already stored (by an "
+            f"earlier row or ingest) with another {column}: {text(stored[column])} there, "
+            f"{text(row[column])} here; the stored row is kept",
+        ))
+    return problems
 
 
 _PG_INGEST_LOCK = 0x6A63696E67657374
@@ -239,17 +300,19 @@ class _Writer:
                 "read other databases in place with --source"
             )
 
-    def write(self, clean: pa.Table) -> int:
+    def write(self, clean: pa.Table) -> tuple[int, _Conflicts]:
+        """Rows inserted, and the rows not inserted whose score_id is stored with other
+        values: (position in ``clean``, the stored row)."""
         if clean.num_rows == 0:
-            return 0
+            return 0, []
         if not self.conn.in_transaction():
             self.conn.begin()  # the raw driver calls below run in this transaction
         if self.dialect == "sqlite":
-            inserted = self._write_sqlite(clean)
+            inserted, conflicts = self._write_sqlite(clean)
         else:
-            inserted = self._write_postgres(clean)
+            inserted, conflicts = self._write_postgres(clean)
         self._note_fingerprints(clean)
-        return inserted
+        return inserted, conflicts
 
     def _note_fingerprints(self, clean: pa.Table) -> None:
         """Widen (judge, fingerprint) → [first_seen, last_seen] in score_fingerprints."""
@@ -295,7 +358,7 @@ class _Writer:
             return [int(v) for v in pc.cast(arr, pa.int64()).to_pylist()]
         return list(arr.to_pylist())
 
-    def _write_sqlite(self, clean: pa.Table) -> int:
+    def _write_sqlite(self, clean: pa.Table) -> tuple[int, _Conflicts]:
         # On SQLite scored_at is an integer: microseconds since the epoch, UTC.
         raw: Any = self.conn.connection.driver_connection
         cursor = raw.cursor()
@@ -315,6 +378,13 @@ class _Writer:
             del row_keys, keys
             cursor.execute(self.sql)
             inserted = int(cursor.rowcount)
+            conflicts: _Conflicts = []
+            if inserted < clean.num_rows:  # stage rowids are 1..n: the stage was emptied
+                conflicts = [
+                    (int(pos), dict(zip(_COMPARED, (_EPOCH + timedelta(microseconds=row[0]),
+                                                    *row[1:]), strict=True)))
+                    for pos, *row in cursor.execute(_SQLITE_CONFLICTS)
+                ]
             if inserted == clean.num_rows:
                 new: pa.Table | None = clean
             elif inserted == 0:
@@ -325,7 +395,7 @@ class _Writer:
                 moments, customers = rollup.aggregate(new)
                 cursor.executemany(rollup.SQLITE_UPSERT_MOMENTS, rollup.as_rows(moments))
                 cursor.executemany(rollup.SQLITE_UPSERT_CUSTOMERS, rollup.as_rows(customers))
-            return inserted
+            return inserted, conflicts
         finally:
             cursor.close()
 
@@ -342,10 +412,12 @@ class _Writer:
         arrays["score"] = pa.array(cols[6], pa.float64())
         return pa.table(arrays)
 
-    def _write_postgres(self, clean: pa.Table) -> int:
+    def _write_postgres(self, clean: pa.Table) -> tuple[int, _Conflicts]:
         import psycopg
 
-        clean = _first_of_each_id(clean)
+        every, keep = clean, _first_of_each_id(clean)
+        if not keep.all():
+            clean = clean.filter(pa.array(keep))
         data = _csv(clean.select(list(_INSERT_COLUMNS)))
         raw = self.conn.connection.driver_connection
         cols = ", ".join(_INSERT_COLUMNS)
@@ -367,9 +439,12 @@ class _Writer:
                 cur.execute(self.insert_from_stage)
                 inserted = pa.array([r[0] for r in cur.fetchall()], pa.string())
                 new = clean.filter(pc.is_in(clean.column("score_id"), value_set=inserted))
+                keep &= np.asarray(pc.is_in(every.column("score_id"), value_set=inserted)
+                                   .to_numpy(zero_copy_only=False), dtype=bool)
             else:
                 cur.execute("RELEASE SAVEPOINT judgecal_ingest")
             del data
+            conflicts = _pg_conflicts(cur, every, np.flatnonzero(~keep))
             if new.num_rows:
                 stages = ("score_rollup_stage", "score_customer_rollup_stage")
                 for table, stage in zip(rollup.aggregate(new), stages, strict=True):
@@ -379,7 +454,7 @@ class _Writer:
                         copy.write(_csv(table))
                 for statement in self.upserts:
                     cur.execute(statement)
-            return int(new.num_rows)
+            return int(new.num_rows), conflicts
 
     def close(self) -> None:
         if self.dialect == "postgresql":
@@ -442,16 +517,22 @@ def ingest_file(
             conn.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MiB page cache
         writer = _Writer(conn)
         conn.commit()
-        for n_read, clean, problems, n_bad, read_problems in _prepared(
+        for n_read, clean, lines, problems, n_bad, read_problems in _prepared(
             chunks, str(p), file_problems
         ):
-            result.rows_read += n_read
+            # a row the reader could not read (a line that is not UTF-8 ...) was read too
+            result.rows_read += n_read + sum(1 for q in read_problems if q.line is not None)
             result.rows_valid += clean.num_rows
             _record(result, read_problems, len(read_problems))
             _record(result, problems, n_bad)
             if n_read == 0 or (atomic and result.bad_rows):
                 continue  # atomic: keep reading to report every bad row; nothing is kept
-            result.inserted += writer.write(clean)
+            inserted, conflicts = writer.write(clean)
+            result.inserted += inserted
+            if conflicts:
+                result.rows_valid -= len(conflicts)
+                _record(result, _conflict_problems(clean, lines, conflicts, str(p)),
+                        len(conflicts))
             if not atomic:
                 conn.commit()
                 result.committed = True
@@ -473,12 +554,14 @@ def ingest_file(
         raise
     finally:
         conn.close()
+    result.problems.sort(key=lambda problem: problem.line or 0)
     result.elapsed_s = time.perf_counter() - started
     return result
 
 
-_Prepared = tuple[int, pa.Table, list[Problem], int, list[Problem]]
-"""(rows read, good rows, their problems, bad rows, problems the reader reported)."""
+_Prepared = tuple[int, pa.Table, np.ndarray, list[Problem], int, list[Problem]]
+"""(rows read, good rows, their lines, their problems, bad rows, problems the reader
+reported)."""
 
 
 def _prepared(chunks: Iterator[tuple[pa.Table, np.ndarray]], path: str,
@@ -486,10 +569,10 @@ def _prepared(chunks: Iterator[tuple[pa.Table, np.ndarray]], path: str,
     """Validated chunks; a last item with no rows carries the reader's late problems."""
     seen = 0
     for table, lines in chunks:
-        clean, problems, n_bad = validate(table, lines, path)
+        clean, clean_lines, problems, n_bad = validate(table, lines, path)
         new, seen = file_problems[seen:], len(file_problems)
-        yield table.num_rows, clean, problems, n_bad, new
-    yield 0, pa.table({}), [], 0, file_problems[seen:]
+        yield table.num_rows, clean, clean_lines, problems, n_bad, new
+    yield 0, pa.table({}), np.zeros(0, dtype=np.int64), [], 0, file_problems[seen:]
 
 
 def _record(result: IngestResult, problems: list[Problem], n_bad: int) -> None:

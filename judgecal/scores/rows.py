@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from judgecal.errors import InputError, Problem
+from judgecal.io.text import excerpt, field_text
 from judgecal.scores.source import CANONICAL, OPTIONAL, parse_instant
 
 __all__ = ["MAX_REPORTED", "MAX_TEXT", "TS", "read_chunks", "validate"]
@@ -57,13 +59,15 @@ def _resolve_columns(
         elif name in _REQUIRED or name in mapping:
             missing.append(f"{name}" + (f" (mapped to '{col}')" if col != name else ""))
     if missing:
+        shown = ", ".join(field_text(str(c), 40) for c in available[:20]) or "no columns"
+        if len(available) > 20:
+            shown += f", … ({len(available)} columns)"
         raise InputError(
             Problem(
                 file=str(path),
                 line=1,
                 message=f"missing column(s): {', '.join(missing)}; the file has "
-                f"{', '.join(available) or 'no columns'} (map other names with "
-                "--map score_id=COLUMN)",
+                f"{shown} (map other names with --map score_id=COLUMN)",
             )
         )
     return resolved
@@ -193,10 +197,10 @@ def _scores(arr: Any) -> tuple[pa.Array, np.ndarray, list[str | None]]:
         try:
             number = float(value)
         except (TypeError, ValueError):
-            bad[k], reasons[k] = True, f"score is not a number ({str(value)[:40]!r})"
+            bad[k], reasons[k] = True, f"score is not a number ({excerpt(value, 40)})"
             continue
         if not math.isfinite(number):
-            bad[k], reasons[k] = True, f"score is not a finite number ({str(value)[:40]!r})"
+            bad[k], reasons[k] = True, f"score is not a finite number ({excerpt(value, 40)})"
             continue
         out[k] = number
     return pa.array(out), bad, reasons
@@ -211,12 +215,7 @@ def _instants(arr: Any) -> tuple[pa.Array, np.ndarray, list[str | None]]:
     n = len(arr)
     reasons: list[str | None] = [None] * n
     if pa.types.is_timestamp(arr.type):
-        ts = arr if arr.type.tz is not None else pc.assume_timezone(arr, "UTC")
-        ts = pc.cast(ts, TS)
-        null = np.asarray(pc.is_null(ts).to_numpy(zero_copy_only=False), dtype=bool)
-        for i in np.flatnonzero(null):
-            reasons[i] = "scored_at is missing"
-        return ts, null, reasons
+        return _timestamps(arr)
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         try:
             ts = pc.cast(pc.utf8_trim_whitespace(arr), TS)
@@ -237,12 +236,43 @@ def _instants(arr: Any) -> tuple[pa.Array, np.ndarray, list[str | None]]:
             when = parse_instant(value)
         except (ValueError, TypeError, OverflowError):
             bad[k], reasons[k] = True, (
-                f"scored_at {str(value)[:40]!r} is not an ISO-8601 timestamp "
+                f"scored_at {excerpt(value, 40)} is not an ISO-8601 timestamp "
                 "(e.g. 2026-03-01T12:00:00Z)"
             )
             continue
-        micros[k] = int(when.timestamp()) * 1_000_000 + when.microsecond
+        micros[k] = (when - _EPOCH) // _MICROSECOND
     return pa.array(micros, type=pa.int64()).cast(TS), bad, reasons
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_MIN_US = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_MAX_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
+
+
+def _timestamps(arr: pa.Array) -> tuple[pa.Array, np.ndarray, list[str | None]]:
+    """A timestamp column (naive = UTC) in microseconds: nanoseconds (pandas' default) are
+    floored to the microsecond the store keeps; seconds and milliseconds are scaled; a
+    value outside the years 1-9999 is a bad row."""
+    unit = arr.type.unit
+    raw = pc.cast(arr, pa.int64())  # an aware timestamp's integer is UTC already
+    null = np.asarray(pc.is_null(raw).to_numpy(zero_copy_only=False), dtype=bool)
+    values = np.asarray(pc.fill_null(raw, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    if unit == "ns":
+        micros, over = values // 1_000, np.zeros(len(values), dtype=bool)
+    else:
+        per, limit = _PER_UNIT[unit], _MAX_US // _PER_UNIT[unit]
+        over = (values > limit) | (values < -limit)
+        micros = np.where(over, 0, values) * per
+    out = over | (micros < _MIN_US) | (micros > _MAX_US)
+    reasons: list[str | None] = [None] * len(values)
+    for i in np.flatnonzero(out):
+        reasons[i] = "scored_at is outside the years 1 to 9999"
+    for i in np.flatnonzero(null):
+        reasons[i] = "scored_at is missing"
+    bad = null | out
+    return pa.array(np.where(bad, 0, micros), pa.int64()).cast(TS), bad, reasons
 
 
 def _dict_text(arr: Any) -> tuple[pa.DictionaryArray, np.ndarray]:
@@ -280,8 +310,8 @@ def _dict_text(arr: Any) -> tuple[pa.DictionaryArray, np.ndarray]:
 
 def validate(
     table: pa.Table, lines: np.ndarray, path: str
-) -> tuple[pa.Table, list[Problem], int]:
-    """Normalise one chunk; return (good rows, problems, number of bad rows).
+) -> tuple[pa.Table, np.ndarray, list[Problem], int]:
+    """Normalise one chunk; return (good rows, their lines, problems, number of bad rows).
 
     The good rows keep ``judge, fingerprint, dimension, customer, segment`` as dictionary
     arrays; a missing or empty optional value is null.
@@ -338,7 +368,7 @@ def validate(
     ]
     if bad.any():
         clean = clean.filter(pa.array(~bad))
-    return clean, problems, int(bad.sum())
+    return clean, lines[~bad], problems, int(bad.sum())
 
 
 MAX_TEXT = 200
