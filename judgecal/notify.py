@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from judgecal.records import COMPLETED, INCONCLUSIVE, utcnow
+from judgecal.redact import Redactor, install_log_filter, url_secrets
 from judgecal.store import schema
 
 if TYPE_CHECKING:
@@ -190,6 +191,10 @@ def deliver_pending(
     if not to_send or webhook is None or url is None:
         return report
     secret = os.environ.get(webhook.secret_env) if webhook.secret_env else None
+    # The URL often *is* the token (Slack, Discord): it must not reach the store through an
+    # error message, nor a log through httpx's request lines.
+    redact = Redactor([*url_secrets(url), secret])
+    install_log_filter(redact)
     client = http_client or httpx.Client(timeout=webhook.timeout_s)
     # Longest a delivery can take here; a claim lasts that long plus a margin.
     lease_s = webhook.tries_per_run * webhook.timeout_s + 0.5 * 2**webhook.tries_per_run + 60
@@ -222,7 +227,7 @@ def deliver_pending(
                                                                                            429):
                         break  # the endpoint refuses this body: retrying will not help
                 except httpx.HTTPError as exc:
-                    error = f"{type(exc).__name__}: {exc}"
+                    error = redact.text(f"{type(exc).__name__}: {exc}")[:500]
                 if i + 1 < webhook.tries_per_run:
                     sleep(0.5 * 2**i)
             if error is None:

@@ -153,12 +153,15 @@ _installed: dict[str, _RedactingFilter] = {}
 
 def install_log_filter(redactor: Redactor) -> None:
     """Redact ``redactor``'s secrets from every record of the HTTP libraries' loggers and of
-    judgecal's, at any level. A later call replaces the secrets of an earlier one."""
+    judgecal's, at any level. Secrets of earlier calls stay redacted too (a run, then its
+    webhook delivery)."""
     for name in _LOGGERS:
         logger = logging.getLogger(name)
         old = _installed.pop(name, None)
+        combined = redactor
         if old is not None:
             logger.removeFilter(old)
-        new = _RedactingFilter(redactor)
+            combined = old.redactor.merged(redactor)
+        new = _RedactingFilter(combined)
         logger.addFilter(new)
         _installed[name] = new

@@ -314,3 +314,29 @@ def test_ctrl_c_ends_the_run_cleanly_and_it_resumes(
     assert again.returncode == 5, err  # no baseline: not monitored
     payload = json.loads(out)
     assert payload["run_id"] == run_id and payload["resumed"] is True
+
+
+def test_webhook_token_reaches_neither_logs_nor_the_outbox(
+    recorded: RunningServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx logs every request URL at INFO; a Slack-style URL is its own token."""
+    import logging
+
+    from judgecal.config import WebhookSettings
+    from judgecal.notify import deliver_pending, enqueue, outbox
+
+    token = "T0AAAA/B0BBBB/hooksecret0123456789"
+    url = f"{recorded.url.rsplit('/v1', 1)[0]}/services/{token}"  # answers 404
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    with store.engine.begin() as conn:
+        enqueue(conn, "drift.warning", "drift.warning:x", {"judge": "j"})
+    hook = WebhookSettings(url=url, tries_per_run=1, timeout_s=2)
+    with caplog.at_level(logging.DEBUG):
+        report = deliver_pending(store, hook, sleep=lambda _s: None)
+    assert report.errors  # 404: kept for a later run
+    # The client side's records (the recorded server, which *receives* the URL, logs too).
+    client_side = [r.getMessage() for r in caplog.records
+                   if not r.name.startswith("judgecal.recorded")]
+    assert any("HTTP Request" in m for m in client_side)  # httpx did log the request ...
+    assert not any("hooksecret0123456789" in m for m in client_side)  # ... without the token
+    assert all("hooksecret" not in (n["last_error"] or "") for n in outbox(store))
