@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from judgecal import __version__
 from judgecal.errors import InputError, Problem
+from judgecal.io.text import excerpt
 from judgecal.judge import ORIGINAL
 from judgecal.records import SCORED, UNSCORED, ReplyRecord
 from judgecal.runner import new_run_id, summarize_replies
@@ -52,10 +53,11 @@ def _code(scale: Scale, raw: object) -> float:
     if scale.kind == "ordinal" and scale.categories is None:
         value = float(str(raw))
         if not math.isfinite(value):
-            raise ValueError(f"score {raw!r} is not finite")
+            raise ValueError(f"score {excerpt(raw, 40)} is not finite")
         assert scale.min is not None and scale.max is not None
         if not scale.min <= value <= scale.max:
-            raise ValueError(f"score {raw!r} is outside the scale {scale.min:g}..{scale.max:g}")
+            raise ValueError(f"score {excerpt(raw, 40)} is outside the scale "
+                             f"{scale.min:g}..{scale.max:g}")
         return value
     return scale.code(raw)
 

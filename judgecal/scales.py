@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from judgecal.io.text import excerpt
+
 ScaleKind = Literal["binary", "nominal", "ordinal", "interval", "pairwise"]
 Level = Literal["nominal", "ordinal", "interval"]
 
@@ -114,7 +116,7 @@ class Scale(BaseModel):
             value = _PAIRWISE_WORDS.get(key)
             if value is None or (value == PAIRWISE_TIE and not self.ties):
                 allowed = "1, 2" + (", 0 (tie)" if self.ties else "")
-                raise ValueError(f"label {text!r} is not a pairwise preference ({allowed})")
+                raise ValueError(f"label {excerpt(text)} is not a pairwise preference ({allowed})")
             return value
         if self.categories is not None:
             if text in self.categories:
@@ -127,7 +129,7 @@ class Scale(BaseModel):
             if (number is not None and math.isfinite(number) and number == int(number)
                     and 0 <= number < len(self.categories)):
                 return float(number)
-            raise ValueError(f"label {text!r} is not one of {self.categories}")
+            raise ValueError(f"label {excerpt(text)} is not one of {self.categories}")
         number = _as_number(text)
         if self.kind == "binary":
             if text.lower() in ("true", "yes"):
@@ -136,17 +138,18 @@ class Scale(BaseModel):
                 return 0.0
             if number is not None and number in (0.0, 1.0):
                 return float(number)
-            raise ValueError(f"label {text!r} is not binary (0/1)")
+            raise ValueError(f"label {excerpt(text)} is not binary (0/1)")
         if number is None:
-            raise ValueError(f"label {text!r} is not a number")
+            raise ValueError(f"label {excerpt(text)} is not a number")
         if not math.isfinite(number):
-            raise ValueError(f"label {text!r} is not finite")
+            raise ValueError(f"label {excerpt(text)} is not finite")
         if self.kind == "ordinal" and number != int(number):
-            raise ValueError(f"label {text!r} is not an integer on the ordinal scale")
+            raise ValueError(f"label {excerpt(text)} is not an integer on the ordinal scale")
         if (self.min is not None and number < self.min) or (
             self.max is not None and number > self.max
         ):
-            raise ValueError(f"label {text!r} is outside the scale {self.min:g}..{self.max:g}")
+            raise ValueError(f"label {excerpt(text)} is outside the scale "
+                             f"{self.min:g}..{self.max:g}")
         return number
 
     def name(self, code: float) -> str:

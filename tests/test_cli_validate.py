@@ -154,3 +154,15 @@ def test_set_files_in_a_subfolder_or_linked_inside_are_fine(tmp_path: Path) -> N
                                    encoding="utf-8")
     result = CliRunner().invoke(cli, ["validate", str(root)])
     assert result.exit_code == 0, result.output
+
+
+def test_a_huge_label_is_quoted_as_a_short_escaped_excerpt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    huge = "9\x07" + "9" * 5_000_000
+    root = write_set(tmp_path / "s", labels=labels_csv([("a", "r1", "quality", huge)]))
+    code, _out, err = run_main(["validate", str(root)], capsys)
+    assert code == 2
+    assert len(err) < 400, err[:400]
+    assert f"{root / 'labels.csv'}:2: field 'label': label '9\\x0799999" in err
+    assert "…' (5,000,002 characters) is not a number" in err

@@ -146,3 +146,19 @@ def test_ingest_reports_a_line_that_is_not_utf8_and_reads_on(
     assert code == 10, err
     assert "1,000 rows read, 999 new, 0 already present, 1 bad; committed" in out
     assert err.count("bad row:") == 1 and f"{path}:5: not valid UTF-8" in err
+
+
+def test_ingest_messages_quote_a_huge_value_short(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.csv"
+    huge = "x\x1b" + "x" * 5_000_000
+    path.write_text("score_id,scored_at,judge,fingerprint,dimension,score\n"
+                    f"a,2026-03-01T00:00:00Z,j,f,tone,{huge}\nb,{huge},j,f,tone,0.5\n"
+                    "c,2026-03-01T00:00:00Z,j,f,tone,1\n")
+    code, out, err = run_main(["--store", f"sqlite:///{tmp_path / 's.db'}", "scores", "ingest",
+                               str(path)], capsys)
+    assert code == 10 and "1 new" in out
+    assert len(err) < 600, err[:600]
+    assert "score is not a number ('x\\x1bxxx" in err
+    assert "scored_at 'x\\x1bxxx" in err and "(5,000,002 characters)" in err

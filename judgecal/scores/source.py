@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy import Engine
 
 from judgecal.errors import ConfigError, InputError, Problem
+from judgecal.io.text import excerpt
 
 __all__ = [
     "CANONICAL",
@@ -168,8 +169,8 @@ def _text_codec(sample: str) -> TimeCodec:
             Problem(
                 file="score_source",
                 field="scored_at",
-                message=f"the time column holds {sample!r}, which is not an ISO-8601 instant; "
-                "set time_type",
+                message=f"the time column holds {excerpt(sample, 40)}, which is not an "
+                "ISO-8601 instant; set time_type",
             )
         )
     suffix = match.group("suffix") or ""
@@ -178,7 +179,8 @@ def _text_codec(sample: str) -> TimeCodec:
             Problem(
                 file="score_source",
                 field="scored_at",
-                message=f"text timestamps must be UTC to be compared as text (found {sample!r})",
+                message="text timestamps must be UTC to be compared as text "
+                f"(found {excerpt(sample, 40)})",
             )
         )
     frac = len(match.group("frac") or "") - 1 if match.group("frac") else 0
