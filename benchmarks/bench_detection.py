@@ -160,7 +160,7 @@ def check(gold: np.ndarray, base: np.ndarray, run: np.ndarray, alpha: float,
     result = drift.decide([d], alpha, n_boot=1000, seed=0)["preference"]
     delta = result["delta_points"] or 0.0
     # The watch on the judge's own verdicts (same items) also raises warnings.
-    shift = drift._distribution_watch(d)
+    shift = drift.distribution_watch(d)
     watch_alarm = bool(shift["p_value"] <= alpha
                        and (shift.get("shift_points") or 0) >= SETTINGS.distribution_shift_points)
     if not result["real"]:

@@ -999,7 +999,7 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
 def _stale_watch(store: Store, check: drift.DriftCheck) -> dict[str, Any] | None:
     """After an inconclusive night: the judge's watch state if that leaves it stale (and a
     ``watch.stale`` notification in the outbox, once per night)."""
-    from judgecal.watch import STALE, judge_watch
+    from judgecal.drift.watch import STALE, judge_watch
 
     w = judge_watch(store, check.run["judge_name"], check.run["set_name"])
     if not any("stale after" in r for r in w.reasons):

@@ -400,7 +400,7 @@ def prometheus_text(store: Store) -> str:
             add("judgecal_open_incidents", {"judge": judge, "severity": level},
                 open_counts.get((judge, level), 0))
     add("judgecal_notifications_pending", {}, int(pending))
-    from judgecal.watch import watch_states
+    from judgecal.drift.watch import watch_states
 
     for w in sorted(watch_states(store), key=lambda w: (w.judge, w.set_name)):
         labels = {"judge": w.judge, "set": w.set_name}

@@ -16,12 +16,12 @@ from judgecal.calibration import CalibrationSet, load_set
 from judgecal.cli.main import cli
 from judgecal.config import RunConfig, load_config, store_relative_to
 from judgecal.drift import accept_baseline
+from judgecal.drift.watch import watch_states
 from judgecal.nightly import EXIT_CODES, run_nightly
 from judgecal.notify import outbox, prometheus_text
 from judgecal.recorded.server import RunningServer, start_server
 from judgecal.records import simulated_clock
 from judgecal.store import Store, open_store
-from judgecal.watch import watch_states
 from tests.conftest import ROOT
 from tests.helpers import run_config
 

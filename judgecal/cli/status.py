@@ -47,7 +47,7 @@ def status(ctx: click.Context, config_path: str | None, judge_name: str | None,
 
     An empty store is not healthy either: nothing is watched (exit 5).
     """
-    from judgecal.watch import watch_states
+    from judgecal.drift.watch import watch_states
 
     configured = None
     if config_path is not None:

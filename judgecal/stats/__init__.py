@@ -17,6 +17,8 @@ Public API
 ``position_consistency``      same pairwise verdict with the responses swapped
 ``by_segment``                every metric per segment value (or ``{"too_small": n}``)
 ``METRICS`` / ``metrics_for`` the metric registry (scales, description, direction)
+``alarm_interval`` / ``holm`` the drift rule's paired interval at any level, Holm's step-down
+``mcnemar_p`` / ``stuart_maxwell_p`` paired tests of marginal homogeneity
 
 Where the rules are written down
 --------------------------------
@@ -53,28 +55,37 @@ from judgecal.stats._agreement import (
     paired_difference,
     position_consistency,
 )
+from judgecal.stats._alarm import MIN_TAIL_RESAMPLES, DimensionData, alarm_interval, decide, holm
 from judgecal.stats._ceiling import human_ceiling
 from judgecal.stats._consensus import ConsensusRule, consensus, default_rule
+from judgecal.stats._homogeneity import mcnemar_p, stuart_maxwell_p
 from judgecal.stats._registry import METRICS, PRIMARY_METRIC, MetricInfo, metrics_for
 from judgecal.stats._result import MetricValue, PairedComparison
 from judgecal.stats._segments import SegmentResult, by_segment
 
 __all__ = [
     "METRICS",
+    "MIN_TAIL_RESAMPLES",
     "PRIMARY_METRIC",
     "ConsensusRule",
+    "DimensionData",
     "MetricInfo",
     "MetricValue",
     "PairedComparison",
     "SegmentResult",
+    "alarm_interval",
     "by_segment",
     "confusion",
     "consensus",
+    "decide",
     "default_rule",
+    "holm",
     "human_ceiling",
     "judge_agreement",
+    "mcnemar_p",
     "metrics_for",
     "minimum_detectable_change",
     "paired_difference",
     "position_consistency",
+    "stuart_maxwell_p",
 ]

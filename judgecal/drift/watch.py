@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from judgecal import drift
+from judgecal.drift.baselines import current_baseline
+from judgecal.drift.verdicts import (
+    BASELINE_ACCEPTED,
+    INCIDENT,
+    JUDGE_CHANGED,
+    NOTICE,
+    WARNING,
+)
+from judgecal.drift.verdicts import HEALTHY as HEALTHY_VERDICT
 from judgecal.records import RUNNING, now
 from judgecal.store import schema
 
@@ -58,8 +66,7 @@ STATES = (DRIFTED, NOT_MONITORED, STALE, CHANGED, INCONCLUSIVE, HEALTHY)
 DEFAULT_STALE_AFTER_HOURS = 36.0
 
 CONCLUSIVE_VERDICTS = (
-    drift.HEALTHY, drift.NOTICE, drift.JUDGE_CHANGED, drift.WARNING, drift.INCIDENT,
-    drift.BASELINE_ACCEPTED,
+    HEALTHY_VERDICT, NOTICE, JUDGE_CHANGED, WARNING, INCIDENT, BASELINE_ACCEPTED,
 )
 
 
@@ -130,7 +137,7 @@ def judge_watch(
     if since is not None:
         w.last_conclusive_at = conclusive["created_at"] if conclusive else None
         w.hours_since_conclusive = round(_hours(at, since), 2)
-    baseline = drift.current_baseline(store, judge, newest["set_version"])
+    baseline = current_baseline(store, judge, newest["set_version"])
     w.baseline_run_id = baseline["run_id"] if baseline else None
     w.open_incidents = _open_incidents(store, judge, set_name)
 
@@ -139,7 +146,7 @@ def judge_watch(
     if w.open_incidents:
         w.state = DRIFTED
         w.reasons.append(f"open incident(s): {', '.join(w.open_incidents)}")
-    elif w.last_verdict == drift.WARNING:
+    elif w.last_verdict == WARNING:
         w.state = DRIFTED
         w.reasons.append("the newest drift check is a warning")
     if baseline is None:
@@ -157,7 +164,7 @@ def judge_watch(
         w.reasons.append(f"{what} (stale after {limit:g} hours)")
         if w.state == HEALTHY:
             w.state = STALE
-    if w.last_verdict == drift.JUDGE_CHANGED:
+    if w.last_verdict == JUDGE_CHANGED:
         w.reasons.append("the fingerprint differs from the baseline's and was not accepted")
         if w.state == HEALTHY:
             w.state = CHANGED

@@ -1,0 +1,122 @@
+"""Drift detection: baselines, the drift rule, false-alarm control, root cause in plain words.
+
+One room per part: :mod:`~judgecal.drift.verdicts` (verdicts, severities, the check record),
+:mod:`~judgecal.drift.baselines` (accepted reference runs), :mod:`~judgecal.drift.rule` (the
+rule on loaded data), :mod:`~judgecal.drift.cause` (root cause), :mod:`~judgecal.drift.prose`
+(the words), :mod:`~judgecal.drift.checks` (load, rule, save) and :mod:`~judgecal.drift.watch`
+(is each judge watched at all). The statistics live in :mod:`judgecal.stats`. The rule and
+its measured false-alarm rate and power are written up in ``docs/drift.md``.
+"""
+
+from judgecal.drift.baselines import (
+    accept_baseline,
+    baselines,
+    current_baseline,
+    last_healthy_run,
+    snapshot_baseline,
+)
+from judgecal.drift.cause import judge_changed, root_cause
+from judgecal.drift.checks import (
+    alarm_level,
+    check_run,
+    checks_for_run,
+    compare_runs,
+    evaluate,
+    get_check,
+    save_check,
+    snapshot_check,
+)
+from judgecal.drift.prose import describe_dimension, describe_shift
+from judgecal.drift.rule import (
+    assess,
+    distribution_watch,
+    primary_metric,
+    severity_for,
+    unscored_watch,
+)
+from judgecal.drift.verdicts import (
+    BASELINE_ACCEPTED,
+    CALIBRATION_SET_CHANGE,
+    CAUSE_FAMILY,
+    CAUSE_TITLES,
+    DECODING_CHANGE,
+    HEALTHY,
+    HEALTHY_VERDICTS,
+    INCIDENT,
+    INCONCLUSIVE,
+    JUDGE_CHANGED,
+    JUDGE_STABLE,
+    NO_BASELINE,
+    NOT_COMPARABLE,
+    NOTICE,
+    PLANNED_MODEL_MIGRATION,
+    RANK,
+    RUBRIC_PROMPT_CHANGE,
+    SEV0,
+    SEV2,
+    SEV_NOTICE,
+    SEV_WARNING,
+    SILENT_PROVIDER_UPDATE,
+    UNEXPLAINED_PROVIDER_CHANGE,
+    WARNING,
+    AlarmLevel,
+    DriftCheck,
+    NotComparableError,
+    new_check_id,
+)
+from judgecal.stats._alarm import DimensionData, decide
+
+__all__ = [
+    "BASELINE_ACCEPTED",
+    "CALIBRATION_SET_CHANGE",
+    "CAUSE_FAMILY",
+    "CAUSE_TITLES",
+    "DECODING_CHANGE",
+    "HEALTHY",
+    "HEALTHY_VERDICTS",
+    "INCIDENT",
+    "INCONCLUSIVE",
+    "JUDGE_CHANGED",
+    "JUDGE_STABLE",
+    "NOTICE",
+    "NOT_COMPARABLE",
+    "NO_BASELINE",
+    "PLANNED_MODEL_MIGRATION",
+    "RANK",
+    "RUBRIC_PROMPT_CHANGE",
+    "SEV0",
+    "SEV2",
+    "SEV_NOTICE",
+    "SEV_WARNING",
+    "SILENT_PROVIDER_UPDATE",
+    "UNEXPLAINED_PROVIDER_CHANGE",
+    "WARNING",
+    "AlarmLevel",
+    "DimensionData",
+    "DriftCheck",
+    "NotComparableError",
+    "accept_baseline",
+    "alarm_level",
+    "assess",
+    "baselines",
+    "check_run",
+    "checks_for_run",
+    "compare_runs",
+    "current_baseline",
+    "decide",
+    "describe_dimension",
+    "describe_shift",
+    "distribution_watch",
+    "evaluate",
+    "get_check",
+    "judge_changed",
+    "last_healthy_run",
+    "new_check_id",
+    "primary_metric",
+    "root_cause",
+    "save_check",
+    "severity_for",
+    "snapshot_baseline",
+    "snapshot_check",
+    "unscored_watch",
+]

@@ -1,0 +1,270 @@
+"""The nightly drift check: find the baseline, choose the alarm level, load both runs, apply
+the rule (:mod:`judgecal.drift.rule`), save the check in the audit chain.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, and_, select
+
+from judgecal import audit
+from judgecal.agreement import StoredSet, judge_vector
+from judgecal.drift.baselines import accept_baseline, baselines, current_baseline
+from judgecal.drift.cause import root_cause
+from judgecal.drift.rule import assess, primary_metric
+from judgecal.drift.verdicts import (
+    BASELINE_ACCEPTED,
+    HEALTHY,
+    INCONCLUSIVE,
+    NO_BASELINE,
+    NOT_COMPARABLE,
+    AlarmLevel,
+    DriftCheck,
+    NotComparableError,
+    new_check_id,
+)
+from judgecal.errors import NotFoundError
+from judgecal.fingerprint import describe_change, diff_runs
+from judgecal.records import COMPLETED, json_safe
+from judgecal.stats._alarm import DimensionData
+from judgecal.store import schema
+
+if TYPE_CHECKING:
+    from judgecal.config import DriftSettings
+    from judgecal.store import Store
+
+__all__ = [
+    "alarm_level",
+    "check_run",
+    "checks_for_run",
+    "compare_runs",
+    "evaluate",
+    "get_check",
+    "save_check",
+    "snapshot_check",
+]
+
+
+@audit.snapshot_kind("drift_check")
+def snapshot_check(conn: Connection, ref: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(schema.drift_checks).where(schema.drift_checks.c.check_id == ref)
+    ).mappings().first()
+    return None if row is None else dict(json.loads(audit.canonical(dict(row))))
+
+
+
+def _seen_signatures(store: Store, judge_name: str, baseline_run_id: str) -> set[str]:
+    c = schema.drift_checks.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(schema.drift_checks.c.record).where(
+                and_(c.judge_name == judge_name, c.baseline_run_id == baseline_run_id)
+            )
+        ).all()
+    out = set()
+    for (record,) in rows:
+        sig = ((record or {}).get("fingerprint_diff") or {}).get("signature")
+        if sig:
+            out.add(str(sig))
+    return out
+
+
+def alarm_level(store: Store, baseline_run: dict[str, Any], run: dict[str, Any],
+                settings: DriftSettings) -> AlarmLevel:
+    """The alarm level of tonight's check (change event or routine night, see module doc)."""
+    alpha = 1.0 - settings.confidence
+    diff = diff_runs(baseline_run, run)
+    if diff.signature and diff.signature not in _seen_signatures(
+        store, run["judge_name"], baseline_run["run_id"]
+    ):
+        changed = ", ".join(f.label for f in diff.changed_fields)
+        return AlarmLevel(alpha, "change_event",
+                          f"change event: the fingerprint differs from the baseline's ({changed})"
+                          " in a way no earlier check has seen", settings.horizon_nights)
+    return AlarmLevel(alpha / settings.horizon_nights, "routine",
+                      f"routine night: nothing new in the fingerprint, so the false-alarm "
+                      f"budget of {alpha:.0%} is shared by {settings.horizon_nights} nights",
+                      settings.horizon_nights)
+
+
+def check_run(
+    store: Store,
+    run_id: str,
+    settings: DriftSettings,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    actor: str = "judgecal",
+) -> DriftCheck:
+    """Tonight's drift check of a finished run against its judge's baseline (not saved).
+
+    With no baseline on the run's set version the verdict is ``no_baseline`` — or, when the
+    judge has a baseline on another version only, ``not_comparable`` (it needs a new one).
+    ``drift.auto_baseline`` accepts a completed run as the first baseline (saying so).
+    An inconclusive run gets the verdict ``inconclusive`` and is never compared.
+    """
+    run = store.get_run(run_id)
+    if run["status"] != COMPLETED:
+        return DriftCheck(new_check_id(), run, None, INCONCLUSIVE, None,
+                          f"run {run['run_id']} is {run['status']}: no drift check, no "
+                          "incident, never a baseline")
+    base = current_baseline(store, run["judge_name"], run["set_version"])
+    if base is None:
+        others = [b for b in baselines(store, run["judge_name"])
+                  if b["set_version"] != run["set_version"]]
+        if settings.auto_baseline:
+            reason = "auto: first completed run of this judge on this set version"
+            if others:
+                reason += (f" (the previous baseline {others[0]['run_id']} is on set version "
+                           f"{others[0]['set_version'][:19]}: not comparable)")
+            accept_baseline(store, run["run_id"], actor=actor, reason=reason, auto=True)
+            verdict = BASELINE_ACCEPTED
+            message = f"accepted run {run['run_id']} as the baseline ({reason})"
+        elif others:
+            verdict = NOT_COMPARABLE
+            message = (f"the calibration set changed: judge {run['judge_name']} has a baseline "
+                       f"on set version {others[0]['set_version'][:19]} but none on "
+                       f"{run['set_version'][:19]}. A new set version is never compared with an "
+                       f"old one: accept a baseline with `judgecal baseline accept "
+                       f"{run['run_id']}`.")
+        else:
+            verdict = NO_BASELINE
+            message = (f"no baseline for judge {run['judge_name']} on this set version: accept "
+                       f"one with `judgecal baseline accept {run['run_id']}`")
+        check = DriftCheck(new_check_id(), run, None, verdict, None, message,
+                           settings=settings.model_dump(mode="json"))
+        if others:
+            check.root_cause = root_cause(
+                diff_runs(store.get_run(others[0]["run_id"]), run), moved=False)
+        return check
+    baseline_run = store.get_run(base["run_id"])
+    if baseline_run["run_id"] == run["run_id"]:
+        return DriftCheck(new_check_id(), run, baseline_run, HEALTHY, None,
+                          "this run is the baseline", root_cause=root_cause(None, moved=False))
+    level = alarm_level(store, baseline_run, run, settings)
+    return evaluate(store, baseline_run, run, settings, level, n_boot=n_boot, seed=seed)
+
+
+def compare_runs(
+    store: Store,
+    run_a: str,
+    run_b: str,
+    settings: DriftSettings,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    flipped_limit: int = -1,
+) -> DriftCheck:
+    """Compare any two runs on the same set version (``judgecal compare A B``): not saved.
+
+    The alarm level is ``1 − confidence`` (Holm across dimensions): one deliberate comparison,
+    not a nightly repetition. Raises :class:`NotComparableError` across set versions.
+    """
+    a, b = store.get_run(run_a), store.get_run(run_b)
+    if a["set_version"] != b["set_version"]:
+        diff = diff_runs(a, b)
+        raise NotComparableError(
+            f"runs {a['run_id']} and {b['run_id']} used different calibration-set versions "
+            f"({a['set_version'][:19]} vs {b['set_version'][:19]}): not comparable. "
+            + "; ".join(describe_change(f) for f in diff.changed_fields)
+        )
+    level = AlarmLevel(1.0 - settings.confidence, "comparison",
+                       "a single comparison of two chosen runs", settings.horizon_nights)
+    return evaluate(store, a, b, settings, level, n_boot=n_boot, seed=seed,
+                    flipped_limit=flipped_limit)
+
+
+def save_check(store: Store, check: DriftCheck, conn: Connection | None = None) -> str:
+    """Store a drift check and append it to the audit log (in ``conn``'s transaction if given)."""
+    record = check.to_json()
+    values = {
+        "check_id": check.check_id,
+        "run_id": check.run_id,
+        "baseline_run_id": check.baseline_run_id,
+        "judge_name": check.run["judge_name"],
+        "set_name": check.run["set_name"],
+        "set_version": check.run["set_version"],
+        "created_at": check.created_at,
+        "verdict": check.verdict,
+        "severity": check.severity,
+        "record": json.loads(audit.canonical(json_safe(record))),
+    }
+
+    def write(c: Connection) -> None:
+        c.execute(schema.drift_checks.insert().values(**values))
+        snap = snapshot_check(c, check.check_id)
+        assert snap is not None
+        audit.append(c, "drift_check", check.check_id, snap)
+
+    if conn is not None:
+        write(conn)
+    else:
+        with store.engine.begin() as c:
+            write(c)
+    return check.check_id
+
+
+def get_check(store: Store, check_id: str) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(schema.drift_checks).where(schema.drift_checks.c.check_id == check_id)
+        ).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no drift check '{check_id}'")
+    return dict(row)
+
+
+def checks_for_run(store: Store, run_id: str) -> list[dict[str, Any]]:
+    c = schema.drift_checks.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(schema.drift_checks).where(c.run_id == run_id).order_by(c.created_at)
+        ).mappings().all()
+    return [dict(r) for r in rows]
+
+
+
+def evaluate(
+    store: Store,
+    baseline_run: dict[str, Any],
+    run: dict[str, Any],
+    settings: DriftSettings,
+    level: AlarmLevel,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    flipped_limit: int | None = None,
+    with_mdc: bool = True,
+) -> DriftCheck:
+    """Compare ``run`` with ``baseline_run`` at the given alarm level (no lookup, no saving)."""
+    diff = diff_runs(baseline_run, run)
+    check = DriftCheck(
+        check_id=new_check_id(), run=run, baseline=baseline_run, verdict=HEALTHY,
+        severity=None, message="", alarm_level=level, fingerprint_diff=diff,
+        settings=settings.model_dump(mode="json"),
+        bootstrap={"resamples": n_boot, "seed": seed},
+    )
+    if baseline_run["set_version"] != run["set_version"]:
+        check.verdict = NOT_COMPARABLE
+        check.root_cause = root_cause(diff, moved=False)
+        check.message = check.root_cause["summary"]
+        return check
+    view = StoredSet.load(store, run["set_version"])
+    replies_a = store.replies(baseline_run["run_id"])
+    replies_b = store.replies(run["run_id"])
+    dims_a = {r["dimension"] for r in replies_a}
+    dims_b = {r["dimension"] for r in replies_b}
+    data: list[DimensionData] = []
+    for dim in sorted(dims_a & dims_b):
+        if dim not in view.dimensions:
+            continue
+        scale = view.dimensions[dim].scale
+        a, pa = judge_vector(view, replies_a, dim)
+        b, pb = judge_vector(view, replies_b, dim)
+        data.append(DimensionData(dim, scale, primary_metric(settings, dim, scale),
+                             view.human_matrix(dim), a, b, pa, pb))
+    return assess(check, view, (replies_a, replies_b), data, settings, level, n_boot=n_boot,
+                  seed=seed, flipped_limit=flipped_limit, with_mdc=with_mdc)
