@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from judgecal.errors import InputError
 from judgecal.judge import ORIGINAL, SWAPPED
 from judgecal.records import SCORED
 from judgecal.scales import Dimension
@@ -93,6 +94,23 @@ class StoredSet:
         return out
 
 
+def segment_field_names(view: SetView) -> list[str]:
+    """The segment fields of a set: those its ``set.yaml`` declares and any its items carry."""
+    known = set(getattr(view, "segment_fields", []))
+    for item in view.items:
+        known.update(item.segments)
+    return sorted(known)
+
+
+def check_segment_field(view: SetView, name: str, option: str = "--by") -> None:
+    """Raise :class:`InputError` naming the valid fields unless ``name`` is one of them."""
+    known = segment_field_names(view)
+    if name not in known:
+        has = f"has: {', '.join(known)}" if known else "has no segment fields"
+        raise InputError(f"unknown segment field '{name}' for {option} "
+                         f"(the set {view.name} {has})")
+
+
 def judge_vector(
     view: SetView, replies: list[dict[str, Any]], dimension: str, variant: str = ORIGINAL
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +151,8 @@ def agreement_report(
 
     from judgecal import stats
 
+    if by:
+        check_segment_field(view, by)
     dims_in_run = sorted({r["dimension"] for r in replies})
     out: dict[str, Any] = {
         "set": {"name": view.name, "version": view.version},

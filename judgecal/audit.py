@@ -52,7 +52,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, select, text
 
-from judgecal.errors import InputError, NotFoundError
+from judgecal.errors import InputError, NotFoundError, Problem
+from judgecal.io.paths import cannot_write
 from judgecal.records import RUNNING, utcnow
 from judgecal.store import schema
 
@@ -780,13 +781,17 @@ def export_bundle(
     """
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"{out}: the bundle directory must be new or empty")
-    result = verify(store.engine)
+        raise InputError(Problem(file=str(out),
+                                 message="the bundle directory must be new or empty"))
     tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
     try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise cannot_write(out, exc, "the bundle") from None
+    try:
+        result = verify(store.engine)
         files = _write_bundle(store, tmp, result, judge=judge, since=since,
                               include_report=include_report, final_name=out.name)
         if out.exists():

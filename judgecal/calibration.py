@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from judgecal.errors import CalibrationSetError, InputError, Problem
-from judgecal.io import YamlDocument, excerpt, field_text, load_yaml
+from judgecal.io import YamlDocument, excerpt, field_text, load_yaml, validator_text
 from judgecal.scales import Dimension
 from judgecal.tabular import detect_format, read_rows
 
@@ -572,8 +572,7 @@ def _pydantic_message(error: Any) -> str:
         return f"unknown setting {excerpt(loc[-1])}" if loc else "unknown setting"
     if kind == "missing":
         return "required setting is missing"
-    message = str(error.get("msg", "invalid"))
-    return message.removeprefix("Value error, ")
+    return validator_text(str(error.get("msg", "invalid")))
 
 
 # --------------------------------------------------------------------------- version

@@ -15,10 +15,18 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from judgecal.errors import ConfigError, Problem
-from judgecal.io import YamlDocument, field_text, load_yaml
+from judgecal.io import YamlDocument, field_text, load_yaml, validator_text
 
 
 class _Strict(BaseModel):
@@ -65,6 +73,14 @@ class ParseRule(_Strict):
         return self
 
 
+class TemplateSyntaxProblem(ValueError):
+    """A prompt template that does not compile; ``lineno`` is the line in the template."""
+
+    def __init__(self, message: str, lineno: int | None):
+        super().__init__(message)
+        self.lineno = lineno
+
+
 class PromptSpec(_Strict):
     """The prompt for one dimension: Jinja2 templates rendered with the item's fields."""
 
@@ -76,6 +92,19 @@ class PromptSpec(_Strict):
     parse: ParseRule
     swap_fields: list[tuple[str, str]] | None = None
     """Pairwise only: pairs of item fields exchanged to build the swapped-order prompt."""
+
+    @field_validator("template", "system")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        """A template that does not compile is a config error found when the file is read
+        (naming its file and line), not in the middle of a run."""
+        if value is not None:
+            from judgecal.judge import template_syntax_error
+
+            problem = template_syntax_error(value)
+            if problem is not None:
+                raise TemplateSyntaxProblem(*problem)
+        return value
 
 
 class Decoding(_Strict):
@@ -142,6 +171,30 @@ class JudgeConfig(_Strict):
             raise ValueError("base_url must start with http:// or https://")
         return value.rstrip("/")
 
+    _origin: tuple[YamlDocument, tuple[str, ...]] | None = PrivateAttr(default=None)
+    """The file this judge was read from, and where in it (``("judge",)`` when inline)."""
+
+    def located(self, doc: YamlDocument, at: tuple[str, ...] = ()) -> JudgeConfig:
+        """Remember that this judge was read from ``doc`` at ``at`` (for :meth:`problem`)."""
+        self._origin = (doc, at)
+        return self
+
+    def problem(self, loc: tuple[str, ...], message: str,
+                text_line: int | None = None) -> Problem:
+        """A problem with this judge's field ``loc`` (e.g. ``("prompts", "quality",
+        "template")``) found after loading: it names the file and line the judge was read
+        from (``text_line`` is a line inside that field's text, e.g. of a template)."""
+        if self._origin is None:
+            if text_line is not None:
+                message += f" (line {text_line} of the template)"
+            return Problem(file=f"judge '{self.name}'", field=field_text(".".join(loc)),
+                           message=message)
+        doc, at = self._origin
+        full = (*at, *loc)
+        line, message = _locate(doc, full, message, text_line)
+        return Problem(file=str(doc.path), line=line, field=field_text(".".join(full)),
+                       message=message)
+
     def api_key(self) -> str:
         """The API key from the environment ('unused' when none is configured or set)."""
         if self.api_key_env:
@@ -150,11 +203,8 @@ class JudgeConfig(_Strict):
                 return key
             if self.api_key_required:
                 raise ConfigError(
-                    Problem(
-                        file="<environment>",
-                        message=f"the judge '{self.name}' needs an API key: "
-                        f"set the environment variable {self.api_key_env}",
-                    )
+                    f"the judge '{self.name}' needs an API key: "
+                    f"set the environment variable {self.api_key_env}"
                 )
         return "unused"
 
@@ -320,19 +370,33 @@ def _render_errors(
     for err in exc.errors():
         loc = err["loc"]
         name = ".".join(str(p) for p in loc) or "(top level)"
-        msg = err["msg"]
+        msg = validator_text(err["msg"])
         if err["type"] == "extra_forbidden":
             msg = "unknown key (not part of the config schema)"
-        problems.append(Problem(file=str(doc.path), line=doc.line_of((*prefix, *loc)),
-                                field=field_text(name), message=msg))
+        cause = (err.get("ctx") or {}).get("error")
+        line, msg = _locate(doc, (*prefix, *loc), msg, getattr(cause, "lineno", None))
+        problems.append(Problem(file=str(doc.path), line=line, field=field_text(name),
+                                message=msg))
     return problems
+
+
+def _locate(doc: YamlDocument, loc: tuple[Any, ...], message: str,
+            text_line: int | None) -> tuple[int, str]:
+    """The file line of ``loc``, or of line ``text_line`` of its text when the YAML lets it
+    be mapped (else the message names the template's line)."""
+    if text_line is not None:
+        line = doc.line_in_text(loc, text_line)
+        if line is not None:
+            return line, message
+        message += f" (line {text_line} of the template)"
+    return doc.line_of(loc), message
 
 
 def load_judge(path: str | Path) -> JudgeConfig:
     """Read a judge config file (YAML)."""
     doc = load_yaml(path)
     try:
-        return JudgeConfig.model_validate(doc.data)
+        return JudgeConfig.model_validate(doc.data).located(doc)
     except ValidationError as exc:
         raise ConfigError(_render_errors(doc, exc)) from None
 
@@ -374,6 +438,7 @@ def load_config(path: str | Path) -> RunConfig:
         f"sqlite:///{base / DEFAULT_STORE_PATH}" if store is None else store
     )
     judge = data.get("judge")
+    inline = isinstance(judge, dict)
     if isinstance(judge, str):
         judge_path = (base / judge) if not Path(judge).is_absolute() else Path(judge)
         data["judge"] = load_judge(judge_path)
@@ -388,5 +453,7 @@ def load_config(path: str | Path) -> RunConfig:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_render_errors(doc, exc)) from None
+    if inline:
+        config.judge.located(doc, ("judge",))
     config.source = p
     return config

@@ -87,13 +87,10 @@ def _segment_mask(view: StoredSet, segments: dict[str, str] | None) -> list[bool
     items = view.items
     if not segments:
         return [True] * len(items)
-    known = set(view.segment_fields)
-    for item in items:
-        known.update(item.segments)
+    from judgecal.agreement import check_segment_field
+
     for name in segments:
-        if name not in known:
-            listed = ", ".join(sorted(known)) or "none"
-            raise InputError(f"unknown segment field '{name}' (the set has: {listed})")
+        check_segment_field(view, name, "--segment")
     return [all(str(item.segments.get(k, "")) == v for k, v in segments.items()) for item in items]
 
 

@@ -881,6 +881,32 @@ def _rate_metric(dim: dict[str, Any]) -> tuple[float, float] | None:
     return None
 
 
+def _check_customer(incident: dict[str, Any], customer: str, per: Any,
+                    top: dict[str, Any]) -> None:
+    """Refuse a postmortem for a customer the blast radius shows had no affected score (a
+    typo, or a customer that was not affected): the complete per-customer map does not name
+    it, or every affected customer is listed and it is not among them. A customer the map
+    gives 0 is known and gets the draft ("none of your grades...")."""
+    blast = incident["severity"].get("blast_radius") or {}
+    if isinstance(per, dict):
+        if customer in per:
+            return
+        affected = sorted(str(c) for c, n in per.items() if n)
+    else:
+        count = blast.get("customers_affected", blast.get("affected_customers"))
+        if customer in top or not isinstance(count, int) or len(top) < count:
+            return  # listed, or not every affected customer is listed: it may be one
+        affected = sorted(top)
+    raise InputError(f"--customer {customer!r}: the customer is unknown or has no affected "
+                     f"scores in the blast radius of incident {incident['incident_id']} "
+                     f"(affected customers: {_names(affected)})")
+
+
+def _names(names: list[str], most: int = 10) -> str:
+    shown = ", ".join(names[:most]) or "none"
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> str:
     """A customer-facing postmortem draft in plain words: what changed, how big, who was
     affected, what we did, what we will do. No metric names or statistics vocabulary."""
@@ -952,6 +978,8 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
         per = blast.get("customers")
         top = {str(c.get("customer")): c.get("affected_scores")
                for c in blast.get("top_customers") or [] if isinstance(c, dict)}
+        if customer:
+            _check_customer(incident, customer, per, top)
         if customer and isinstance(per, dict):
             count = per.get(customer)
             if count:

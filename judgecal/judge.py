@@ -7,6 +7,7 @@ text is only ever inserted as data (``{{ "{{" }}`` inside an item stays literal 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -15,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from judgecal import __version__
 from judgecal.config import JudgeConfig, ParseRule, PromptSpec
-from judgecal.errors import ConfigError, Problem
+from judgecal.errors import ConfigError
 from judgecal.scales import Scale
 
 if TYPE_CHECKING:
     from jinja2.environment import Template
+    from jinja2.sandbox import SandboxedEnvironment
 
 ORIGINAL = "original"
 SWAPPED = "swapped"
@@ -63,29 +65,45 @@ def configured_fingerprint(judge: JudgeConfig) -> dict[str, Any]:
     return {"hash": _sha(parts), "parts": parts, "decoding": decoding}
 
 
+@functools.cache
+def template_environment() -> SandboxedEnvironment:
+    """The one Jinja2 environment prompts are compiled in: sandboxed, strict, no escaping."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+def template_syntax_error(text: str) -> tuple[str, int | None] | None:
+    """``(message, line in the template)`` when ``text`` does not compile, else None."""
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        template_environment().from_string(text)
+    except TemplateSyntaxError as exc:
+        return f"template syntax error: {exc.message}", exc.lineno
+    return None
+
+
 class PromptRenderer:
     """Renders the messages for one (item, dimension, variant)."""
 
     def __init__(self, judge: JudgeConfig):
-        from jinja2 import StrictUndefined, TemplateSyntaxError
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+        from jinja2 import TemplateSyntaxError
 
         self.judge = judge
-        env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+        env = template_environment()
         self._templates: dict[str, tuple[Template, Template | None]] = {}
         for dim, spec in judge.prompts.items():
+            part = "template"
             try:
                 user = env.from_string(spec.template)
+                part = "system"
                 system = env.from_string(spec.system) if spec.system else None
             except TemplateSyntaxError as exc:
-                raise ConfigError(
-                    Problem(
-                        file=f"judge '{judge.name}'",
-                        field=f"prompts.{dim}.template",
-                        line=exc.lineno,
-                        message=f"template syntax error: {exc.message}",
-                    )
-                ) from None
+                raise ConfigError(judge.problem(("prompts", dim, part),
+                                                f"template syntax error: {exc.message}",
+                                                text_line=exc.lineno)) from None
             self._templates[dim] = (user, system)
 
     def messages(
@@ -102,28 +120,24 @@ class PromptRenderer:
         context.setdefault("rubric", self.judge.rubric)
         context.setdefault("dimension", dimension)
         user_t, system_t = self._templates[dimension]
+        part = "system"
         try:
             out = []
             if system_t is not None:
                 out.append({"role": "system", "content": system_t.render(context)})
+            part = "template"
             out.append({"role": "user", "content": user_t.render(context)})
         except UndefinedError as exc:
-            raise ConfigError(
-                Problem(
-                    file=f"judge '{self.judge.name}'",
-                    field=f"prompts.{dimension}.template",
-                    message=f"{exc.message} (the template names a field the items do not have)",
-                )
-            ) from None
+            raise ConfigError(self.judge.problem(
+                ("prompts", dimension, part),
+                f"{exc.message} (the template names a field the items do not have)",
+            )) from None
         except Exception as exc:  # the sandbox refused it, or an expression failed (1/0 …)
-            raise ConfigError(
-                Problem(
-                    file=f"judge '{self.judge.name}'",
-                    field=f"prompts.{dimension}.template",
-                    message=f"the template cannot be rendered for item "
-                    f"{fields.get('id', '?')!r}: {type(exc).__name__}: {exc}",
-                )
-            ) from None
+            raise ConfigError(self.judge.problem(
+                ("prompts", dimension, part),
+                f"the template cannot be rendered for item {fields.get('id', '?')!r}: "
+                f"{type(exc).__name__}: {exc}",
+            )) from None
         return out
 
 

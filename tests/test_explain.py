@@ -177,7 +177,7 @@ def test_cli(demo: tuple[Store, dict[str, str]], capsys: pytest.CaptureFixture[s
     code, _, err = run_main(["--store", url, "explain", runs["panda"], "--segment", "x=y"], capsys)
     assert code == 2 and "unknown segment field 'x'" in err
     code, _, err = run_main(["--store", url, "explain", "no-such-run"], capsys)
-    assert code == 1 and "no run 'no-such-run'" in err
+    assert code == 2 and "no run 'no-such-run'" in err
 
 
 def test_cli_markdown_side_by_side(hostile: tuple[Store, dict[str, str]],

@@ -237,7 +237,12 @@ def test_customer_postmortem_is_plain(resolved_incident: dict[str, Any]) -> None
     assert "About 12 in 100 of the grades" in text and "30 in 100 of our customers" in text
     assert "For acme, 17 grade(s)" in text
     assert "we resolved the incident" in text and "started investigating" in text
-    other = incidents.render_postmortem(resolved_incident, customer="globex")
+    with pytest.raises(InputError, match="'globex': the customer is unknown or has no "
+                       r"affected scores .* \(affected customers: acme\)"):
+        incidents.render_postmortem(resolved_incident, customer="globex")
+    known = json.loads(json.dumps(resolved_incident))
+    known["severity"]["blast_radius"]["customers"]["globex"] = 0
+    other = incidents.render_postmortem(known, customer="globex")
     assert "None of globex's grades" in other
     generic = incidents.render_postmortem(resolved_incident)
     assert "Prepared for" not in generic and "For acme" not in generic

@@ -80,7 +80,7 @@ def test_link_export_shift_commands(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, _, err = run_main(["--store", url, "scores", "link", "--judge", JUDGE], capsys)
     assert code == 2 and "--last-healthy" in err
     code, _, err = run_main(["--store", url, "scores", "link", "no-such-incident"], capsys)
-    assert code == 1 and "no incident" in err
+    assert code == 2 and "no incident" in err
 
     out_file = tmp_path / "affected.parquet"
     code, out, _ = run_main(["--store", url, "scores", "export", incident_id, "--until", until,

@@ -14,9 +14,9 @@ from judgecal.cli.common import emit_json, open_store, table
 @click.argument("run_b")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
               help="Take the drift thresholds and primary metrics from this run config.")
-@click.option("--items", "n_items", default=20, show_default=True,
+@click.option("--items", "n_items", default=20, show_default=True, type=click.IntRange(min=-1),
               help="Flipped items to list per dimension (-1: all, 0: none).")
-@click.option("--bootstrap", "n_boot", default=1000, show_default=True,
+@click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=0),
               help="Bootstrap resamples of the paired intervals.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)

@@ -14,7 +14,8 @@ from judgecal.cli.common import emit_json, open_store
 @click.option("--dimension", default=None, help="Only this dimension.")
 @click.option("--segment", "segments", multiple=True, metavar="FIELD=VALUE",
               help="Only items of this segment (repeat to combine).")
-@click.option("--limit", default=20, show_default=True, help="Items per dimension (0: all).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Items per dimension (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="JSON with the full texts.")
 @click.pass_context
 def explain(

@@ -16,9 +16,11 @@ from judgecal.cli.common import emit_json, fmt_metric, open_store
     "--min-segment-items",
     default=30,
     show_default=True,
+    type=click.IntRange(min=1),
     help="Segments with fewer scored items are reported as too small.",
 )
-@click.option("--bootstrap", "n_boot", default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--bootstrap", "n_boot", default=1000, show_default=True,
+              type=click.IntRange(min=0), help="Bootstrap resamples.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context

@@ -15,7 +15,7 @@ from judgecal.cli.common import emit_json, open_store
               help="Only runs started on or after DATE (2026-01-31 or an ISO date-time, UTC).")
 @click.option("--figures", "figure_format", type=click.Choice(["svg", "png"]), default="svg",
               show_default=True, help="Format of the embedded figures.")
-@click.option("--worst", "worst_items", default=10, show_default=True,
+@click.option("--worst", "worst_items", default=10, show_default=True, type=click.IntRange(min=0),
               help="Items with the worst disagreement listed per dimension (0: none).")
 @click.option("--skip-audit", is_flag=True,
               help="Do not verify the audit log (faster; the report then says it is unverified).")

@@ -21,7 +21,8 @@ from judgecal.cli.main import EXIT_OK
     "--quiet/--verbose", default=None,
     help="Print nothing when healthy (default when stdout is not a terminal, e.g. under cron).",
 )
-@click.option("--limit", type=int, default=None, help="Only the first N items (quick check).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first N items (quick check).")
 @click.pass_context
 def run(
     ctx: click.Context, config_path: str, as_json: bool, quiet: bool | None, limit: int | None

@@ -14,7 +14,8 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--judge", default=None, help="Only runs of this judge.")
-@click.option("--limit", default=50, show_default=True, help="How many runs, newest first.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1),
+              help="How many runs, newest first.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def list_(ctx: click.Context, judge: str | None, limit: int, as_json: bool) -> None:

@@ -1,6 +1,6 @@
 """Reading hostile files safely: the bounded YAML loader and short quotes of file content."""
 
-from judgecal.io.text import EXCERPT_CHARS, excerpt, field_text
+from judgecal.io.text import EXCERPT_CHARS, excerpt, field_text, validator_text
 from judgecal.io.yamlfile import MAX_DEPTH, MAX_NODES, YamlDocument, load_yaml
 
 __all__ = [
@@ -11,4 +11,5 @@ __all__ = [
     "excerpt",
     "field_text",
     "load_yaml",
+    "validator_text",
 ]

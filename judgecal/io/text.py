@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EXCERPT_CHARS", "excerpt", "field_text"]
+__all__ = ["EXCERPT_CHARS", "excerpt", "field_text", "validator_text"]
 
 EXCERPT_CHARS = 80
 """Most characters of file content a message quotes."""
@@ -50,3 +50,15 @@ def field_text(name: str, limit: int = EXCERPT_CHARS) -> str:
     if len(name) <= limit and name.isprintable():
         return name
     return _escaped(name, limit)[0]
+
+
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def validator_text(message: str) -> str:
+    """A pydantic error message as a user reads it: without the ``Value error, `` (or
+    ``Assertion failed, ``) pydantic puts before the text of a validator's exception."""
+    for prefix in _PYDANTIC_PREFIXES:
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message

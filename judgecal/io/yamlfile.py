@@ -78,6 +78,33 @@ class YamlDocument:
                 return line
         return line
 
+    def line_in_text(self, loc: Sequence[object], text_line: int) -> int | None:
+        """File line (1-based) of line ``text_line`` (1-based) of the string at ``loc``, when
+        the YAML writes it line for line: a literal block (``|``), or the first line of any
+        scalar. None when it cannot be mapped (a folded ``>`` block, a multi-line quoted or
+        plain scalar) or ``loc`` is not a string in the file."""
+        node: yaml.Node = self.root
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                found = next((v for k, v in node.value
+                              if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+                if found is None:
+                    return None
+                node = found
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and (
+                0 <= part < len(node.value)
+            ):
+                node = node.value[part]
+            else:
+                return None
+        if not isinstance(node, yaml.ScalarNode) or text_line < 1:
+            return None
+        if node.style == "|":
+            return int(node.start_mark.line) + 1 + text_line
+        if text_line == 1 and node.style != ">":
+            return int(node.start_mark.line) + 1
+        return None
+
 
 class _Refused(yaml.MarkedYAMLError):
     """A limit of the bounded loader, reported like a YAML error at its mark."""

@@ -221,16 +221,20 @@ def write_trust_report(store: Store, path: str | Path, **options: Any) -> dict[s
     The file is written next to its destination and renamed into place, so a reader never
     sees half a report.
     """
+    from judgecal.io.paths import cannot_write, make_parent
     from judgecal.reports.data import trust_report_data
 
+    out = make_parent(path, "the report")  # before the work: a bad path costs nothing
     figure_format = options.pop("figure_format", "svg")
     data = trust_report_data(store, **options)
     html = render_html(data, figure_format=figure_format)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise cannot_write(out, exc, "the report") from None
     return {"path": str(out), "bytes": len(html.encode("utf-8")),
             "judges": [j["name"] for j in data["judges"]],
             "runs": sum(len(j["runs"]) for j in data["judges"]),

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from judgecal.errors import InputError, Problem
+from judgecal.io.paths import cannot_write, make_parent
 from judgecal.scores.link import Window, affected_condition
 from judgecal.scores.source import CANONICAL, ScoreSource
 
@@ -98,18 +99,21 @@ def export_affected(
         .order_by(c("judge"), c("scored_at"), c("score_id"))
     )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path, "the export")
     writer: Any = None
     count = 0
     try:
-        if kind == "parquet":
-            import pyarrow.parquet as pq
+        try:
+            if kind == "parquet":
+                import pyarrow.parquet as pq
 
-            writer = pq.ParquetWriter(tmp, _SCHEMA, compression="snappy")
-        else:
-            import pyarrow.csv as pacsv
+                writer = pq.ParquetWriter(tmp, _SCHEMA, compression="snappy")
+            else:
+                import pyarrow.csv as pacsv
 
-            writer = _CsvWriter(pacsv.CSVWriter(tmp, _CSV_SCHEMA))
+                writer = _CsvWriter(pacsv.CSVWriter(tmp, _CSV_SCHEMA))
+        except OSError as exc:
+            raise cannot_write(path, exc, "the export") from None
         with src.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
                 query

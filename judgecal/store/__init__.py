@@ -10,10 +10,10 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Connection, Engine, and_, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Column, Connection, Engine, and_, delete, func, inspect, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from judgecal.errors import NotFoundError
+from judgecal.errors import InputError, JudgecalError, NotFoundError, Problem, StoreError
 from judgecal.records import FAILED, RUNNING, ReplyRecord, utcnow
 from judgecal.store import schema
 from judgecal.store.engine import make_engine, safe_url
@@ -202,11 +202,21 @@ class Store:
                     .first()
                 )
                 row = None if newest is None else dict(newest)
+                if row is None:
+                    count = conn.execute(select(func.count()).select_from(schema.runs)).scalar()
+                    raise NotFoundError(self._too_far_back(run_id, int(count or 0)))
             else:
                 row = by_id_or_prefix(conn, schema.runs.c.run_id, run_id, "run id")
         if row is None:
-            raise NotFoundError(f"no run '{run_id}' in the store")
+            raise NotFoundError(f"no run '{run_id}' in the store {self.url} "
+                                "(`judgecal runs list` shows its runs)")
         return row
+
+    def _too_far_back(self, ref: str, count: int) -> str:
+        if count == 0:
+            return f"{ref}: there are no runs in the store {self.url} yet"
+        newest = "latest" if count == 1 else f"latest to latest~{count - 1}"
+        return f"{ref}: the store {self.url} holds {count} run(s) ({newest})"
 
     def list_runs(self, judge_name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         query = select(schema.runs).order_by(schema.runs.c.started_at.desc()).limit(limit)
@@ -367,15 +377,45 @@ def by_id_or_prefix(
     An exact id wins; a prefix shared by several ids raises NotFoundError.
     """
     rows = (
-        conn.execute(select(column.table).where(column.startswith(ref)).limit(2)).mappings().all()
+        conn.execute(
+            select(column.table).where(column.startswith(ref, autoescape=True)).limit(2)
+        ).mappings().all()
     )
     exact = [r for r in rows if r[column.name] == ref]
     if len(rows) > 1 and not exact:
-        raise NotFoundError(f"{what} prefix '{ref}' is ambiguous")
+        raise NotFoundError(f"{what} prefix '{ref}' is ambiguous: it matches "
+                            f"{rows[0][column.name]}, {rows[1][column.name]} and maybe more; "
+                            "give more of the id")
     row = exact[0] if exact else (rows[0] if rows else None)
     return None if row is None else dict(row)
 
 
 def open_store(url: str | None) -> Store:
-    """Open (and migrate) the store at ``url`` (default: ``.judgecal/judgecal.db``)."""
-    return Store(make_engine(url))
+    """Open (and migrate) the store at ``url`` (default: ``.judgecal/judgecal.db``).
+
+    A URL that cannot be used (unknown database type, a directory, a file that is not a
+    SQLite database) raises :class:`InputError`; a database server that cannot be reached
+    raises :class:`StoreError`. Both name the URL without its password.
+    """
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            inspect(conn).get_table_names()  # reads the file: a non-database fails here
+    except DBAPIError as exc:
+        engine.dispose()
+        raise _unusable(engine, exc) from None
+    return Store(engine)
+
+
+def _unusable(engine: Engine, exc: DBAPIError) -> JudgecalError:
+    text = str(exc.orig or exc).strip()
+    reason = text.splitlines()[0] if text else type(exc.orig or exc).__name__
+    password = engine.url.password
+    if password:
+        reason = reason.replace(str(password), "***")
+    if engine.url.get_backend_name() == "sqlite":
+        path = engine.url.database or ":memory:"
+        if "not a database" in reason:
+            reason = "the file is not a SQLite database (is it the right --store?)"
+        return InputError(Problem(file=path, message=f"cannot open the store: {reason}"))
+    return StoreError(f"cannot open the store {safe_url(engine)}: {reason}")

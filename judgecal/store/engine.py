@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from judgecal.errors import StoreError
+from judgecal.errors import InputError, Problem
+from judgecal.io.paths import make_parent
 
 DEFAULT_STORE = "sqlite:///.judgecal/judgecal.db"
+_EXAMPLES = "sqlite:///path/to/judgecal.db or postgresql://user@host/dbname"
+_PASSWORD = re.compile(r"(?<=://)([^/@:]*):[^/@]*@")
+_QUERY_PASSWORD = re.compile(r"(?i)((?:password|passwd|pwd)=)[^&]*")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a message may show it: any password replaced by ``***`` (also when the
+    URL cannot be parsed)."""
+    try:
+        text = make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
+        text = _PASSWORD.sub(r"\1:***@", url)
+    return _QUERY_PASSWORD.sub(r"\1***", text)
+
+
+def _parse(url: str, given: str) -> URL:
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        reason = "its port is not a number" if "int()" in str(exc) else "it is not a database URL"
+        raise InputError(
+            f"cannot use the store '{shown_url(given)}': {reason} (expected e.g. {_EXAMPLES})"
+        ) from None
 
 
 def normalize_url(url: str) -> str:
@@ -28,19 +54,32 @@ def normalize_url(url: str) -> str:
 
 def make_engine(url: str | None) -> Engine:
     """Create an engine; for SQLite files also create the parent directory."""
-    url = normalize_url(url or DEFAULT_STORE)
-    parsed = make_url(url)
+    given = url or DEFAULT_STORE
+    url = normalize_url(given)
+    parsed = _parse(url, given)
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not (
+            parsed.database.startswith("file:")
+        ):
+            _sqlite_file(Path(parsed.database))
         kwargs["connect_args"] = {"timeout": 30}
     try:
         engine = create_engine(url, **kwargs)
+    except NoSuchModuleError:
+        raise InputError(
+            f"cannot use the store '{shown_url(given)}': judgecal does not know the database "
+            f"type '{parsed.drivername}' (it keeps runs in SQLite or PostgreSQL: {_EXAMPLES})"
+        ) from None
     except ModuleNotFoundError as exc:
-        raise StoreError(
-            f"the store {parsed.render_as_string(hide_password=True)} needs the package "
-            f"'{exc.name}': pip install 'judgecal-drift[postgres]'"
+        advice = (
+            "pip install 'judgecal-drift[postgres]'"
+            if parsed.get_backend_name() == "postgresql"
+            else f"judgecal is tested on SQLite and PostgreSQL ({_EXAMPLES})"
+        )
+        raise InputError(
+            f"cannot use the store '{shown_url(given)}': it needs the Python package "
+            f"'{exc.name}', which is not installed; {advice}"
         ) from None
     if parsed.get_backend_name() == "sqlite":
 
@@ -55,6 +94,14 @@ def make_engine(url: str | None) -> Engine:
             cur.close()
 
     return engine
+
+
+def _sqlite_file(path: Path) -> None:
+    """Refuse a SQLite store path that cannot be a database file; create its folder."""
+    if path.is_dir():
+        raise InputError(Problem(file=str(path), message="the store is a directory; give the "
+                                 "path of a SQLite file, e.g. sqlite:///path/to/judgecal.db"))
+    make_parent(path, "the store")
 
 
 def safe_url(engine: Engine) -> str:
