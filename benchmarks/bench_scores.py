@@ -150,7 +150,7 @@ def pandas_baseline(path: Path, last_healthy: Any, end: Any) -> tuple[float, dic
 def pg_database(admin: str) -> tuple[str, Any]:
     import sqlalchemy as sa
 
-    from judgecal.store.engine import normalize_url
+    from judgecal.db.engine import normalize_url
 
     name = f"jc_bench_{secrets.token_hex(4)}"
     engine = sa.create_engine(normalize_url(admin), isolation_level="AUTOCOMMIT")

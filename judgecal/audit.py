@@ -52,10 +52,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, select, text
 
+from judgecal.db import schema
 from judgecal.errors import InputError, NotFoundError, Problem
 from judgecal.io.paths import cannot_write
 from judgecal.records import RUNNING, utcnow
-from judgecal.store import schema
 
 if TYPE_CHECKING:
     from judgecal.store import Store

@@ -42,7 +42,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from judgecal import audit
 from judgecal.audit import AuditProblem, canonical, sha256_hex
-from judgecal.store import schema
+from judgecal.db import schema
 
 KIND = "calibration_set"
 

@@ -55,11 +55,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, select
 
 from judgecal import audit, drift, notify
+from judgecal.db import schema
 from judgecal.errors import InputError, NotFoundError, Problem
 from judgecal.fingerprint import production_tag
 from judgecal.records import json_safe, utcnow
 from judgecal.records import now as clock_now
-from judgecal.store import by_id_or_prefix, schema
+from judgecal.store import by_id_or_prefix
 
 if TYPE_CHECKING:
     from judgecal.config import RunConfig

@@ -68,9 +68,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, func, or_, select, update
 
+from judgecal.db import schema
 from judgecal.records import COMPLETED, INCONCLUSIVE, utcnow
 from judgecal.redact import Redactor, install_log_filter, url_secrets
-from judgecal.store import schema
 
 if TYPE_CHECKING:
     import httpx

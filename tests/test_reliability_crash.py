@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
+from judgecal.db import schema
 from judgecal.recorded.server import RunningServer, start_server
-from judgecal.store import schema
 from judgecal.testing import Sandbox, format_table
 from judgecal.testing.crash import crash_resume, kill_after_last_reply, kill_points_table
 from judgecal.testing.sandbox import (

@@ -704,8 +704,8 @@ def pa_table(df: pd.DataFrame) -> Any:
 
 
 def test_migration_fills_the_rollups_of_existing_scores(store_url: str) -> None:
-    from judgecal.store.engine import make_engine
-    from judgecal.store.migrations import migrate
+    from judgecal.db.engine import make_engine
+    from judgecal.db.migrations import migrate
 
     h = generate(3_000, days=3, customers=9, seed=17, switch_day=1.7)
     engine = make_engine(store_url)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import inspect
 
+from judgecal.db import schema as current
+from judgecal.db.migrations import MIGRATIONS, applied, migrate, ordered, pending
 from judgecal.errors import LockedError
 from judgecal.records import FAILED, SCORED, ReplyRecord
 from judgecal.store import open_store, run_lock
-from judgecal.store import schema as current
-from judgecal.store.migrations import MIGRATIONS, applied, migrate, ordered, pending
 
 
 def test_migrate_from_empty_matches_schema(store_url: str) -> None:

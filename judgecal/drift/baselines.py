@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, select
 
 from judgecal import audit
+from judgecal.db import schema
 from judgecal.drift.verdicts import HEALTHY_VERDICTS
 from judgecal.errors import InputError
 from judgecal.records import COMPLETED, utcnow
-from judgecal.store import schema
 
 if TYPE_CHECKING:
     from judgecal.store import Store

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, and_, select
 
 from judgecal import audit
 from judgecal.agreement import StoredSet, judge_vector
+from judgecal.db import schema
 from judgecal.drift.baselines import accept_baseline, baselines, current_baseline
 from judgecal.drift.cause import root_cause
 from judgecal.drift.rule import assess, primary_metric
@@ -29,7 +30,6 @@ from judgecal.errors import NotFoundError
 from judgecal.fingerprint import describe_change, diff_runs
 from judgecal.records import COMPLETED, json_safe
 from judgecal.stats._alarm import DimensionData
-from judgecal.store import schema
 
 if TYPE_CHECKING:
     from judgecal.config import DriftSettings

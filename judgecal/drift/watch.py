@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from judgecal.db import schema
 from judgecal.drift.baselines import current_baseline
 from judgecal.drift.verdicts import (
     BASELINE_ACCEPTED,
@@ -36,7 +37,6 @@ from judgecal.drift.verdicts import (
 )
 from judgecal.drift.verdicts import HEALTHY as HEALTHY_VERDICT
 from judgecal.records import RUNNING, now
-from judgecal.store import schema
 
 if TYPE_CHECKING:
     from judgecal.store import Store

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from judgecal.db import schema
 from judgecal.errors import InputError
 from judgecal.records import RUNNING, utcnow
-from judgecal.store import schema
 
 if TYPE_CHECKING:
     from judgecal.audit import VerifyResult

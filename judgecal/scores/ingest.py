@@ -45,11 +45,11 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from judgecal.db import schema
 from judgecal.errors import InputError, Problem, StoreError
 from judgecal.io.text import excerpt
 from judgecal.scores import rollup
 from judgecal.scores.rows import MAX_REPORTED, TS, read_chunks, validate
-from judgecal.store import schema
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "IngestResult", "ingest_file"]
 

@@ -1,6 +1,6 @@
 """Rollups of the store's score history: kept at ingest, read by the link.
 
-Two tables (:data:`judgecal.store.schema.score_rollup` and ``score_customer_rollup``, made
+Two tables (:data:`judgecal.db.schema.score_rollup` and ``score_customer_rollup``, made
 by migration m005) hold, per time bucket of one hour and of one UTC day:
 
 * per (judge, fingerprint, dimension, segment): count, sum, sum of squares, min, max of
@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from judgecal.store import schema
+from judgecal.db import schema
 
 if TYPE_CHECKING:
     from judgecal.scores.source import ScoreSource

@@ -216,7 +216,7 @@ def _incident_span(incident: dict[str, Any], now: datetime) -> tuple[datetime, d
 
 def _checks(store: Any, judge: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Drift checks of the judge created in [start, end], oldest first."""
-    from judgecal.store import schema
+    from judgecal.db import schema
 
     c = schema.drift_checks.c
     with store.engine.connect() as conn:

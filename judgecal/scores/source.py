@@ -275,8 +275,8 @@ class ScoreSource:
 
 def store_source(engine: Engine) -> ScoreSource:
     """The ``score_history`` table of a judgecal store (filled by ``scores ingest``)."""
-    from judgecal.store import schema
-    from judgecal.store.engine import safe_url
+    from judgecal.db import schema
+    from judgecal.db.engine import safe_url
 
     table = schema.score_history
     # See schema.score_history: integer microseconds on SQLite, timestamptz elsewhere.
@@ -360,8 +360,8 @@ def load_source_config(path: str | Path) -> SourceConfig:
 
 def open_source(config: SourceConfig | str | Path) -> ScoreSource:
     """Connect to a table read in place. The caller closes the returned source."""
+    from judgecal.db.engine import normalize_url
     from judgecal.errors import StoreError
-    from judgecal.store.engine import normalize_url
 
     cfg = config if isinstance(config, SourceConfig) else load_source_config(config)
     try:

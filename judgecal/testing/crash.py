@@ -170,9 +170,9 @@ def _stored_now(store_url: str) -> tuple[str | None, str | None, dict[Key, tuple
     """(run id, run status, stored final replies) of the newest run, read after a kill."""
     from sqlalchemy import create_engine, select
 
+    from judgecal.db import schema
+    from judgecal.db.engine import normalize_url
     from judgecal.records import FAILED
-    from judgecal.store import schema
-    from judgecal.store.engine import normalize_url
 
     path = sqlite_path(store_url)
     if path is not None and not path.exists():
@@ -213,7 +213,7 @@ class _Probe:
         if self.path is None:
             from sqlalchemy import create_engine
 
-            from judgecal.store.engine import normalize_url
+            from judgecal.db.engine import normalize_url
 
             self.engine = create_engine(normalize_url(store_url), pool_size=1)
 
@@ -413,7 +413,7 @@ def crash_resume(
             run=run_settings,
         )
         ref = sandbox.judgecal("run", "--config", str(ref_cfg), "--json", timeout=timeout)
-        if ref.returncode not in (0, 3):
+        if ref.returncode not in (0, 3, 5):
             raise RuntimeError(f"the reference run failed ({ref.returncode}): {ref.stderr}")
         _runs, ref_replies, ref_report = _load(sandbox.sqlite_url("crash-reference.db"))
         ref_summary = _stable_summary(_runs[0]["summary"])
@@ -506,7 +506,7 @@ def _episode(
         if episode.exit_code is None:
             done = sandbox.judgecal("run", "--config", str(cfg), "--json", timeout=timeout)
             episode.exit_code = done.returncode
-            if done.returncode not in (0, 3):
+            if done.returncode not in (0, 3, 5):
                 episode.problems.append(f"final run exited {done.returncode}: {done.stderr[-300:]}")
     finally:
         probe.close()
@@ -628,7 +628,7 @@ def kill_after_last_reply(
             if window == "drift check":
                 first = sandbox.judgecal("run", "--config", str(cfg), "--json",
                                          timeout=timeout)
-                if first.returncode != 0:
+                if first.returncode not in (0, 5):
                     raise RuntimeError(f"the baseline run failed: {first.stderr}")
             srv.reset_stats()
             hit = _kill_in_window(sandbox, str(cfg), url, window, limit, timeout)
@@ -646,7 +646,7 @@ def kill_after_last_reply(
             result.rerequested += again
             result.extra_runs += max(0, len(runs) - runs_at_kill)
             result.without_followups += lacking
-            if done.returncode in (0, 3, 10, 20) and again == 0 and len(runs) == runs_at_kill \
+            if done.returncode in (0, 3, 5, 10, 20) and again == 0 and len(runs) == runs_at_kill \
                     and lacking == 0:
                 result.ok[window] = result.ok.get(window, 0) + 1
         return result
@@ -701,8 +701,8 @@ def _unchecked(url: str) -> bool:
     """The newest run is closed but has no drift check yet."""
     from sqlalchemy import create_engine, func, select
 
-    from judgecal.store import schema
-    from judgecal.store.engine import normalize_url
+    from judgecal.db import schema
+    from judgecal.db.engine import normalize_url
 
     engine = create_engine(normalize_url(url))
     try:
@@ -722,8 +722,8 @@ def _run_ids(url: str) -> list[str]:
     from sqlalchemy import create_engine, select
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
-    from judgecal.store import schema
-    from judgecal.store.engine import normalize_url
+    from judgecal.db import schema
+    from judgecal.db.engine import normalize_url
 
     engine = create_engine(normalize_url(url))
     try:
@@ -738,8 +738,8 @@ def _run_ids(url: str) -> list[str]:
 def _without_followups(url: str, runs: list[str]) -> int:
     from sqlalchemy import create_engine, func, select
 
-    from judgecal.store import schema
-    from judgecal.store.engine import normalize_url
+    from judgecal.db import schema
+    from judgecal.db.engine import normalize_url
 
     engine = create_engine(normalize_url(url))
     lacking = 0

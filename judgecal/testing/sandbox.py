@@ -201,7 +201,7 @@ def table_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table of a store, sorted: the 'row for row' view of a database."""
     from sqlalchemy import MetaData, create_engine, select
 
-    from judgecal.store.engine import normalize_url
+    from judgecal.db.engine import normalize_url
 
     engine = create_engine(normalize_url(url))
     try:
@@ -328,7 +328,7 @@ class PgDatabases:
     def __init__(self, admin_url: str):
         from sqlalchemy import create_engine
 
-        from judgecal.store.engine import normalize_url
+        from judgecal.db.engine import normalize_url
 
         self.admin_url = admin_url
         self._engine = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")

@@ -1,7 +1,7 @@
 """The current schema of the run store, as SQLAlchemy Core tables.
 
 These definitions are what queries use. The database itself is built only by the
-ordered migrations in :mod:`judgecal.store.migrations`; a test checks that migrating an
+ordered migrations in :mod:`judgecal.db.migrations`; a test checks that migrating an
 empty database yields exactly these tables and columns.
 
 Timestamps of runs and replies are ISO-8601 UTC strings (``2026-11-27T07:43:03.123456Z``):

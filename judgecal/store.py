@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Column, Connection, Engine, and_, delete, func, inspect, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from judgecal.db import schema
+from judgecal.db.engine import make_engine, safe_url
+from judgecal.db.lock import run_lock
+from judgecal.db.migrations import migrate
 from judgecal.errors import InputError, JudgecalError, NotFoundError, Problem, StoreError
 from judgecal.records import FAILED, RUNNING, ReplyRecord, utcnow
-from judgecal.store import schema
-from judgecal.store.engine import make_engine, safe_url
-from judgecal.store.lock import run_lock
-from judgecal.store.migrations import migrate
 
 if TYPE_CHECKING:
     from judgecal.calibration import CalibrationSet

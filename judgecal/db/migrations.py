@@ -4,7 +4,7 @@ Each migration is a function ``mNNN_description(conn)`` registered in order with
 :func:`migration`. Applied names are recorded in ``judgecal_migrations``. A migration
 is never edited once released: a schema change is a new function at the end. Each
 one defines the tables it creates itself (frozen copies), so later changes to
-:mod:`judgecal.store.schema` cannot alter what an old migration does.
+:mod:`judgecal.db.schema` cannot alter what an old migration does.
 """
 
 from __future__ import annotations
