@@ -7,10 +7,13 @@ use. It never prints; the caller maps :attr:`Nightly.kind` to an exit code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from judgecal.records import COMPLETED, RUNNING
+from judgecal import drift, notify
+from judgecal.incidents import ACKNOWLEDGED, CheckOutcome, record_check
+from judgecal.records import COMPLETED, RUNNING, json_safe
+from judgecal.reports.prometheus import write_prometheus
 
 EXIT_CODES: dict[str, int] = {
     "healthy": 0,
@@ -32,7 +35,6 @@ while agreement did not really move; repeated every night until a new baseline i
 if TYPE_CHECKING:
     from judgecal.calibration import CalibrationSet
     from judgecal.config import RunConfig
-    from judgecal.incidents import AfterRun
     from judgecal.runner import ReplyCallback, RunResult
     from judgecal.store import Store
 
@@ -79,7 +81,6 @@ def run_nightly(
     was closed but never drift-checked (killed in between) is checked first.
     """
     from judgecal.agreement import StoredSet, agreement_report
-    from judgecal.incidents import after_run
     from judgecal.runner import check_compatible, execute_run, lock_key
     from judgecal.store import run_lock
 
@@ -114,7 +115,6 @@ def run_nightly(
 def _check_missed(store: Store, config: RunConfig, cs: CalibrationSet) -> Nightly | None:
     """Drift-check the judge's newest closed run if a kill left it without a check."""
     from judgecal.drift import checks_for_run
-    from judgecal.incidents import after_run
     from judgecal.runner import RunResult
 
     for run in store.list_runs(config.judge.name, limit=5):
@@ -130,3 +130,108 @@ def _check_missed(store: Store, config: RunConfig, cs: CalibrationSet) -> Nightl
                            requested=0, summary=dict(run["summary"] or {}, requested_now=0))
         return Nightly(result=result, report=report, watch=watch)
     return None
+
+
+# --------------------------------------------------------------------------- after a run
+
+
+def _stale_watch(store: Store, check: drift.DriftCheck) -> dict[str, Any] | None:
+    """After an inconclusive night: the judge's watch state if that leaves it stale (and a
+    ``watch.stale`` notification in the outbox, once per night)."""
+    from judgecal.drift.watch import STALE, judge_watch
+
+    w = judge_watch(store, check.run["judge_name"], check.run["set_name"])
+    if not any("stale after" in r for r in w.reasons):
+        return None
+    state = w.to_json() | {"state": STALE}
+    key = f"watch.stale:{check.run['judge_name']}:{check.check_id}"
+    with store.engine.begin() as conn:
+        notify.enqueue(conn, "watch.stale", key, json_safe(state))
+    return state
+
+
+@dataclass
+class AfterRun:
+    """Everything :func:`after_run` did once a run was recorded."""
+
+    check: dict[str, Any]
+    outcome: CheckOutcome
+    delivery: dict[str, Any] | None
+    prometheus_textfile: str | None = None
+    problems: list[str] = field(default_factory=list)
+    """Things that failed without touching the run's record (e.g. an unwritable textfile)."""
+
+    stale: dict[str, Any] | None = None
+    """The judge's watch state when tonight could not conclude and that left it *stale*."""
+
+    @property
+    def kind(self) -> str:
+        """What the exit code says: ``incident``, ``warning``, ``judge_changed``,
+        ``not_monitored``, ``stale``, ``inconclusive`` or ``healthy``.
+
+        An incident that is already acknowledged and only confirmed again tonight counts as a
+        warning: someone owns it, nobody needs paging again.
+        """
+        if self.outcome.verdict == drift.INCIDENT:
+            if self.outcome.incident_action == "recheck" and \
+                    self.outcome.incident_status == ACKNOWLEDGED:
+                return "warning"
+            return "incident"
+        if self.outcome.verdict == drift.WARNING:
+            return "warning"
+        if self.outcome.verdict == drift.JUDGE_CHANGED:
+            return "judge_changed"
+        if self.outcome.verdict in (drift.NO_BASELINE, drift.NOT_COMPARABLE):
+            return "not_monitored"
+        if self.outcome.verdict == drift.INCONCLUSIVE:
+            return "stale" if self.stale else "inconclusive"
+        return "healthy"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "check": self.check,
+            "incident": None if self.outcome.incident_id is None else {
+                "incident_id": self.outcome.incident_id,
+                "action": self.outcome.incident_action,
+                "status": self.outcome.incident_status,
+            },
+            "notifications": self.delivery,
+            "prometheus_textfile": self.prometheus_textfile,
+            "problems": self.problems,
+            "stale": self.stale,
+        }
+
+
+def after_run(store: Store, run_id: str, config: RunConfig, *, http_client: Any = None
+              ) -> AfterRun:
+    """The nightly follow-up of a recorded run: drift check against the baseline, incident or
+    warning recorded, notifications delivered, Prometheus textfile rewritten.
+
+    ``config`` is the :class:`judgecal.config.RunConfig` of the run. The run's own record is
+    already committed when this starts; nothing here can undo it, and a webhook that is down or
+    a textfile that cannot be written only adds to ``problems``.
+    An inconclusive run is checked as ``inconclusive``: no comparison, no incident, and it is
+    never accepted as a baseline.
+    """
+    n_boot = config.drift.bootstrap or max(config.run.bootstrap, 1000)
+    check = drift.check_run(store, run_id, config.drift, n_boot=n_boot,
+                            seed=config.run.seed, actor="judgecal run")
+    outcome = record_check(store, check)
+    result = AfterRun(check=json_safe(check.to_json()), outcome=outcome, delivery=None)
+    if check.verdict == drift.INCONCLUSIVE:
+        result.stale = _stale_watch(store, check)
+    try:
+        result.delivery = notify.deliver_pending(store, config.notify.webhook,
+                                                 http_client=http_client).to_json()
+        for key, error in (result.delivery.get("errors") or {}).items():
+            result.problems.append(f"notification {key} not delivered yet: {error}")
+    except Exception as exc:  # delivery must never fail a run that is already recorded
+        result.problems.append(f"notifications not delivered: {type(exc).__name__}: {exc}")
+    if config.notify.prometheus_textfile is not None:
+        try:
+            path = write_prometheus(store, config.notify.prometheus_textfile)
+            result.prometheus_textfile = str(path)
+        except OSError as exc:
+            result.problems.append(f"Prometheus textfile not written: {exc}")
+    return result

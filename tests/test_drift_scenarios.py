@@ -16,7 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from judgecal import drift, incidents
+from judgecal import drift, incidents, nightly
 from judgecal.calibration import CalibrationSet, load_set
 from judgecal.cli.main import cli
 from judgecal.config import DriftSettings, RunConfig
@@ -64,11 +64,11 @@ def _config(srv: RunningServer, store: Store, judge_file: str, set_name: str,
 
 
 def _night(srv: RunningServer, store: Store, cs: CalibrationSet, judge_file: str,
-           **drift_settings: Any) -> incidents.AfterRun:
+           **drift_settings: Any) -> nightly.AfterRun:
     cfg = _config(srv, store, judge_file, cs.name, **drift_settings)
     result = execute_run(cfg, store, cs)
     assert result.status == "completed"
-    return incidents.after_run(store, result.run_id, cfg)
+    return nightly.after_run(store, result.run_id, cfg)
 
 
 def _swap(srv: RunningServer, **changes: Any) -> None:
@@ -221,7 +221,7 @@ def test_cli_run_exit_codes_and_json(server: RunningServer, tmp_path: Path) -> N
     acked = runner.invoke(cli, ["run", "--config", str(cfg)])
     assert acked.exit_code == 10  # someone owns it: a warning, not another page
     prom = (tmp_path / "prom" / "jc.prom").read_text()
-    assert 'judgecal_open_incidents{judge="llmbar-judge",severity="SEV0"} 1' in prom
+    assert 'judgecal_open_incidents{judge="llmbar-judge",severity="SEV0"} 1.0' in prom
     shown = runner.invoke(cli, [*store_opt, "incidents", "show", incident_id])
     assert "## Root cause" in shown.output and "acknowledged" in shown.output
     # compare works on any two runs, item by item.

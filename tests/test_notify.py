@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from judgecal import drift, incidents, notify
+from judgecal import drift, incidents, nightly, notify
 from judgecal.calibration import CalibrationSet, load_set
 from judgecal.config import RunConfig, WebhookSettings, load_judge
 from judgecal.imports import import_judgments
+from judgecal.reports.prometheus import write_prometheus
 from judgecal.store import Store, open_store
 from tests.conftest import ROOT, SETS
 from tests.helpers import llmbar_verdicts
@@ -187,16 +188,17 @@ def test_a_dead_webhook_never_blocks_the_record(
         "notify": {"webhook": {"url": _closed_port_url(), "tries_per_run": 1},
                    "prometheus_textfile": str(prom)},
     })
-    done = incidents.after_run(store, bad, config)
+    done = nightly.after_run(store, bad, config)
     assert done.kind == "incident" and done.outcome.incident_id
     assert incidents.get_incident(store, done.outcome.incident_id)["status"] == "open"
     assert done.problems and "not delivered yet" in done.problems[0]
     assert notify.outbox(store, "pending")[0]["event"] == "incident.opened"
     assert done.prometheus_textfile == str(prom)
     text = prom.read_text()
-    assert 'judgecal_open_incidents{judge="llmbar-judge",severity="SEV0"} 1' in text
-    assert 'judgecal_drift_verdict{judge="llmbar-judge",set="llmbar",verdict="incident"} 1' in text
-    assert "judgecal_notifications_pending 1" in text
+    assert 'judgecal_open_incidents{judge="llmbar-judge",severity="SEV0"} 1.0' in text
+    assert ('judgecal_drift_verdict{judge="llmbar-judge",set="llmbar",verdict="incident"} 1.0'
+            in text)
+    assert "judgecal_notifications_pending 1.0" in text
     # The endpoint is back: the next run's delivery sends what was waiting.
     later = notify.deliver_pending(store, WebhookSettings(url=receiver.url),
                                    now="2999-01-01T00:00:00Z")
@@ -205,12 +207,16 @@ def test_a_dead_webhook_never_blocks_the_record(
 
 def test_prometheus_textfile_is_written_atomically(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "prom" / "judgecal.prom"
-    notify.write_prometheus(store, path)
+    write_prometheus(store, path)
     first = path.read_text()
     assert first.endswith("\n") and "# TYPE judgecal_notifications_pending gauge" in first
-    notify.write_prometheus(store, path)
+    write_prometheus(store, path)
     assert sorted(p.name for p in path.parent.iterdir()) == ["judgecal.prom"]  # no temp files
     assert oct(path.stat().st_mode & 0o777) == "0o644"
     for line in path.read_text().splitlines():
         assert line.startswith("#") or line.split()[-1].replace(".", "").replace("-", "").isdigit()
-    assert notify._labels(judge='a"b\\c\nd') == '{judge="a\\"b\\\\c\\nd"}'
+    # A valid exposition: Prometheus' own parser reads every family back.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names = {f.name for f in text_string_to_metric_families(path.read_text())}
+    assert "judgecal_notifications_pending" in names

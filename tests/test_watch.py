@@ -18,9 +18,10 @@ from judgecal.config import RunConfig, load_config, store_relative_to
 from judgecal.drift import accept_baseline
 from judgecal.drift.watch import watch_states
 from judgecal.nightly import EXIT_CODES, run_nightly
-from judgecal.notify import outbox, prometheus_text
+from judgecal.notify import outbox
 from judgecal.recorded.server import RunningServer, start_server
 from judgecal.records import simulated_clock
+from judgecal.reports.prometheus import prometheus_text
 from judgecal.store import Store, open_store
 from tests.conftest import ROOT
 from tests.helpers import run_config
@@ -68,16 +69,16 @@ def test_no_baseline_then_healthy_then_judge_changed_until_accepted(
     code, status = _status(url)
     assert code == 5 and status["judges"][0]["state"] == "not_monitored"
     prom = prometheus_text(store)
-    assert 'judgecal_watch_state{judge="pandalm-judge",set="pandalm",state="not_monitored"} 1' \
+    assert 'judgecal_watch_state{judge="pandalm-judge",set="pandalm",state="not_monitored"} 1.0' \
         in prom
     assert 'judgecal_last_conclusive_check_timestamp_seconds{judge="pandalm-judge",' \
-        'set="pandalm"} 0' in prom
+        'set="pandalm"} 0.0' in prom
 
     accept_baseline(store, first.result.run_id, actor="test", reason="reviewed")
     second = run_nightly(cfg, store, pandalm_set)
     assert second.kind == "healthy" and EXIT_CODES[second.kind] == 0
     assert _status(url)[0] == 0
-    assert 'state="healthy"} 1' in prometheus_text(store)
+    assert 'state="healthy"} 1.0' in prometheus_text(store)
 
     # A one-line prompt edit that leaves agreement where it was: never silent.
     spec = cfg.judge.prompts["preference"]
