@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-output
 RELIABILITY_ARGS ?=
 
-.PHONY: install demo test lint bench reliability clean pg
+.PHONY: install demo test lint bench reliability clean pg bench-correction
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: $(STAMP)  ## ruff + mypy
 
 bench: $(STAMP)  ## performance benchmarks, printed as ratios against the naive way and the targets
 	$(BIN)/python benchmarks/run_all.py
+
+bench-correction: $(STAMP)  ## coverage of the remedy's intervals (judgecal.stats.correction), one table
+	$(BIN)/python benchmarks/bench_correction.py
 
 reliability: $(STAMP)  ## crash, fault, overlap, hostile-input and secrets checks, as one table
 	$(BIN)/python benchmarks/reliability.py $(RELIABILITY_ARGS)
