@@ -281,6 +281,37 @@ def test_pairwise_target_counts_ties_half() -> None:
     assert raw_estimate(PAIRWISE, window).value == pytest.approx((1 + 1 + 0 + 0.5) / 4)
 
 
+def test_pairwise_without_ties_judge_may_say_tie() -> None:
+    # Humans choose 1 or 2 only; the judge may also answer 0 (tie): M is 3 x 2 and the
+    # window's shares are found by least squares, then projected onto the simplex.
+    no_ties = Scale(kind="pairwise", ties=False)
+    rng = np.random.default_rng(19)
+    m = np.array([[0.2, 0.2], [0.7, 0.1], [0.1, 0.7]])  # rows: judge 0, 1, 2; cols: true 1, 2
+
+    def draw(p_first: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+        true = (rng.random(size) >= p_first).astype(int)  # 0 -> code 1, 1 -> code 2
+        cdf = np.cumsum(m[:, true].T, axis=1)
+        judge = np.minimum((rng.random(size)[:, None] > cdf).sum(axis=1), 2)
+        return true + 1.0, judge.astype(float)
+
+    y, f = draw(0.5, 4000)
+    _, fw = draw(0.8, 20000)
+    est = shift_robust(no_ties, y, f, fw, n_boot=200)
+    assert est.value == pytest.approx(0.8, abs=0.03)
+    assert len(est.diagnostics["matrix"]) == 3 and len(est.diagnostics["matrix"][0]) == 2
+    with pytest.raises(ValueError, match="not a code"):
+        ppi_mean(no_ties, [0.0] * 20, [1.0] * 20, [1.0])  # a human tie on a no-ties scale
+
+
+def test_fixed_lambda_is_kept_with_min_variance_rule() -> None:
+    rng = np.random.default_rng(20)
+    y = rng.normal(size=50)
+    f = -y + rng.normal(size=50)  # anti-correlated: a fixed lambda = 1 widens the interval
+    est = ppi_mean(INTERVAL, y, f, rng.normal(size=500), lam=1.0, lambda_rule="min_variance")
+    assert est.diagnostics["lambda"] == 1.0
+    assert est.diagnostics["width_ratio"] > 1
+
+
 def test_shift_robust_recovers_ordinal_label_shift_where_ppi_is_biased() -> None:
     rng = np.random.default_rng(9)
     codes = np.arange(1.0, 6.0)

@@ -181,6 +181,7 @@ def ppi_fit(
     n, big_n = y.size, f_window.size
     wl = _norm_weights(w, n)
     wu = _norm_weights(w_window, big_n)
+    tuned = lam is None
     if lam is None:
         if lambda_rule == "power_tuning":
             theta1 = float((wu * f_window).mean() + (wl * (y - f)).mean())
@@ -205,14 +206,14 @@ def ppi_fit(
     var = float((wu * lam * f_window).var()) / big_n + float((wl * (y - lam * f)).var()) / n
     theta0 = float((wl * y).mean())
     var0 = float((wl * y).var()) / n
-    if lambda_rule == "min_variance" and var > var0:
+    if tuned and lambda_rule == "min_variance" and var > var0:
         # rounding guard: the clipped minimiser has var <= var0 exactly in real arithmetic
         lam, theta, var = 0.0, theta0, var0
     return PPIFit(theta, math.sqrt(max(var, 0.0)), lam, theta0, math.sqrt(max(var0, 0.0)))
 
 
 def _pairs(target: Target, human: object, judge: object) -> tuple[np.ndarray, np.ndarray, int]:
-    h = check_scores(target, human, "human labels")
+    h = check_scores(target, human, "human labels", human=True)
     j = check_scores(target, judge, "calibration judge scores")
     if h.shape != j.shape:
         raise ValueError(f"human labels cover {h.size} items, the judge scores {j.size}")
@@ -391,7 +392,7 @@ def human_only_mean(
     """
     target = target_for(scale, positive)
     z = z_value(confidence)
-    h = check_scores(target, human, "human labels")
+    h = check_scores(target, human, "human labels", human=True)
     y = target.values(h[~np.isnan(h)])
     n = int(y.size)
     if n < min_labelled:
@@ -486,7 +487,7 @@ def window_sample_ppi(
     """
     target = target_for(scale, positive)
     check_confidence(confidence)
-    h = check_scores(target, human, "human labels")
+    h = check_scores(target, human, "human labels", human=True)
     j = check_scores(target, judge, "sampled judge scores")
     if h.shape != j.shape or len(sample_strata) != h.size:
         raise ValueError("human, judge and sample_strata must have the same length")

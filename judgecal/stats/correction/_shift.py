@@ -223,7 +223,7 @@ def shift_robust(
     use_delta = scale.kind == "binary" and interval in ("auto", "delta")
 
     assert target.human_codes is not None and target.judge_codes is not None
-    h = check_scores(target, human, "human labels")
+    h = check_scores(target, human, "human labels", human=True)
     j = check_scores(target, judge, "calibration judge scores")
     if h.shape != j.shape:
         raise ValueError(f"human labels cover {h.size} items, the judge scores {j.size}")

@@ -109,18 +109,19 @@ def target_for(scale: Scale, positive: float | None = None) -> Target:
     return Target(scale, "mean score", None, None, None, bounds)
 
 
-def check_scores(target: Target, scores: object, what: str) -> np.ndarray:
+def check_scores(target: Target, scores: object, what: str, *, human: bool = False) -> np.ndarray:
     """Validate a 1-D array of codes (NaN = missing) and return it as floats.
 
     Ordinal judge scores and human consensus values may lie between codes; categorical
-    scores must be codes of the scale.
+    scores must be codes of the scale (``human=True``: the human codes, so a tie is refused
+    on a pairwise scale without ties, while a pairwise judge may always answer tie).
     """
     arr = np.asarray(scores, dtype=np.float64)
     if arr.ndim != 1:
         raise ValueError(f"{what} must be a 1-D array, got {arr.ndim}-D")
     if np.isinf(arr).any():
         raise ValueError(f"{what} contain an infinite value")
-    codes = target.judge_codes
+    codes = target.human_codes if human else target.judge_codes
     if codes is None:
         return arr
     values = arr[~np.isnan(arr)]
