@@ -45,7 +45,7 @@ class Store:
         """Snapshot a calibration set (items and labels) under its version. Idempotent.
 
         The first snapshot of a version appends its audit entry in the same transaction
-        (:mod:`judgecal.audit_sets`); a version stored before set auditing gets its entry on
+        (:mod:`judgecal.audit.sets`); a version stored before set auditing gets its entry on
         its next save_set. Two processes may snapshot the same version at once (two runs
         started together): the one whose insert collides with the other's committed snapshot
         returns False.
@@ -62,7 +62,7 @@ class Store:
 
     def _cover_set(self, cs: CalibrationSet) -> None:
         """Append the audit entry of a version stored before set auditing (else nothing)."""
-        from judgecal import audit_sets
+        from judgecal.audit import sets as audit_sets
 
         if audit_sets.is_logged(self.engine, cs.version):
             return
@@ -79,7 +79,7 @@ class Store:
             ).first() is not None
 
     def _save_set(self, cs: CalibrationSet) -> bool:
-        from judgecal import audit_sets
+        from judgecal.audit import sets as audit_sets
 
         with self.engine.begin() as conn:
             if conn.execute(

@@ -48,7 +48,10 @@ def bundle(store_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "bundle"
     s = open_store(f"sqlite:///{store_path}")
     try:
-        result = audit.export_bundle(s, out)
+        from judgecal.reports import render_trust_report
+
+        result = audit.export_bundle(
+            s, out, report=lambda verification: render_trust_report(s, verification=verification))
     finally:
         s.close()
     assert result.verification.ok
@@ -135,7 +138,7 @@ def test_export_refuses_a_non_empty_directory(store: Store, tmp_path: Path) -> N
     out.mkdir()
     (out / "x").write_text("keep me")
     with pytest.raises(InputError, match="must be new or empty"):
-        audit.export_bundle(store, out, include_report=False)
+        audit.export_bundle(store, out)
     assert (out / "x").read_text() == "keep me"
 
 
@@ -144,7 +147,7 @@ def test_export_of_a_tampered_store_says_so(store: Store, tmp_path: Path) -> Non
 
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM metric_reports WHERE report_id = 1"))
-    result = audit.export_bundle(store, tmp_path / "b", include_report=False)
+    result = audit.export_bundle(store, tmp_path / "b")
     assert not result.verification.ok
     verification = json.loads((tmp_path / "b" / "verification.json").read_text())
     assert verification["problems"][0]["code"] == audit.RECORD_DELETED

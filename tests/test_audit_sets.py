@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, insert, select, text, update
 
-from judgecal import audit, audit_sets
+from judgecal import audit
 from judgecal.agreement import StoredSet, agreement_report
+from judgecal.audit import sets as audit_sets
 from judgecal.calibration import CalibrationSet, load_set
 from judgecal.store import Store, open_store, schema
 from tests.conftest import SETS
@@ -322,7 +323,7 @@ def test_runs_starting_together_log_one_entry(
 # -- the auditor's bundle -----------------------------------------------------------------------
 def test_bundle_checks_each_set_file_against_its_entry(covered: Covered, tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    result = audit.export_bundle(covered.store, out, include_report=False)
+    result = audit.export_bundle(covered.store, out)
     assert result.verification.ok
     index = json.loads((out / "records" / "index.json").read_text())
     (entry,) = [r for r in index if r["kind"] == KIND]

@@ -15,6 +15,7 @@ import pytest
 from judgecal import audit, drift
 from judgecal.calibration import CalibrationSet, load_set
 from judgecal.config import DriftSettings
+from judgecal.db import schema
 from judgecal.errors import InputError
 from judgecal.imports import import_judgments
 from judgecal.store import Store, open_store
@@ -249,7 +250,7 @@ def test_baselines_are_append_only_and_audited(
     assert not problems
     with store.engine.connect() as conn:
         kinds = [r[0] for r in conn.execute(
-            audit.schema.audit_log.select().with_only_columns(audit.schema.audit_log.c.kind))]
+            schema.audit_log.select().with_only_columns(schema.audit_log.c.kind))]
     assert kinds.count("baseline") == 2
 
 

@@ -96,10 +96,16 @@ def export(
     Check it with standard tools (README.txt in the bundle explains each step):
         cd DIR && sha256sum -c SHA256SUMS && python3 verify_bundle.py .
     """
-    from judgecal.audit import export_bundle
+    from judgecal.audit import VerifyResult, export_bundle
 
     store = open_store(ctx)
-    result = export_bundle(store, out_dir, judge=judge, since=since, include_report=not no_report)
+
+    def report(verification: VerifyResult) -> str:
+        from judgecal.reports import render_trust_report
+
+        return render_trust_report(store, judge=judge, since=since, verification=verification)
+
+    result = export_bundle(store, out_dir, report=None if no_report else report)
     if as_json:
         emit_json({"out": str(result.out_dir), "files": result.files, "entries": result.entries,
                    "head": result.head, "verification": result.verification.to_json()})

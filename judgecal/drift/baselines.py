@@ -7,12 +7,12 @@ unnoticed. Only a completed (not inconclusive) run can become a baseline.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import and_, select
 
 from judgecal import audit
+from judgecal.audit.snapshots import snapshot_baseline
 from judgecal.db import schema
 from judgecal.drift.verdicts import HEALTHY_VERDICTS
 from judgecal.errors import InputError
@@ -104,12 +104,6 @@ def accept_baseline(
     return dict(values, baseline_id=baseline_id)
 
 
-@audit.snapshot_kind("baseline")
-def snapshot_baseline(conn: Connection, ref: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(schema.baselines).where(schema.baselines.c.baseline_id == int(ref))
-    ).mappings().first()
-    return None if row is None else dict(json.loads(audit.canonical(dict(row))))
 
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, and_, select
 
 from judgecal import audit
 from judgecal.agreement import StoredSet, judge_vector
+from judgecal.audit.snapshots import snapshot_check
 from judgecal.db import schema
 from judgecal.drift.baselines import accept_baseline, baselines, current_baseline
 from judgecal.drift.cause import root_cause
@@ -47,12 +48,6 @@ __all__ = [
 ]
 
 
-@audit.snapshot_kind("drift_check")
-def snapshot_check(conn: Connection, ref: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(schema.drift_checks).where(schema.drift_checks.c.check_id == ref)
-    ).mappings().first()
-    return None if row is None else dict(json.loads(audit.canonical(dict(row))))
 
 
 

@@ -9,9 +9,10 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, select
 
 from judgecal import audit, notify
+from judgecal.audit.snapshots import snapshot_event
 from judgecal.db import schema
 from judgecal.errors import InputError, NotFoundError, Problem
 from judgecal.incidents.schema import ACKNOWLEDGED, OPEN, RESOLVED, STATUSES
@@ -37,17 +38,6 @@ __all__ = [
 _KIND = re.compile(r"^[a-z][a-z0-9_.\-]{0,39}$")
 
 
-@audit.snapshot_kind("incident_event")
-def snapshot_event(conn: Connection, ref: str) -> dict[str, Any] | None:
-    incident_id, _, seq = ref.rpartition("#")
-    if not seq.isdigit():
-        return None
-    e = schema.incident_events.c
-    row = conn.execute(
-        select(schema.incident_events).where(and_(e.incident_id == incident_id,
-                                                  e.seq == int(seq)))
-    ).mappings().first()
-    return None if row is None else dict(json.loads(audit.canonical(dict(row))))
 
 
 def event_row(r: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, select
 
 from judgecal import audit, drift, notify
+from judgecal.audit.snapshots import snapshot_incident
 from judgecal.db import schema
 from judgecal.fingerprint import production_tag
 from judgecal.incidents.lifecycle import append_event, events_of, status_of
@@ -31,12 +32,6 @@ __all__ = [
     "snapshot_incident",
 ]
 
-@audit.snapshot_kind("incident")
-def snapshot_incident(conn: Connection, ref: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(schema.incidents).where(schema.incidents.c.incident_id == ref)
-    ).mappings().first()
-    return None if row is None else dict(json.loads(audit.canonical(dict(row))))
 
 
 def new_incident_id() -> str:

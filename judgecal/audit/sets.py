@@ -40,8 +40,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from judgecal import audit
-from judgecal.audit import AuditProblem, canonical, sha256_hex
+from judgecal.audit import chain
+from judgecal.audit.chain import AuditProblem, canonical, sha256_hex
 from judgecal.db import schema
 
 KIND = "calibration_set"
@@ -85,11 +85,10 @@ def _rows(conn: Connection, table: Any, version: str) -> list[dict[str, Any]]:
         select(table).where(table.c.set_version == version)).mappings()]
 
 
-def _set_refs(conn: Connection) -> Iterable[str]:
+def set_refs(conn: Connection) -> Iterable[str]:
     return [str(r[0]) for r in conn.execute(select(schema.calibration_sets.c.version))]
 
 
-@audit.snapshot_kind(KIND, refs=_set_refs)
 def snapshot_set(conn: Connection, version: str) -> dict[str, Any] | None:
     """The record of ``version`` as its three tables hold it now (None if the set is gone)."""
     head = _head(conn, version)
@@ -99,7 +98,6 @@ def snapshot_set(conn: Connection, version: str) -> dict[str, Any] | None:
                         _rows(conn, schema.set_labels, version))
 
 
-audit.UNLOGGED_IS_WARNING[KIND] = UNCOVERED
 
 
 def _logged(conn: Connection, version: str) -> bool:
@@ -118,7 +116,7 @@ def log_stored_set(conn: Connection, version: str) -> int:
     """Append the entry of a set version just stored, in the transaction that stored it."""
     record = snapshot_set(conn, version)
     assert record is not None
-    return audit.append(conn, KIND, version, record)
+    return chain.append(conn, KIND, version, record)
 
 
 def log_uncovered_set(conn: Connection, version: str, item_rows: list[dict[str, Any]],
@@ -143,7 +141,7 @@ def log_uncovered_set(conn: Connection, version: str, item_rows: list[dict[str, 
         have = stored.get(str(want["item_id"]))
         items.append(have if have is not None and have["position"] == want["position"]
                      else want)
-    audit.append(conn, KIND, version, build_record(head, items, label_rows))
+    chain.append(conn, KIND, version, build_record(head, items, label_rows))
     return True
 
 
@@ -157,7 +155,7 @@ def _label_map(record: Any) -> dict[tuple[str, str, str], Any]:
 
 def changed_rows(seq: int, version: str, logged: Any, current: Any) -> list[AuditProblem]:
     """One problem per row of the set that differs from its entry (registered in
-    :data:`judgecal.audit.DETAILS`)."""
+    :data:`judgecal.audit.snapshots.DETAILS`)."""
     if not isinstance(logged, dict) or not isinstance(current, dict):
         return []
     found: list[AuditProblem] = []
@@ -169,7 +167,7 @@ def changed_rows(seq: int, version: str, logged: Any, current: Any) -> list[Audi
     fields = [k for k in sorted(set(was) | set(now), key=str)
               if canonical(was.get(k)) != canonical(now.get(k))]
     if fields:
-        report(audit.RECORD_EDITED, "the calibration_sets row was changed after it was logged "
+        report(chain.RECORD_EDITED, "the calibration_sets row was changed after it was logged "
                f"(differs in: {', '.join(fields)})", {"table": "calibration_sets"})
     rows: list[tuple[str, str, str, dict[str, Any]]] = []  # (code, row name, detail, row)
     items_was = (logged.get("items") or {}).get("rows") or {}
@@ -177,35 +175,34 @@ def changed_rows(seq: int, version: str, logged: Any, current: Any) -> list[Audi
     for item in sorted(set(items_was) | set(items_now)):
         a, b = items_was.get(item), items_now.get(item)
         if a != b:
-            what = (audit.ROW_DELETED if b is None else audit.ROW_INSERTED if a is None
-                    else audit.ROW_EDITED)
-            detail = " (fields, segments or position)" if what == audit.ROW_EDITED else ""
+            what = (chain.ROW_DELETED if b is None else chain.ROW_INSERTED if a is None
+                    else chain.ROW_EDITED)
+            detail = " (fields, segments or position)" if what == chain.ROW_EDITED else ""
             rows.append((what, f"set_items row (item {item!r})", detail,
                          {"table": "set_items", "item_id": item}))
     labels_was, labels_now = _label_map(logged), _label_map(current)
     for key in sorted(set(labels_was) | set(labels_now)):
         a, b = labels_was.get(key), labels_now.get(key)
         if canonical(a) != canonical(b):
-            what = (audit.ROW_DELETED if key not in labels_now else audit.ROW_INSERTED
-                    if key not in labels_was else audit.ROW_EDITED)
+            what = (chain.ROW_DELETED if key not in labels_now else chain.ROW_INSERTED
+                    if key not in labels_was else chain.ROW_EDITED)
             item, dim, rater = key
-            value = {audit.ROW_EDITED: f": code {a!r} → {b!r}",
-                     audit.ROW_INSERTED: f" (code {b!r})", audit.ROW_DELETED: f" (code {a!r})"}
+            value = {chain.ROW_EDITED: f": code {a!r} → {b!r}",
+                     chain.ROW_INSERTED: f" (code {b!r})", chain.ROW_DELETED: f" (code {a!r})"}
             rows.append((what, f"set_labels row (item {item!r}, dimension {dim!r}, rater "
                          f"{rater!r})", value[what],
                          {"table": "set_labels", "item_id": item, "dimension": dim,
                           "rater_id": rater}))
-    verb = {audit.ROW_EDITED: "was changed (it differs from the set's log entry)",
-            audit.ROW_DELETED: "was deleted (the set's log entry has it)",
-            audit.ROW_INSERTED: "was inserted (the set's log entry does not have it)"}
+    verb = {chain.ROW_EDITED: "was changed (it differs from the set's log entry)",
+            chain.ROW_DELETED: "was deleted (the set's log entry has it)",
+            chain.ROW_INSERTED: "was inserted (the set's log entry does not have it)"}
     for what, name, detail, row in rows[:MAX_ROWS_NAMED]:
         report(what, f"{name} {verb[what]}{detail}", row)
     if len(rows) > MAX_ROWS_NAMED:
         rest = rows[MAX_ROWS_NAMED:]
         tables = sorted({row["table"] for _, _, _, row in rest})
-        report(audit.ROW_EDITED, f"and {len(rest)} more rows of {' and '.join(tables)} differ "
+        report(chain.ROW_EDITED, f"and {len(rest)} more rows of {' and '.join(tables)} differ "
                "from the log (not listed)")
     return found
 
 
-audit.DETAILS[KIND] = changed_rows
