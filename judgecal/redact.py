@@ -18,13 +18,14 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 __all__ = [
     "REDACTED",
     "Redactor",
     "install_log_filter",
     "safe_url",
+    "stored_url",
     "url_secrets",
 ]
 
@@ -77,6 +78,21 @@ def safe_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else REDACTED
+
+
+def stored_url(url: str) -> str:
+    """``url`` as it may be stored: a password and query values replaced by ``[redacted]``,
+    everything else kept (the host and path say which endpoint a run used)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
+    query = "&".join(f"{k}={REDACTED}" for k, _ in parse_qsl(parts.query)) if parts.query \
+        else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class Redactor:

@@ -35,7 +35,7 @@ from judgecal.records import (
     ReplyRecord,
     now,
 )
-from judgecal.redact import Redactor, install_log_filter
+from judgecal.redact import Redactor, install_log_filter, stored_url
 from judgecal.store import Store, run_lock
 
 if TYPE_CHECKING:
@@ -142,8 +142,11 @@ def _record(
 
 
 def _judge_config_record(judge: JudgeConfig) -> dict[str, Any]:
-    """The judge config as stored with the run. Holds the key's variable name, never the key."""
-    return judge.model_dump(mode="json")
+    """The judge config as stored with the run. Holds the key's variable name, never the key,
+    and the endpoint without a password or query values that may carry one."""
+    record = judge.model_dump(mode="json")
+    record["base_url"] = stored_url(judge.base_url)
+    return record
 
 
 def summarize_replies(

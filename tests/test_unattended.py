@@ -340,3 +340,17 @@ def test_webhook_token_reaches_neither_logs_nor_the_outbox(
     assert any("HTTP Request" in m for m in client_side)  # httpx did log the request ...
     assert not any("hooksecret0123456789" in m for m in client_side)  # ... without the token
     assert all("hooksecret" not in (n["last_error"] or "") for n in outbox(store))
+
+
+def test_a_password_in_the_judge_url_is_not_stored(
+    recorded: RunningServer, tmp_path: Path, pandalm_set: CalibrationSet
+) -> None:
+    base = recorded.url.replace("http://", "http://judge:pw-SENTINEL-31337@")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    cfg = run_config(base, url, run={"limit": 5, "min_items": 1})
+    store = open_store(url)
+    result = execute_run(cfg, store, pandalm_set)
+    assert result.status == "completed"
+    stored = store.get_run(result.run_id)["judge_config"]["base_url"]
+    assert stored == recorded.url.replace("http://", "http://judge:[redacted]@")
+    assert b"pw-SENTINEL-31337" not in (tmp_path / "s.db").read_bytes()
