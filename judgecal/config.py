@@ -99,7 +99,7 @@ class PromptSpec(_Strict):
         """A template that does not compile is a config error found when the file is read
         (naming its file and line), not in the middle of a run."""
         if value is not None:
-            from judgecal.judge import template_syntax_error
+            from judgecal.io.templates import template_syntax_error
 
             problem = template_syntax_error(value)
             if problem is not None:

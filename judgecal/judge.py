@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from judgecal import __version__
 from judgecal.config import JudgeConfig, ParseRule, PromptSpec
 from judgecal.errors import ConfigError
+from judgecal.io.templates import template_environment
 from judgecal.scales import Scale
 
 if TYPE_CHECKING:
     from jinja2.environment import Template
-    from jinja2.sandbox import SandboxedEnvironment
 
 ORIGINAL = "original"
 SWAPPED = "swapped"
@@ -66,25 +66,6 @@ def configured_fingerprint(judge: JudgeConfig) -> dict[str, Any]:
 
 
 @functools.cache
-def template_environment() -> SandboxedEnvironment:
-    """The one Jinja2 environment prompts are compiled in: sandboxed, strict, no escaping."""
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-
-
-def template_syntax_error(text: str) -> tuple[str, int | None] | None:
-    """``(message, line in the template)`` when ``text`` does not compile, else None."""
-    from jinja2 import TemplateSyntaxError
-
-    try:
-        template_environment().from_string(text)
-    except TemplateSyntaxError as exc:
-        return f"template syntax error: {exc.message}", exc.lineno
-    return None
-
-
 class PromptRenderer:
     """Renders the messages for one (item, dimension, variant)."""
 
