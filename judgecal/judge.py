@@ -7,7 +7,6 @@ text is only ever inserted as data (``{{ "{{" }}`` inside an item stays literal 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -65,7 +64,6 @@ def configured_fingerprint(judge: JudgeConfig) -> dict[str, Any]:
     return {"hash": _sha(parts), "parts": parts, "decoding": decoding}
 
 
-@functools.cache
 class PromptRenderer:
     """Renders the messages for one (item, dimension, variant)."""
 

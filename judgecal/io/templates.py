@@ -6,6 +6,7 @@ not have is an error, and item text is data — inserted, never evaluated as a t
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["template_environment", "template_syntax_error"]
 
 
+@functools.cache
 def template_environment() -> SandboxedEnvironment:
     """The one Jinja2 environment prompts are compiled in: sandboxed, strict, no escaping."""
     from jinja2 import StrictUndefined
