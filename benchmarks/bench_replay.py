@@ -139,7 +139,7 @@ def main() -> int:
 
     from judgecal.calibration import load_set
     from judgecal.config import RunConfig, load_judge
-    from judgecal.runner import execute_run
+    from judgecal.runs.replay import execute_run
     from judgecal.store import open_store
 
     tmp = Path(tempfile.mkdtemp(prefix="judgecal-bench-"))

@@ -43,12 +43,12 @@ from judgecal import audit, drift, incidents, notify
 from judgecal.agreement import StoredSet, agreement_report
 from judgecal.calibration import CalibrationSet, load_set
 from judgecal.config import DriftSettings
-from judgecal.imports import imported_fingerprint
 from judgecal.judge import ORIGINAL
 from judgecal.records import SCORED, UNSCORED, ReplyRecord
 from judgecal.reports.data import trust_report_data
 from judgecal.reports.trust import render_html
-from judgecal.runner import summarize_replies
+from judgecal.runs.imported import imported_fingerprint
+from judgecal.runs.replay import summarize_replies
 from judgecal.store import Store, open_store
 
 NIGHTS = 365

@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from judgecal.errors import CalibrationSetError, InputError, Problem
 from judgecal.io import YamlDocument, excerpt, field_text, load_yaml, validator_text
+from judgecal.io.tabular import detect_format, read_rows
 from judgecal.scales import Dimension
-from judgecal.tabular import detect_format, read_rows
 
 if TYPE_CHECKING:
     import numpy

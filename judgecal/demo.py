@@ -200,7 +200,7 @@ def _link_history(store: Any, result: DemoResult, clock: Any, when: datetime,
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from judgecal.fingerprint import production_tag
+    from judgecal.judge.fingerprint import production_tag
     from judgecal.scores import generate as gen
     from judgecal.scores.ingest import ingest_file
     from judgecal.scores.link import link_incident

@@ -35,7 +35,7 @@ while agreement did not really move; repeated every night until a new baseline i
 if TYPE_CHECKING:
     from judgecal.calibration import CalibrationSet
     from judgecal.config import RunConfig
-    from judgecal.runner import ReplyCallback, RunResult
+    from judgecal.runs.replay import ReplyCallback, RunResult
     from judgecal.store import Store
 
 
@@ -81,7 +81,7 @@ def run_nightly(
     was closed but never drift-checked (killed in between) is checked first.
     """
     from judgecal.agreement import StoredSet, agreement_report
-    from judgecal.runner import check_compatible, execute_run, lock_key
+    from judgecal.runs.replay import check_compatible, execute_run, lock_key
     from judgecal.store import run_lock
 
     check_compatible(config.judge, cs, str(config.source or "<config>"))
@@ -115,7 +115,7 @@ def run_nightly(
 def _check_missed(store: Store, config: RunConfig, cs: CalibrationSet) -> Nightly | None:
     """Drift-check the judge's newest closed run if a kill left it without a check."""
     from judgecal.drift import checks_for_run
-    from judgecal.runner import RunResult
+    from judgecal.runs.replay import RunResult
 
     for run in store.list_runs(config.judge.name, limit=5):
         if run["set_version"] != cs.version or run["origin"] != "live":

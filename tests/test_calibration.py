@@ -645,7 +645,7 @@ def test_binary_scale_labels(tmp_path: Path) -> None:
 def test_importing_the_loader_stays_light() -> None:
     import subprocess
 
-    code = ("import sys, judgecal.calibration, judgecal.tabular; "
+    code = ("import sys, judgecal.calibration, judgecal.io.tabular; "
             "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'krippendorff') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -17,7 +17,7 @@ from judgecal.calibration import CalibrationSet, load_set
 from judgecal.config import DriftSettings
 from judgecal.db import schema
 from judgecal.errors import InputError
-from judgecal.imports import import_judgments
+from judgecal.runs.imported import import_judgments
 from judgecal.store import Store, open_store
 from tests.conftest import SETS, TEST_DATA
 from tests.helpers import llmbar_recording_names, llmbar_winners

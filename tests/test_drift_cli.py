@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from judgecal.calibration import load_set
 from judgecal.cli.main import cli
-from judgecal.imports import import_judgments
+from judgecal.runs.imported import import_judgments
 from judgecal.schedule import schedule_lines, unit_name
 from judgecal.store import open_store
 from tests.conftest import ROOT, SETS

@@ -21,7 +21,7 @@ from judgecal.calibration import CalibrationSet, load_set
 from judgecal.cli.main import cli
 from judgecal.config import DriftSettings, RunConfig
 from judgecal.recorded.server import RunningServer, start_server
-from judgecal.runner import execute_run
+from judgecal.runs.replay import execute_run
 from judgecal.store import Store, open_store
 from tests.conftest import ROOT, SETS
 from tests.helpers import run_config

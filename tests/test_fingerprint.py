@@ -8,7 +8,8 @@ import pytest
 
 from judgecal import drift
 from judgecal.config import load_judge
-from judgecal.fingerprint import (
+from judgecal.judge import configured_fingerprint
+from judgecal.judge.fingerprint import (
     deep_fingerprint,
     describe_change,
     diff_runs,
@@ -16,7 +17,6 @@ from judgecal.fingerprint import (
     parse_production_tag,
     production_tag,
 )
-from judgecal.judge import configured_fingerprint
 from tests.conftest import ROOT
 
 JUDGES = ROOT / "configs" / "judges"

@@ -17,7 +17,7 @@ from judgecal import audit, drift, incidents
 from judgecal.calibration import CalibrationSet, load_set
 from judgecal.config import DriftSettings
 from judgecal.errors import InputError, NotFoundError
-from judgecal.imports import import_judgments
+from judgecal.runs.imported import import_judgments
 from judgecal.store import Store, open_store, schema
 from tests.conftest import SETS
 from tests.helpers import llmbar_recording_names, llmbar_winners

@@ -17,8 +17,8 @@ import pytest
 from judgecal import drift, incidents, nightly, notify
 from judgecal.calibration import CalibrationSet, load_set
 from judgecal.config import RunConfig, WebhookSettings, load_judge
-from judgecal.imports import import_judgments
 from judgecal.reports.prometheus import write_prometheus
+from judgecal.runs.imported import import_judgments
 from judgecal.store import Store, open_store
 from tests.conftest import ROOT, SETS
 from tests.helpers import llmbar_verdicts

@@ -119,7 +119,7 @@ def test_a_fractional_or_infinite_pairwise_label_is_off_scale(label: object) -> 
 
 def test_deeply_nested_json_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     from judgecal.errors import InputError
-    from judgecal.tabular import read_all
+    from judgecal.io.tabular import read_all
 
     path = tmp_path / "items.jsonl"
     path.write_text('{"id": "1"}\n{"id": "2", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n")

@@ -19,7 +19,7 @@ from sqlalchemy import update
 
 from judgecal.agreement import StoredSet, agreement_report
 from judgecal.calibration import CalibrationSet, load_set
-from judgecal.imports import import_judgments
+from judgecal.runs.imported import import_judgments
 from judgecal.store import Store, open_store, schema
 from tests.conftest import SETS
 

@@ -16,7 +16,7 @@ import pytest
 from judgecal.calibration import load_set
 from judgecal.recorded.server import RunningServer, start_server
 from judgecal.records import SCORED, UNSCORED
-from judgecal.runner import execute_run
+from judgecal.runs.replay import execute_run
 from judgecal.store import open_store
 from tests.conftest import ROOT
 from tests.helpers import run_config, write_config

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from judgecal.errors import InputError, Problem
-from judgecal.tabular import detect_format, read_all, read_rows
+from judgecal.io.tabular import detect_format, read_all, read_rows
 
 
 def _write(path: Path, text: str | bytes) -> Path:

@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy import text
 
 from judgecal.calibration import CalibrationSet, load_set
-from judgecal.completion import MalformedReply, read_completion, token_count
 from judgecal.errors import ConfigError, JudgeError
+from judgecal.judge.completion import MalformedReply, read_completion, token_count
 from judgecal.recorded.faults import MALFORMED_200
 from judgecal.recorded.server import RunningServer, start_server
 from judgecal.records import FAILED, SCORED
 from judgecal.redact import Redactor, safe_url
-from judgecal.runner import execute_run
+from judgecal.runs.replay import execute_run
 from judgecal.store import open_store
 from tests.conftest import ROOT
 from tests.helpers import run_config, write_config

@@ -52,7 +52,7 @@ def _pts(x: float | None) -> str:
 def render_check(c: dict[str, Any], *, title: str = "drift check") -> str:
     """Plain-text rendering of a drift check (``DriftCheck.to_json()``)."""
     from judgecal.drift import describe_dimension, describe_shift
-    from judgecal.fingerprint import FieldChange, describe_change
+    from judgecal.judge.fingerprint import FieldChange, describe_change
 
     lines = []
     if c.get("baseline_run_id"):

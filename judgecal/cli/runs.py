@@ -145,7 +145,7 @@ def import_(
 
     from judgecal.calibration import load_set
     from judgecal.errors import InputError, Problem
-    from judgecal.imports import import_judgments
+    from judgecal.runs.imported import import_judgments
 
     if prompt_file is None and prompt_text is None:
         raise click.UsageError("give the judge's prompt with --prompt-file or --prompt")

@@ -21,7 +21,7 @@ from judgecal.drift.verdicts import (
     SILENT_PROVIDER_UPDATE,
     UNEXPLAINED_PROVIDER_CHANGE,
 )
-from judgecal.fingerprint import FingerprintDiff, describe_change
+from judgecal.judge.fingerprint import FingerprintDiff, describe_change
 
 __all__ = [
     "judge_changed",

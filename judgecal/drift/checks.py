@@ -28,7 +28,7 @@ from judgecal.drift.verdicts import (
     new_check_id,
 )
 from judgecal.errors import NotFoundError
-from judgecal.fingerprint import describe_change, diff_runs
+from judgecal.judge.fingerprint import describe_change, diff_runs
 from judgecal.records import COMPLETED, json_safe
 from judgecal.stats._alarm import DimensionData
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from judgecal.errors import InputError
-from judgecal.fingerprint import FingerprintDiff
+from judgecal.judge.fingerprint import FingerprintDiff
 from judgecal.records import now as clock_now
 from judgecal.records import utcnow
 

@@ -15,9 +15,9 @@ from sqlalchemy import Connection, and_, select
 from judgecal import audit, drift, notify
 from judgecal.audit.snapshots import snapshot_incident
 from judgecal.db import schema
-from judgecal.fingerprint import production_tag
 from judgecal.incidents.lifecycle import append_event, events_of, status_of
 from judgecal.incidents.schema import OPEN, RESOLVED, SCHEMA_VERSION
+from judgecal.judge.fingerprint import production_tag
 from judgecal.records import json_safe, utcnow
 from judgecal.records import now as clock_now
 

@@ -1,4 +1,5 @@
-"""Reading hostile files safely: the bounded YAML loader and short quotes of file content."""
+"""Reading and writing files safely: rows with line numbers (tabular), the one bounded YAML
+loader, prompt templates, output paths and short quotes of file content."""
 
 from judgecal.io.text import EXCERPT_CHARS, excerpt, field_text, validator_text
 from judgecal.io.yamlfile import MAX_DEPTH, MAX_NODES, YamlDocument, load_yaml

@@ -122,7 +122,7 @@ def _resolved_at(incident: dict[str, Any]) -> str | None:
 
 def _fingerprint_history(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per run whose fingerprint differs from the run before it (and the first run)."""
-    from judgecal import fingerprint
+    from judgecal.judge import fingerprint
 
     history: list[dict[str, Any]] = []
     prev: dict[str, Any] | None = None

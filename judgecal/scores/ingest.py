@@ -2,7 +2,7 @@
 
 * **Streamed**: the file is read and written in chunks of ``chunk_rows`` rows, so memory
   does not grow with the file (Parquet through ``pyarrow`` batches; CSV/JSONL through
-  :func:`judgecal.tabular.read_rows`, which knows the line of every row).
+  :func:`judgecal.io.tabular.read_rows`, which knows the line of every row).
 * **Idempotent by score_id**: ingesting the same file twice changes nothing; the first
   row stored under a ``score_id`` wins. A row that repeats a stored (or earlier) score_id
   with *other* values is a bad row, reported by line; an exact repeat is a duplicate.
@@ -25,7 +25,7 @@
   taken as UTC) or read from a Parquet timestamp column (naive = UTC), and stored as
   timezone-aware UTC to the microsecond (the nanoseconds pandas writes are floored).
 * **Reading never stops silently**: a line that is not UTF-8, a malformed CSV record or a
-  huge field is a bad row of its own (:mod:`judgecal.tabular`); the rows after it are read.
+  huge field is a bad row of its own (:mod:`judgecal.io.tabular`); the rows after it are read.
 """
 
 from __future__ import annotations
@@ -496,7 +496,7 @@ def ingest_file(
         committed. Problems that make the whole file unreadable (missing file or columns,
         not Parquet) raise :class:`InputError` before anything is written.
     """
-    from judgecal.tabular import detect_format
+    from judgecal.io.tabular import detect_format
 
     p = Path(path)
     kind = fmt or detect_format(p)

@@ -126,7 +126,7 @@ def find_onset(
     last_healthy_at:
         Time of the judge's last healthy calibration run (``None`` if unknown).
     new_tag:
-        The production tag of the drifted judge (:func:`judgecal.fingerprint.production_tag`
+        The production tag of the drifted judge (:func:`judgecal.judge.fingerprint.production_tag`
         of the incident's run), if known.
 
     Raises
@@ -597,7 +597,7 @@ def _new_tag(store: Any, incident: dict[str, Any]) -> str | None:
     if isinstance(tags, dict) and tags.get("after"):
         return str(tags["after"])
     try:
-        from judgecal.fingerprint import production_tag
+        from judgecal.judge.fingerprint import production_tag
 
         return production_tag(store.get_run(str(incident["run_id"])))
     except (NotFoundError, KeyError):

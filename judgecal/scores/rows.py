@@ -121,7 +121,7 @@ def _text_chunks(
     path: Path, mapping: Mapping[str, str], chunk_rows: int, problems: list[Problem]
 ) -> Iterator[tuple[pa.Table, np.ndarray]]:
     """CSV/JSONL rows, ``chunk_rows`` at a time, as string/JSON-typed columns."""
-    from judgecal.tabular import read_rows
+    from judgecal.io.tabular import read_rows
 
     resolved: dict[str, str] | None = None
     lines: list[int] = []

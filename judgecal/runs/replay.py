@@ -21,11 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from judgecal.client import JudgeClient, Outcome
-from judgecal.completion import token_count
 from judgecal.config import JudgeConfig, RunConfig
 from judgecal.errors import ConfigError, Problem
-from judgecal.judge import ORIGINAL, SWAPPED, PromptRenderer, configured_fingerprint, parse_reply
+from judgecal.judge.client import JudgeClient, Outcome
+from judgecal.judge.completion import token_count
+from judgecal.judge.prompt import (
+    ORIGINAL,
+    SWAPPED,
+    PromptRenderer,
+    configured_fingerprint,
+    parse_reply,
+)
 from judgecal.records import (
     COMPLETED,
     FAILED,

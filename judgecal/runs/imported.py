@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from judgecal import __version__
 from judgecal.errors import InputError, Problem
+from judgecal.io.tabular import read_rows
 from judgecal.io.text import excerpt
-from judgecal.judge import ORIGINAL
+from judgecal.judge.prompt import ORIGINAL
 from judgecal.records import SCORED, UNSCORED, ReplyRecord
-from judgecal.runner import new_run_id, summarize_replies
-from judgecal.tabular import read_rows
+from judgecal.runs.replay import new_run_id, summarize_replies
 
 if TYPE_CHECKING:
     from judgecal.calibration import CalibrationSet

@@ -5,7 +5,7 @@ what is retried and how long to wait:
 
 * 429, 5xx, timeouts, dropped connections, streams that end without a finish reason and
   HTTP 200 bodies that are not a well-formed chat completion (an HTML page, broken JSON,
-  a number where the text belongs; see :mod:`judgecal.completion`) are retried with
+  a number where the text belongs; see :mod:`judgecal.judge.completion`) are retried with
   exponential backoff and full jitter; a ``Retry-After`` (or ``retry-after-ms``) header is
   honoured up to ``retry_after_max_s``.
 * An endpoint that cannot be reached at all (connection refused, no such host, connect
@@ -40,15 +40,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from judgecal.completion import MalformedReply, read_completion, token_count
 from judgecal.config import JudgeConfig
 from judgecal.errors import JudgeError
+from judgecal.judge.completion import MalformedReply, read_completion, token_count
 from judgecal.redact import Redactor, safe_url
 
 if TYPE_CHECKING:
     import openai
 
-    from judgecal.judge import Parsed
+    from judgecal.judge.prompt import Parsed
 
 log = logging.getLogger("judgecal.http")
 
@@ -321,7 +321,7 @@ class JudgeClient:
         try:
             if self.judge.stream:
                 return await self._stream(kwargs)
-            # The raw body, read by judgecal.completion: the SDK's own parsing turns an HTML
+            # The raw body, read by judgecal.judge.completion: the SDK's own parsing turns an HTML
             # page or a wrong type into an object without choices, or an exception of its own.
             raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
             body = raw.http_response.content
