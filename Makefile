@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-output
 RELIABILITY_ARGS ?=
 
-.PHONY: install demo test lint bench reliability clean pg bench-correction
+.PHONY: install demo test lint bench reliability clean pg bench-correction bench-sequential
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: $(STAMP)  ## performance benchmarks, printed as ratios against the naive 
 
 bench-correction: $(STAMP)  ## coverage of the remedy's intervals (judgecal.stats.correction), one table
 	$(BIN)/python benchmarks/bench_correction.py
+
+bench-sequential: $(STAMP)  ## sequential drift test + nightly rule: false alarms, power, delay (one table)
+	$(BIN)/python benchmarks/bench_sequential.py
 
 reliability: $(STAMP)  ## crash, fault, overlap, hostile-input and secrets checks, as one table
 	$(BIN)/python benchmarks/reliability.py $(RELIABILITY_ARGS)
