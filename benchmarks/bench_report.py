@@ -40,8 +40,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from judgecal import audit, drift, incidents, notify
-from judgecal.agreement import StoredSet, agreement_report
-from judgecal.calibration import CalibrationSet, load_set
+from judgecal.agreement import agreement_report
+from judgecal.calibration import CalibrationSet, StoredSet, load_set
 from judgecal.config import DriftSettings
 from judgecal.judge import ORIGINAL
 from judgecal.records import SCORED, UNSCORED, ReplyRecord

@@ -35,7 +35,7 @@ from judgecal.records import SCORED
 if TYPE_CHECKING:
     import numpy as np
 
-    from judgecal.agreement import StoredSet
+    from judgecal.calibration import StoredSet
     from judgecal.scales import Scale
     from judgecal.store import Store
 
@@ -183,7 +183,7 @@ def disagreements(
 
     See the module docstring for the ranking. ``limit`` items per dimension (None: all).
     """
-    from judgecal.agreement import StoredSet
+    from judgecal.calibration import StoredSet
 
     run = store.get_run(run_id)
     view = StoredSet.load(store, run["set_version"])
@@ -265,7 +265,7 @@ def flips(
     says so when the two runs used different set versions). Items scored in one run and
     unscored in the other are counted (``became_unscored`` / ``became_scored``), not listed.
     """
-    from judgecal.agreement import StoredSet
+    from judgecal.calibration import StoredSet
 
     run = store.get_run(run_id)
     base = store.get_run(baseline_id)

@@ -80,7 +80,8 @@ def run_nightly(
     metric report is stored, so a job killed at any point resumes the same run; a run that
     was closed but never drift-checked (killed in between) is checked first.
     """
-    from judgecal.agreement import StoredSet, agreement_report
+    from judgecal.agreement import agreement_report
+    from judgecal.calibration import StoredSet
     from judgecal.runs.replay import check_compatible, execute_run, lock_key
     from judgecal.store import run_lock
 

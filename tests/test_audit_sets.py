@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import delete, insert, select, text, update
 
 from judgecal import audit
-from judgecal.agreement import StoredSet, agreement_report
+from judgecal.agreement import agreement_report
 from judgecal.audit import sets as audit_sets
-from judgecal.calibration import CalibrationSet, load_set
+from judgecal.calibration import CalibrationSet, StoredSet, load_set
 from judgecal.store import Store, open_store, schema
 from tests.conftest import SETS
 from tests.helpers import llmbar_verdicts, run_main

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from judgecal.agreement import StoredSet, agreement_report
-from judgecal.calibration import CalibrationSet, load_set
+from judgecal.agreement import agreement_report
+from judgecal.calibration import CalibrationSet, StoredSet, load_set
 from judgecal.runs.imported import import_judgments
 from judgecal.store import Store, open_store, schema
 from tests.conftest import SETS

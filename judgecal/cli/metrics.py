@@ -38,7 +38,8 @@ def metrics(
     RUN_ID may be a unique prefix or `latest`. Next to each judge metric stands
     the human ceiling: the same metric for each rater against the others.
     """
-    from judgecal.agreement import StoredSet, agreement_report
+    from judgecal.agreement import agreement_report
+    from judgecal.calibration import StoredSet
 
     store = open_store(ctx)
     run = store.get_run(run_id)

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, select
 
 from judgecal import audit
-from judgecal.agreement import StoredSet, judge_vector
+from judgecal.agreement import judge_vector
 from judgecal.audit.snapshots import snapshot_check
+from judgecal.calibration import StoredSet
 from judgecal.db import schema
 from judgecal.drift.baselines import accept_baseline, baselines, current_baseline
 from judgecal.drift.cause import root_cause

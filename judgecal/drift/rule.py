@@ -29,7 +29,7 @@ from judgecal.stats._alarm import DimensionData
 from judgecal.stats._homogeneity import mcnemar_p, stuart_maxwell_p
 
 if TYPE_CHECKING:
-    from judgecal.agreement import StoredSet
+    from judgecal.calibration import StoredSet
     from judgecal.config import DriftSettings
     from judgecal.scales import Scale
 

@@ -59,6 +59,7 @@ from judgecal.stats._alarm import MIN_TAIL_RESAMPLES, DimensionData, alarm_inter
 from judgecal.stats._ceiling import human_ceiling
 from judgecal.stats._consensus import ConsensusRule, consensus, default_rule
 from judgecal.stats._homogeneity import mcnemar_p, stuart_maxwell_p
+from judgecal.stats._raters import alpha_among_raters
 from judgecal.stats._registry import METRICS, PRIMARY_METRIC, MetricInfo, metrics_for
 from judgecal.stats._result import MetricValue, PairedComparison
 from judgecal.stats._segments import SegmentResult, by_segment
@@ -74,6 +75,7 @@ __all__ = [
     "PairedComparison",
     "SegmentResult",
     "alarm_interval",
+    "alpha_among_raters",
     "by_segment",
     "confusion",
     "consensus",
