@@ -23,9 +23,10 @@ demo: $(STAMP)  ## offline demo: a month of a production judge on recorded real 
 test: $(STAMP)  ## the whole test suite (PostgreSQL tests need JUDGECAL_TEST_PG_URL, see .ci/run)
 	$(BIN)/pytest -q
 
-lint: $(STAMP)  ## ruff + mypy
+lint: $(STAMP)  ## ruff + mypy + the import layers (import-linter)
 	$(BIN)/ruff check judgecal tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)  ## performance benchmarks, printed as ratios against the naive way and the targets
 	$(BIN)/python benchmarks/run_all.py

@@ -20,7 +20,7 @@ human consensus (a split vote) cannot be wrong; both counts are reported. Only t
 order of a pairwise comparison is used (the swapped variant measures position bias).
 
 Results are JSON-ready dicts; :func:`to_markdown` renders them with every piece of item text
-and judge reply escaped (:mod:`judgecal.reports.markdown`).
+and judge reply escaped (:mod:`judgecal.io.markdown`).
 """
 
 from __future__ import annotations
@@ -356,7 +356,7 @@ _TEXT_LIMIT = 400
 
 def _fields_md(item: dict[str, Any], limit: int) -> list[str]:
     """The item's text fields (not its id or segment fields, already in the heading)."""
-    from judgecal.reports.markdown import escape_markdown_inline, truncate
+    from judgecal.io.markdown import escape_markdown_inline, truncate
 
     lines = []
     for key, value in item["fields"].items():
@@ -368,7 +368,7 @@ def _fields_md(item: dict[str, Any], limit: int) -> list[str]:
 
 
 def _reply_md(reply: dict[str, Any]) -> str:
-    from judgecal.reports.markdown import escape_markdown_inline
+    from judgecal.io.markdown import escape_markdown_inline
 
     if reply["label"] is not None:
         return escape_markdown_inline(str(reply["label"]))
@@ -377,7 +377,7 @@ def _reply_md(reply: dict[str, Any]) -> str:
 
 
 def _humans_md(h: dict[str, Any]) -> str:
-    from judgecal.reports.markdown import escape_markdown_inline
+    from judgecal.io.markdown import escape_markdown_inline
 
     labels = ", ".join(f"{escape_markdown_inline(r)}: {escape_markdown_inline(str(v))}"
                        for r, v in h["labels"].items())
@@ -389,7 +389,7 @@ def _humans_md(h: dict[str, Any]) -> str:
 
 def to_markdown(result: dict[str, Any], *, text_limit: int = _TEXT_LIMIT) -> str:
     """Render a :func:`disagreements` or :func:`flips` result as Markdown (all text escaped)."""
-    from judgecal.reports.markdown import (
+    from judgecal.io.markdown import (
         escape_markdown_cell,
         escape_markdown_inline,
         markdown_fence,

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from judgecal.io.text import excerpt
+from judgecal.messages import excerpt
 
 ScaleKind = Literal["binary", "nominal", "ordinal", "interval", "pairwise"]
 Level = Literal["nominal", "ordinal", "interval"]

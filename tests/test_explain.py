@@ -11,7 +11,7 @@ import pytest
 
 from judgecal import explain
 from judgecal.errors import InputError
-from judgecal.reports.markdown import (
+from judgecal.io.markdown import (
     escape_markdown,
     escape_markdown_cell,
     escape_markdown_inline,

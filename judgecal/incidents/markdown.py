@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from judgecal import drift
+from judgecal.io.markdown import escape_markdown_inline
 
 __all__ = [
     "md",
@@ -16,13 +16,10 @@ __all__ = [
     "window_of",
 ]
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#<>])")
-
-
 def md(text: Any) -> str:
-    """Escape text from data (item ids, names, reasons) for Markdown and embedded HTML."""
-    s = " ".join(str(text).split())
-    return _MD_SPECIAL.sub(r"\\\1", s.replace("&", "&amp;"))
+    """Escape text from data (item ids, names, reasons) for one line of Markdown (the one
+    escaper, :func:`judgecal.io.markdown.escape_markdown_inline`)."""
+    return escape_markdown_inline(str(text))
 
 
 def _pts(x: float | None) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from judgecal.errors import InputError, Problem
-from judgecal.io.text import excerpt, field_text
+from judgecal.messages import excerpt, field_text
 
 Format = Literal["csv", "tsv", "jsonl", "parquet"]
 

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from judgecal.errors import ConfigError, InputError, Problem
-from judgecal.io.text import excerpt, field_text
+from judgecal.messages import excerpt, field_text
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "YamlDocument", "load_yaml"]
 

@@ -4,7 +4,7 @@
   report an auditor reads (:mod:`judgecal.reports.trust`), built from
   :func:`trust_report_data` (:mod:`judgecal.reports.data`).
 * :func:`escape_markdown` and friends — put untrusted text into Markdown
-  (:mod:`judgecal.reports.markdown`).
+  (:mod:`judgecal.io.markdown`).
 
 Importing this package is cheap: Jinja2, matplotlib and numpy load only when a report is
 rendered.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from judgecal.reports.markdown import (
+from judgecal.io.markdown import (
     escape_markdown,
     escape_markdown_cell,
     escape_markdown_inline,

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from judgecal.reports.markdown import truncate
+from judgecal.io.markdown import truncate
 
 if TYPE_CHECKING:
     from jinja2 import Environment

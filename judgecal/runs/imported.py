@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from judgecal import __version__
 from judgecal.errors import InputError, Problem
 from judgecal.io.tabular import read_rows
-from judgecal.io.text import excerpt
 from judgecal.judge.prompt import ORIGINAL
+from judgecal.messages import excerpt
 from judgecal.records import SCORED, UNSCORED, ReplyRecord
 from judgecal.runs.replay import new_run_id, summarize_replies
 

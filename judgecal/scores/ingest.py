@@ -47,7 +47,7 @@ from sqlalchemy import Connection
 
 from judgecal.db import schema
 from judgecal.errors import InputError, Problem, StoreError
-from judgecal.io.text import excerpt
+from judgecal.messages import excerpt
 from judgecal.scores import rollup
 from judgecal.scores.rows import MAX_REPORTED, TS, read_chunks, validate
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from judgecal.errors import InputError, Problem
-from judgecal.io.text import excerpt, field_text
+from judgecal.messages import excerpt, field_text
 from judgecal.scores.source import CANONICAL, OPTIONAL, parse_instant
 
 __all__ = ["MAX_REPORTED", "MAX_TEXT", "TS", "read_chunks", "validate"]

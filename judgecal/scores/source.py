@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy import Engine
 
 from judgecal.errors import ConfigError, InputError, Problem
-from judgecal.io.text import excerpt
+from judgecal.messages import excerpt
 
 __all__ = [
     "CANONICAL",
