@@ -17,6 +17,13 @@ from judgecal.records import SCORED
 if TYPE_CHECKING:
     import numpy as np
 
+__all__ = [
+    "agreement_report",
+    "check_segment_field",
+    "judge_vector",
+    "segment_field_names",
+]
+
 
 
 def segment_field_names(view: SetView) -> list[str]:

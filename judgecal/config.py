@@ -28,6 +28,26 @@ from pydantic import (
 from judgecal.errors import ConfigError, Problem
 from judgecal.io import YamlDocument, field_text, load_yaml, validator_text
 
+__all__ = [
+    "DEFAULT_STORE_PATH",
+    "DEFAULT_WEBHOOK_EVENTS",
+    "Decoding",
+    "DriftSettings",
+    "JudgeConfig",
+    "NotifySettings",
+    "ParseRule",
+    "PromptSpec",
+    "RunConfig",
+    "RunSettings",
+    "TemplateSyntaxProblem",
+    "WebhookEvent",
+    "WebhookSettings",
+    "load_config",
+    "load_judge",
+    "render_errors",
+    "store_relative_to",
+]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -361,7 +381,7 @@ class RunConfig(_Strict):
         return [s for s in out if s]
 
 
-def _render_errors(
+def render_errors(
     doc: YamlDocument, exc: ValidationError, prefix: tuple[str, ...] = ()
 ) -> list[Problem]:
     """One problem per pydantic error; ``prefix`` is where the validated block sits in the
@@ -398,7 +418,7 @@ def load_judge(path: str | Path) -> JudgeConfig:
     try:
         return JudgeConfig.model_validate(doc.data).located(doc)
     except ValidationError as exc:
-        raise ConfigError(_render_errors(doc, exc)) from None
+        raise ConfigError(render_errors(doc, exc)) from None
 
 
 DEFAULT_STORE_PATH = ".judgecal/judgecal.db"
@@ -452,7 +472,7 @@ def load_config(path: str | Path) -> RunConfig:
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_render_errors(doc, exc)) from None
+        raise ConfigError(render_errors(doc, exc)) from None
     if inline:
         config.judge.located(doc, ("judge",))
     config.source = p

@@ -33,6 +33,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "JUDGE_ALIAS",
+    "PINNED_MODEL",
+    "SERVED_AFTER",
+    "SERVED_BEFORE",
+    "DemoResult",
+    "Step",
+    "run_demo",
+]
+
 Step = Callable[[str], None]
 
 JUDGE_ALIAS = "gpt-4"

@@ -17,6 +17,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = [
+    "CalibrationSetError",
+    "ConfigError",
+    "InputError",
+    "JudgeError",
+    "JudgecalError",
+    "LockedError",
+    "NotFoundError",
+    "Problem",
+    "StoreError",
+]
+
 
 class JudgecalError(Exception):
     """Base class of every error judgecal raises on purpose; ``str()`` is user-facing."""

@@ -38,6 +38,14 @@ if TYPE_CHECKING:
     from judgecal.runs.replay import ReplyCallback, RunResult
     from judgecal.store import Store
 
+__all__ = [
+    "EXIT_CODES",
+    "AfterRun",
+    "Nightly",
+    "after_run",
+    "run_nightly",
+]
+
 
 @dataclass
 class Nightly:

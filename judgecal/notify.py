@@ -53,6 +53,19 @@ if TYPE_CHECKING:
     from judgecal.config import WebhookSettings
     from judgecal.store import Store
 
+__all__ = [
+    "DELIVERED",
+    "EVENT_GROUPS",
+    "FAILED",
+    "PENDING",
+    "SKIPPED",
+    "DeliveryReport",
+    "deliver_pending",
+    "enqueue",
+    "outbox",
+    "sign",
+]
+
 PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"

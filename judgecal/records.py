@@ -10,6 +10,22 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+__all__ = [
+    "ABORTED",
+    "COMPLETED",
+    "FAILED",
+    "INCONCLUSIVE",
+    "RUNNING",
+    "SCORED",
+    "UNSCORED",
+    "ReplyRecord",
+    "SimulatedClock",
+    "json_safe",
+    "now",
+    "simulated_clock",
+    "utcnow",
+]
+
 # Reply statuses
 SCORED = "scored"
 """A reply that parsed into a score."""

@@ -22,6 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from judgecal.messages import excerpt
 
+__all__ = [
+    "PAIRWISE_FIRST",
+    "PAIRWISE_SECOND",
+    "PAIRWISE_TIE",
+    "Dimension",
+    "Level",
+    "Scale",
+    "ScaleKind",
+]
+
 ScaleKind = Literal["binary", "nominal", "ordinal", "interval", "pairwise"]
 Level = Literal["nominal", "ordinal", "interval"]
 

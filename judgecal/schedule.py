@@ -29,6 +29,11 @@ from typing import Any
 
 from judgecal.errors import InputError
 
+__all__ = [
+    "schedule_lines",
+    "unit_name",
+]
+
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 

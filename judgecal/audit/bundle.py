@@ -33,6 +33,11 @@ from judgecal.records import utcnow
 if TYPE_CHECKING:
     from judgecal.store import Store
 
+__all__ = [
+    "BundleResult",
+    "export_bundle",
+]
+
 
 _VERIFY_SCRIPT = '''#!/usr/bin/env python3
 """Verify a judgecal audit bundle with the Python standard library only.

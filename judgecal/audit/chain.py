@@ -13,6 +13,33 @@ from sqlalchemy import Connection, Engine, func, select, text
 from judgecal.db import schema
 from judgecal.records import utcnow
 
+__all__ = [
+    "ANCHOR_MISSING",
+    "BROKEN_LINK",
+    "CHAIN_RECIPE",
+    "ENTRY_EDITED",
+    "ENTRY_MOVED",
+    "GENESIS",
+    "RECORD_DELETED",
+    "RECORD_EDITED",
+    "RECORD_UNCOVERED",
+    "RECORD_UNLOGGED",
+    "ROW_DELETED",
+    "ROW_EDITED",
+    "ROW_INSERTED",
+    "SEQUENCE_GAP",
+    "SNAPSHOT_EDITED",
+    "AuditProblem",
+    "ChainProblem",
+    "append",
+    "canonical",
+    "check_chain",
+    "entry_hash",
+    "head",
+    "sha256_hex",
+    "verify_chain",
+]
+
 GENESIS = "0" * 64
 
 # Problem codes (stable: they appear in ``audit verify --json``).

@@ -44,6 +44,20 @@ from judgecal.audit import chain
 from judgecal.audit.chain import AuditProblem, canonical, sha256_hex
 from judgecal.db import schema
 
+__all__ = [
+    "KIND",
+    "MAX_ROWS_NAMED",
+    "UNCOVERED",
+    "build_record",
+    "changed_rows",
+    "is_logged",
+    "log_stored_set",
+    "log_uncovered_set",
+    "row_hash",
+    "set_refs",
+    "snapshot_set",
+]
+
 KIND = "calibration_set"
 
 MAX_ROWS_NAMED = 50

@@ -17,6 +17,24 @@ from judgecal.audit.chain import AuditProblem, canonical
 from judgecal.db import schema
 from judgecal.records import RUNNING
 
+__all__ = [
+    "BULK",
+    "DETAILS",
+    "REFS",
+    "SNAPSHOTS",
+    "UNLOGGED_IS_WARNING",
+    "BulkFn",
+    "DetailFn",
+    "RefsFn",
+    "SnapshotFn",
+    "digest",
+    "replies_by_run",
+    "reply_rows",
+    "snapshot_event",
+    "snapshot_metric_report",
+    "snapshot_run",
+]
+
 SnapshotFn = Callable[[Connection, str], "dict[str, Any] | None"]
 RefsFn = Callable[[Connection], Iterable[str]]
 BulkFn = Callable[[Connection], Iterable["tuple[str, dict[str, Any]]"]]

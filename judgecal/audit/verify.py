@@ -25,6 +25,13 @@ from judgecal.audit.chain import (
 from judgecal.audit.snapshots import BULK, DETAILS, REFS, SNAPSHOTS, UNLOGGED_IS_WARNING
 from judgecal.db import schema
 
+__all__ = [
+    "VerifyResult",
+    "newest_entries",
+    "verify",
+    "verify_records",
+]
+
 
 @dataclass
 class VerifyResult:

@@ -159,10 +159,10 @@ def _resolve_window(store: Any, src: Any, incident_id: str | None, judge: str | 
     from judgecal.scores.link import (
         GIVEN,
         Onset,
-        _new_tag,
-        _parse_optional,
         find_onset,
+        incident_production_tag,
         incident_window_end,
+        parse_optional,
     )
 
     end = _when(until, "--until")
@@ -175,8 +175,8 @@ def _resolve_window(store: Any, src: Any, incident_id: str | None, judge: str | 
         incident = incidents.get_incident(store, incident_id)
         judge = str(incident["judge_name"])
         onset = find_onset(src, judge,
-                           last_healthy_at=_parse_optional(incident.get("last_healthy_run_at")),
-                           new_tag=_new_tag(store, incident))
+                           last_healthy_at=parse_optional(incident.get("last_healthy_run_at")),
+                           new_tag=incident_production_tag(store, incident))
         reason = "given"
         if end is None:
             end, reason = incident_window_end(incident)

@@ -13,6 +13,14 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from judgecal.errors import InputError, Problem
 from judgecal.io.paths import make_parent
 
+__all__ = [
+    "DEFAULT_STORE",
+    "make_engine",
+    "normalize_url",
+    "safe_url",
+    "shown_url",
+]
+
 DEFAULT_STORE = "sqlite:///.judgecal/judgecal.db"
 _EXAMPLES = "sqlite:///path/to/judgecal.db or postgresql://user@host/dbname"
 _PASSWORD = re.compile(r"(?<=://)([^/@:]*):[^/@]*@")

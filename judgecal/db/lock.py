@@ -19,6 +19,10 @@ from sqlalchemy import Engine, text
 
 from judgecal.errors import LockedError
 
+__all__ = [
+    "run_lock",
+]
+
 
 def _key_int(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)

@@ -30,6 +30,21 @@ from sqlalchemy import (
     text,
 )
 
+__all__ = [
+    "MIGRATIONS",
+    "MigrationFn",
+    "applied",
+    "m001_initial",
+    "m002_audit_log",
+    "m003_drift",
+    "m004_score_history",
+    "m005_score_rollups",
+    "migrate",
+    "migration",
+    "ordered",
+    "pending",
+]
+
 MigrationFn = Callable[[Connection], None]
 MIGRATIONS: list[tuple[str, MigrationFn]] = []
 

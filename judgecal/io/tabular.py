@@ -35,6 +35,16 @@ from typing import Any, Literal, Protocol
 from judgecal.errors import InputError, Problem
 from judgecal.messages import excerpt, field_text
 
+__all__ = [
+    "EXTENSIONS",
+    "MAX_FIELD_CHARS",
+    "Format",
+    "Report",
+    "detect_format",
+    "read_all",
+    "read_rows",
+]
+
 Format = Literal["csv", "tsv", "jsonl", "parquet"]
 
 EXTENSIONS: dict[str, Format] = {

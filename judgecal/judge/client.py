@@ -50,6 +50,13 @@ if TYPE_CHECKING:
 
     from judgecal.judge.prompt import Parsed
 
+__all__ = [
+    "ITEM_HEADER",
+    "UNREACHABLE_AFTER",
+    "JudgeClient",
+    "Outcome",
+]
+
 log = logging.getLogger("judgecal.http")
 
 ITEM_HEADER = "X-Judgecal-Item-Id"

@@ -36,6 +36,20 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+__all__ = [
+    "CONFIGURED_PARTS",
+    "MIN_SHARE",
+    "TAG_HASH_DIGITS",
+    "FieldChange",
+    "FingerprintDiff",
+    "deep_fingerprint",
+    "describe_change",
+    "diff_runs",
+    "dominant_model",
+    "parse_production_tag",
+    "production_tag",
+]
+
 CONFIGURED_PARTS: tuple[tuple[str, str], ...] = (
     ("model", "requested model"),
     ("prompt", "prompt text"),

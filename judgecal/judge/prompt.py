@@ -22,6 +22,15 @@ from judgecal.scales import Scale
 if TYPE_CHECKING:
     from jinja2.environment import Template
 
+__all__ = [
+    "ORIGINAL",
+    "SWAPPED",
+    "Parsed",
+    "PromptRenderer",
+    "configured_fingerprint",
+    "parse_reply",
+]
+
 ORIGINAL = "original"
 SWAPPED = "swapped"
 

@@ -24,7 +24,7 @@ from judgecal.recorded.recordings import MatchError
 from judgecal.recorded.state import ANY_MODEL, IDLE_TIMEOUT_S, ITEM_HEADER, ServerConfig
 
 if TYPE_CHECKING:
-    from judgecal.recorded.server import _Server
+    from judgecal.recorded.server import Server
 
 __all__ = ["Handler"]
 
@@ -73,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "judgecal-recorded"
     sys_version = ""
     timeout = IDLE_TIMEOUT_S
-    server: _Server
+    server: Server
 
     # ----------------------------------------------------------------- plumbing
 

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_RECORDING",
     "ITEM_HEADER",
     "RunningServer",
+    "Server",
     "ServerConfig",
     "parse_recording_option",
     "start_server",
@@ -50,7 +51,7 @@ __all__ = [
 log = logging.getLogger("judgecal.recorded")
 
 
-class _Server(ThreadingHTTPServer):
+class Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     request_queue_size = 512
@@ -72,7 +73,7 @@ class _Server(ThreadingHTTPServer):
 class RunningServer:
     """A recorded judge serving in a background thread. Use as a context manager."""
 
-    def __init__(self, server: _Server, state: State, thread: threading.Thread):
+    def __init__(self, server: Server, state: State, thread: threading.Thread):
         self._server = server
         self._state = state
         self._thread = thread
@@ -147,7 +148,7 @@ def start_server(config: ServerConfig | None = None, **changes: Any) -> RunningS
         config = config.replace(**changes)
     config.check_recordings()
     state = State(config)
-    server = _Server((config.host, config.port), state)
+    server = Server((config.host, config.port), state)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05},
         name=f"judgecal-recorded:{server.server_address[1]}", daemon=True,

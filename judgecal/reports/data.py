@@ -96,12 +96,8 @@ def _metric_rows(entry: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 def _load_incidents(store: Store, judge_name: str) -> tuple[list[dict[str, Any]], str | None]:
     """The judge's incidents with their events, or ([], why not)."""
-    import importlib
+    from judgecal import incidents as module
 
-    try:
-        module: Any = importlib.import_module("judgecal.incidents")
-    except ModuleNotFoundError:
-        return [], "the incidents module is not available in this installation"
     listed = module.list_incidents(store, judge_name=judge_name)
     out = []
     for row in listed:

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from judgecal.scales import Scale
     from judgecal.store import Store
 
+__all__ = [
+    "REQUIRED",
+    "import_judgments",
+    "imported_fingerprint",
+]
+
 REQUIRED = ("item_id", "dimension", "score")
 
 

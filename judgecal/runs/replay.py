@@ -47,6 +47,17 @@ from judgecal.store import Store, run_lock
 if TYPE_CHECKING:
     from judgecal.calibration import CalibrationSet
 
+__all__ = [
+    "ReplyCallback",
+    "RunResult",
+    "check_compatible",
+    "execute_run",
+    "lock_key",
+    "new_run_id",
+    "summarize_replies",
+    "unusable_replies",
+]
+
 
 @dataclass
 class RunResult:

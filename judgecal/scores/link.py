@@ -46,10 +46,13 @@ __all__ = [
     "affected_condition",
     "blast_radius",
     "find_onset",
+    "incident_production_tag",
     "incident_window_end",
     "iso",
     "link_incident",
     "mean_change",
+    "moment_columns",
+    "parse_optional",
 ]
 
 NEW_TAG = "new_production_tag"
@@ -261,7 +264,7 @@ def mean_change(
     return out
 
 
-def _moment_cols(src: ScoreSource) -> list[Any]:
+def moment_columns(src: ScoreSource) -> list[Any]:
     score = src.score_expr()
     return [
         sa.func.count(),
@@ -302,7 +305,7 @@ def _raw_counts(conn: sa.Connection, src: ScoreSource, window: Window, before_st
         .select_from(frm).where(window_all)
     ).one()
     by_dim_seg = conn.execute(
-        sa.select(c("dimension"), c("segment"), *_moment_cols(src))
+        sa.select(c("dimension"), c("segment"), *moment_columns(src))
         .select_from(frm).where(affected)
         .group_by(c("dimension"), c("segment"))
     ).all()
@@ -315,7 +318,7 @@ def _raw_counts(conn: sa.Connection, src: ScoreSource, window: Window, before_st
         .limit(max(top, 1))
     ).all()
     before = _moments(conn.execute(
-        sa.select(c("dimension"), *_moment_cols(src))
+        sa.select(c("dimension"), *moment_columns(src))
         .select_from(frm)
         .where(c("judge") == window.judge, c("scored_at") >= src.t(before_start),
                c("scored_at") < src.t(window.start))
@@ -533,16 +536,16 @@ def incident_window_end(incident: dict[str, Any]) -> tuple[datetime | None, str]
     """The resolution time of a resolved incident, else ``(None, "now")``."""
     if str(incident.get("status", "")).lower() != "resolved":
         return None, "now"
-    resolved_at = _parse_optional(incident.get("resolved_at"))
+    resolved_at = parse_optional(incident.get("resolved_at"))
     if resolved_at is None:
         for event in reversed(incident.get("events") or []):
             if event.get("kind") == "resolved" and event.get("at"):
-                resolved_at = _parse_optional(event["at"])
+                resolved_at = parse_optional(event["at"])
                 break
     return (resolved_at, "resolved") if resolved_at is not None else (None, "now")
 
 
-def _parse_optional(value: Any) -> datetime | None:
+def parse_optional(value: Any) -> datetime | None:
     from judgecal.scores.source import parse_instant
 
     if value is None or value == "":
@@ -575,8 +578,8 @@ def link_incident(
 
     incident = incidents.get_incident(store, incident_id)
     judge = str(incident["judge_name"])
-    last_healthy = _parse_optional(incident.get("last_healthy_run_at"))
-    new_tag = _new_tag(store, incident)
+    last_healthy = parse_optional(incident.get("last_healthy_run_at"))
+    new_tag = incident_production_tag(store, incident)
     end, reason = incident_window_end(incident)
     if until is not None:
         end, reason = until, "given"
@@ -590,7 +593,7 @@ def link_incident(
     return result
 
 
-def _new_tag(store: Any, incident: dict[str, Any]) -> str | None:
+def incident_production_tag(store: Any, incident: dict[str, Any]) -> str | None:
     """The production tag of the drifted judge: the incident's ``production_tags.after``,
     else the tag of the incident's run."""
     tags = incident.get("production_tags") or {}

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from judgecal.errors import InputError
 from judgecal.records import now as clock_now
-from judgecal.scores.link import _moment_cols, iso, mean_change
+from judgecal.scores.link import iso, mean_change, moment_columns
 from judgecal.scores.source import ScoreSource
 
 __all__ = [
@@ -85,7 +85,7 @@ def production_shift(
             ]
         else:
             rows = list(conn.execute(
-                sa.select(later, c("dimension"), c("segment"), *_moment_cols(src))
+                sa.select(later, c("dimension"), c("segment"), *moment_columns(src))
                 .select_from(src.selectable)
                 .where(c("judge") == judge, c("scored_at") >= src.t(before_start),
                        c("scored_at") < src.t(until))
@@ -200,9 +200,9 @@ def _new_fingerprints(
 
 # -- the judge's side: incidents and calibration checks ------------------------------------------
 def _parse(value: Any) -> datetime | None:
-    from judgecal.scores.link import _parse_optional
+    from judgecal.scores.link import parse_optional
 
-    return _parse_optional(value)
+    return parse_optional(value)
 
 
 def _incident_span(incident: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:

@@ -336,7 +336,7 @@ def _expand_env(url: str, path: str) -> str:
 def load_source_config(path: str | Path) -> SourceConfig:
     """Read the ``score_source:`` block of a YAML file (other top-level keys are ignored,
     so the block can live in a larger config)."""
-    from judgecal.config import _render_errors
+    from judgecal.config import render_errors
     from judgecal.io import load_yaml
 
     p = Path(path)
@@ -353,7 +353,7 @@ def load_source_config(path: str | Path) -> SourceConfig:
     try:
         config = SourceConfig.model_validate(block)
     except ValidationError as exc:
-        raise ConfigError(_render_errors(doc, exc, ("score_source",))) from None
+        raise ConfigError(render_errors(doc, exc, ("score_source",))) from None
     config.url = _expand_env(config.url, str(p))
     return config
 

@@ -1,0 +1,262 @@
+"""The mathematics of the sequential test: the change-point mixture e-process, its boundary,
+and the smallest drop it can detect (see :mod:`judgecal.stats.sequential`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+STATE_VERSION = 1
+DEFAULT_ALPHA = 0.03
+"""The sequential test's share of a 5 % false-alarm budget (the nightly rule keeps 2 %)."""
+DEFAULT_PRIOR_SCALE_POINTS = 4.0
+"""Scale of the half-normal prior on the drop, in points (the SEV2 size)."""
+DEFAULT_MIN_DROP_POINTS = 1.0
+"""An alarm needs an estimated drop of at least this many points (the warning size)."""
+MDC_POWER = 0.8
+
+
+
+def change_prior(tau: np.ndarray) -> np.ndarray:
+    """Prior weight of a drop beginning on night ``τ`` (1-based): ``π_τ = 1 / (τ(τ + 1))``.
+
+    The weights sum to 1 over ``τ = 1, 2, …``: no horizon is needed, half of the weight is
+    on the first night after the baseline, and a later start costs ``log(τ(τ + 1))`` nats.
+    """
+    t = np.asarray(tau, dtype=np.float64)
+    return 1.0 / (t * (t + 1.0))
+
+
+def log_normal_mixture(u: Any, v: Any, prior_scale: float) -> np.ndarray:
+    """Log of the one-sided normal-mixture martingale of Howard et al. (2021).
+
+    .. math::
+
+        m(u, v) = \\int_0^\\infty e^{\\delta u - \\delta^2 v / 2}\\, 2\\sqrt{\\rho / 2\\pi}\\,
+        e^{-\\rho \\delta^2 / 2}\\, d\\delta
+        = 2\\sqrt{\\frac{\\rho}{v + \\rho}}\\,
+          \\exp\\Big(\\frac{u^2}{2(v + \\rho)}\\Big)\\,
+          \\Phi\\Big(\\frac{u}{\\sqrt{v + \\rho}}\\Big),
+        \\qquad \\rho = 1 / \\text{prior\\_scale}^2
+
+    Parameters
+    ----------
+    u : array-like
+        Score (evidence for a drop), in 1/points.
+    v : array-like
+        Information (intrinsic time), in 1/points², ``v ≥ 0``.
+    prior_scale : float
+        Scale of the half-normal prior on the drop, in points.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``log m(u, v)``; ``m(0, 0) = 1``.
+
+    Examples
+    --------
+    >>> float(log_normal_mixture(0.0, 0.0, 4.0))
+    0.0
+    >>> round(float(log_normal_mixture(3.0, 1.0, 4.0)), 4)
+    3.51
+    """
+    from scipy.special import log_ndtr
+
+    rho = 1.0 / (prior_scale * prior_scale)
+    uu = np.asarray(u, dtype=np.float64)
+    c = np.asarray(v, dtype=np.float64) + rho
+    return np.asarray(math.log(2.0) + 0.5 * np.log(rho / c) + uu * uu / (2.0 * c)
+                      + log_ndtr(uu / np.sqrt(c)))
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """The e-process after every night of one or many sequences (arrays of shape (..., T))."""
+
+    log_e: np.ndarray
+    """``log M_T`` after night T."""
+    change_point: np.ndarray
+    """Likelihood-ratio change point after night T (1-based night; 0 when no night points to
+    a drop)."""
+    drop_points: np.ndarray
+    """Estimated drop ``U_τ / V_τ`` at that change point, in points (0 when none)."""
+    score: np.ndarray
+    """``U_1`` after night T: the score of a drop present since the first night."""
+    information: np.ndarray
+    """``V_1`` after night T: its information (1/points²)."""
+
+
+def e_process(
+    delta_points: Any,
+    se_points: Any,
+    fraction: Any = 1.0,
+    *,
+    prior_scale_points: float = DEFAULT_PRIOR_SCALE_POINTS,
+    shared_baseline: bool = True,
+) -> Trajectory:
+    """The e-process ``M_T`` after every night, vectorised over leading axes.
+
+    With ``Z_t = Δ_t / s_t``, ``a_t = 1 / s_t``, ``g_t = √(f_t / 2)``, ``x_t = 1 / (1 − g_t²)``
+    and the covariance ``Σ = diag(1 − g²) + g gᵀ`` (inverted by Sherman–Morrison), the score
+    and information of a drop beginning on night ``τ`` after ``T`` nights are
+
+    .. math::
+
+        U_\\tau = -\\Big(P_\\tau - \\frac{Q_\\tau G}{1 + H}\\Big), \\quad
+        V_\\tau = R_\\tau - \\frac{Q_\\tau^2}{1 + H}
+
+    with ``P_τ = Σ_{τ≤t≤T} a_t x_t Z_t``, ``Q_τ = Σ_{τ≤t≤T} a_t x_t g_t``,
+    ``R_τ = Σ_{τ≤t≤T} a_t² x_t``, ``G = Σ_{t≤T} g_t x_t Z_t`` and ``H = Σ_{t≤T} g_t² x_t``;
+    then ``M_T = Σ_{τ≤T} π_τ m(U_τ, V_τ) + 1/(T + 1)`` (see the module docstring).
+
+    Parameters
+    ----------
+    delta_points : array-like of shape (..., T)
+        Tonight minus baseline, in points. A night with ``se_points`` 0, NaN or not finite
+        (e.g. identical verdicts: ``Δ = 0``, ``s = 0``) carries no evidence: it keeps its
+        place in the night count but adds nothing.
+    se_points : array-like of shape (..., T)
+        Paired bootstrap standard error of ``Δ``, in points.
+    fraction : array-like, broadcastable to (..., T)
+        ``n_t / N``: items compared tonight over items the baseline scored (1 = full replay).
+    prior_scale_points : float
+        Scale of the half-normal prior on the drop, in points.
+    shared_baseline : bool
+        False drops the shared-baseline term (``g = 0``): the *naive* e-process that treats
+        the nights as independent. Not valid; for the benchmark's comparison only.
+
+    Returns
+    -------
+    Trajectory
+        ``log_e``, ``change_point``, ``drop_points``, ``score``, ``information`` per night.
+    """
+    delta = np.asarray(delta_points, dtype=np.float64)
+    se = np.asarray(se_points, dtype=np.float64)
+    if delta.shape != se.shape or delta.ndim < 1:
+        raise ValueError("delta_points and se_points must be arrays of the same shape (..., T)")
+    f = np.clip(np.broadcast_to(np.asarray(fraction, dtype=np.float64), delta.shape), 0.0, 1.0)
+    ok = np.isfinite(delta) & np.isfinite(se) & (se > 0) & np.isfinite(f)
+    safe_se = np.where(ok, se, 1.0)
+    a = np.where(ok, 1.0 / safe_se, 0.0)
+    z = np.where(ok, delta / safe_se, 0.0)
+    g = np.where(ok & shared_baseline, np.sqrt(np.where(ok, f, 0.0) / 2.0), 0.0)
+    x = 1.0 / (1.0 - g * g)
+    n_nights = delta.shape[-1]
+
+    def cum(values: np.ndarray) -> np.ndarray:  # (..., T+1) with a leading 0
+        c = np.cumsum(values, axis=-1)
+        return np.concatenate([np.zeros((*c.shape[:-1], 1)), c], axis=-1)
+
+    cp, cq, cr = cum(a * x * z), cum(a * x * g), cum(a * a * x)
+    big_g, big_h = cum(g * x * z)[..., 1:], cum(g * g * x)[..., 1:]  # per prefix T
+    # [τ, T] = sum over τ ≤ t ≤ T (τ, T 0-based): c[T + 1] − c[τ]; only τ ≤ T is used.
+    p = cp[..., None, 1:] - cp[..., :-1, None]
+    q = cq[..., None, 1:] - cq[..., :-1, None]
+    r = cr[..., None, 1:] - cr[..., :-1, None]
+    denominator = 1.0 + big_h[..., None, :]
+    u = -(p - q * big_g[..., None, :] / denominator)
+    v = np.maximum(r - q * q / denominator, 0.0)
+    taus = np.arange(1, n_nights + 1, dtype=np.float64)
+    valid = taus[:, None] <= taus[None, :]  # τ ≤ T
+    log_terms = np.log(change_prior(taus))[:, None] + log_normal_mixture(
+        u, v, prior_scale_points)
+    log_terms = np.where(valid, log_terms, -np.inf)
+    tail = -np.log(taus + 1.0)  # Σ_{τ>T} π_τ = 1/(T+1)
+    log_e = np.logaddexp(_logsumexp(log_terms, axis=-2), tail)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        profile = np.where(valid & (u > 0) & (v > 0), u * u / np.where(v > 0, v, 1.0), -1.0)
+    best = np.argmax(profile, axis=-2)  # first maximum: the earliest night on ties
+    found = np.take_along_axis(profile, best[..., None, :], axis=-2)[..., 0, :] > 0
+    u_best = np.take_along_axis(u, best[..., None, :], axis=-2)[..., 0, :]
+    v_best = np.take_along_axis(v, best[..., None, :], axis=-2)[..., 0, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drop = np.where(found, u_best / np.where(v_best > 0, v_best, 1.0), 0.0)
+    return Trajectory(
+        log_e=log_e,
+        change_point=np.where(found, best + 1, 0),
+        drop_points=drop,
+        score=u[..., 0, :],
+        information=v[..., 0, :],
+    )
+
+
+def _logsumexp(values: np.ndarray, axis: int) -> np.ndarray:
+    top = np.max(values, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.squeeze(top, axis=axis) + np.log(np.sum(np.exp(values - top), axis=axis))
+
+
+def alarms(trajectory: Trajectory, alpha: float,
+           min_drop_points: float = DEFAULT_MIN_DROP_POINTS) -> np.ndarray:
+    """Nights on which the test alarms: ``M_T ≥ 1/α`` and an estimated drop of at least
+    ``min_drop_points`` (boolean array of the trajectory's shape)."""
+    return np.asarray((trajectory.log_e >= math.log(1.0 / alpha))
+                      & (trajectory.drop_points >= min_drop_points))
+
+
+def normal_mixture_boundary(
+    information: float,
+    alpha: float,
+    *,
+    prior_scale_points: float = DEFAULT_PRIOR_SCALE_POINTS,
+    prior_weight: float = 1.0,
+) -> float:
+    """The score ``u*`` at which ``prior_weight · m(u*, V)`` reaches ``1/α``.
+
+    The root of ``log(prior_weight) + log m(u, V) = log(1/α)`` (``m`` increases with ``u``);
+    with ``prior_weight = 1`` the one-sided normal-mixture boundary of Howard et al. (2021),
+    ``confseq.boundaries.normal_mixture_bound``.
+    """
+    if not information >= 0 or not 0.0 < alpha < 1.0 or not 0.0 < prior_weight <= 1.0:
+        raise ValueError("need information >= 0, 0 < alpha < 1 and 0 < prior_weight <= 1")
+    target = math.log(1.0 / alpha) - math.log(prior_weight)
+
+    def excess(u: float) -> float:
+        return float(log_normal_mixture(u, information, prior_scale_points)) - target
+
+    lo, hi = 0.0, 1.0
+    while excess(hi) < 0:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(100):
+        mid = (lo + hi) / 2.0
+        if excess(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    return hi
+
+
+def minimum_detectable_drop(
+    information: float,
+    alpha: float,
+    *,
+    prior_scale_points: float = DEFAULT_PRIOR_SCALE_POINTS,
+    power: float = MDC_POWER,
+    prior_weight: float = 0.5,
+) -> float | None:
+    """Smallest drop (points) whose evidence crosses ``1/α`` with probability ``power``.
+
+    With information ``V`` about a drop present since the first night, its score is
+    ``U ~ N(δV, V)``. The term ``π_1 · m(U, V)`` alone crosses ``1/α`` once ``U ≥ u*``
+    (:func:`normal_mixture_boundary` with ``prior_weight = π_1 = 1/2``), so the drop is
+    caught with probability at least ``power`` when
+
+    .. math:: \\delta \\ge \\big(u^* + z_{\\text{power}}\\sqrt{V}\\big) / V.
+
+    (The other change points only add evidence: this bounds the true MDC from above.)
+
+    Returns None when ``information`` is 0 (no night yet).
+    """
+    if not information > 0 or not math.isfinite(information):
+        return None
+    u_star = normal_mixture_boundary(information, alpha, prior_scale_points=prior_scale_points,
+                                     prior_weight=prior_weight)
+    z = NormalDist().inv_cdf(power)
+    return (u_star + z * math.sqrt(information)) / information

@@ -1,0 +1,320 @@
+"""The sequential test night by night: a small JSON-serialisable state per (judge, set
+version, baseline, dimension) and a pure ``update`` (see :mod:`judgecal.stats.sequential`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from judgecal.stats.sequential._mixture import (
+    DEFAULT_ALPHA,
+    DEFAULT_MIN_DROP_POINTS,
+    DEFAULT_PRIOR_SCALE_POINTS,
+    STATE_VERSION,
+    Trajectory,
+    alarms,
+    e_process,
+    minimum_detectable_drop,
+)
+
+
+@dataclass(frozen=True)
+class NightObservation:
+    """One night's paired comparison of a dimension with the accepted baseline."""
+
+    baseline_run_id: str
+    """The baseline tonight was compared with (another one resets the state)."""
+    delta_points: float | None
+    """Tonight minus baseline on the primary metric, in points (None: undefined)."""
+    se_points: float | None
+    """Paired bootstrap standard error of ``delta_points`` (e.g. the half-width of the central
+    68.3 % percentile interval, as the drift rule reads it)."""
+    n_items: int
+    """Items both runs scored (compared tonight)."""
+    n_baseline_items: int
+    """Items the baseline scored: ``n_items / n_baseline_items`` is 1 on a full replay."""
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Night:
+    """A night kept in the state (JSON: ``[delta, se, n_items, n_baseline_items, run_id]``)."""
+
+    delta_points: float
+    se_points: float
+    n_items: int
+    n_baseline_items: int
+    run_id: str | None = None
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.n_items / self.n_baseline_items) if self.n_baseline_items else 1.0
+
+    def to_json(self) -> list[Any]:
+        return [self.delta_points, self.se_points, self.n_items, self.n_baseline_items,
+                self.run_id]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> Night:
+        return cls(float(row[0]), float(row[1]), int(row[2]), int(row[3]),
+                   None if row[4] is None else str(row[4]))
+
+
+@dataclass(frozen=True)
+class SequentialState:
+    """The sequential test of one (judge, set version, baseline, dimension), JSON via
+    :meth:`to_json` / :meth:`from_json`. Immutable: :func:`update` returns a new one."""
+
+    judge_name: str
+    set_version: str
+    baseline_run_id: str
+    dimension: str
+    alpha: float = DEFAULT_ALPHA
+    prior_scale_points: float = DEFAULT_PRIOR_SCALE_POINTS
+    min_drop_points: float = DEFAULT_MIN_DROP_POINTS
+    nights: tuple[Night, ...] = ()
+    """The nights with evidence since the baseline was accepted, oldest first."""
+    skipped: int = 0
+    """Nights that carried no evidence (identical verdicts, undefined metric)."""
+    crossed_at: int | None = None
+    """The night (1-based, among ``nights``) of the first alarm: the e-process reached
+    ``1/alpha`` with an estimated drop of at least ``min_drop_points``."""
+    log_e_value: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must lie strictly between 0 and 1, got {self.alpha!r}")
+        if not self.prior_scale_points > 0:
+            raise ValueError("prior_scale_points must be positive")
+        if not self.min_drop_points >= 0:
+            raise ValueError("min_drop_points must not be negative")
+
+    def to_json(self) -> dict[str, Any]:
+        """A small JSON-safe dict (no NaN, no infinity)."""
+        return {
+            "version": STATE_VERSION,
+            "judge_name": self.judge_name,
+            "set_version": self.set_version,
+            "baseline_run_id": self.baseline_run_id,
+            "dimension": self.dimension,
+            "alpha": self.alpha,
+            "prior_scale_points": self.prior_scale_points,
+            "min_drop_points": self.min_drop_points,
+            "nights": [n.to_json() for n in self.nights],
+            "skipped": self.skipped,
+            "crossed_at": self.crossed_at,
+            "log_e_value": self.log_e_value,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SequentialState:
+        """The state back from :meth:`to_json` (raises ValueError on another version)."""
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"sequential state version {data.get('version')!r} is not "
+                             f"{STATE_VERSION}")
+        return cls(
+            judge_name=str(data["judge_name"]),
+            set_version=str(data["set_version"]),
+            baseline_run_id=str(data["baseline_run_id"]),
+            dimension=str(data["dimension"]),
+            alpha=float(data["alpha"]),
+            prior_scale_points=float(data["prior_scale_points"]),
+            min_drop_points=float(data["min_drop_points"]),
+            nights=tuple(Night.from_json(row) for row in data["nights"]),
+            skipped=int(data["skipped"]),
+            crossed_at=None if data["crossed_at"] is None else int(data["crossed_at"]),
+            log_e_value=float(data["log_e_value"]),
+        )
+
+
+@dataclass(frozen=True)
+class SequentialDecision:
+    """What the sequential test says after tonight (JSON via :meth:`to_json`)."""
+
+    crossed: bool
+    """Alarm: the e-process has reached ``1/alpha`` with an estimated drop of at least
+    ``min_drop_points`` (tonight or on an earlier night against this baseline)."""
+    newly_crossed: bool
+    """The alarm is new tonight."""
+    nights: int
+    """Nights with evidence since the baseline was accepted."""
+    e_value: float
+    """``M_T`` tonight (capped at 1e300 for JSON)."""
+    threshold: float
+    """``1/alpha``."""
+    alpha: float
+    crossed_at: int | None
+    """The night (1-based among the nights with evidence) of the first alarm."""
+    change_point: int | None
+    """Likelihood-ratio estimate of the first drifted night (1-based), None when no night
+    points to a drop."""
+    change_point_run_id: str | None
+    drop_points: float | None
+    """Estimated drop since ``change_point``, in points (positive = worse)."""
+    mdc_points: float | None
+    """Smallest drop present since the first night that would have crossed by tonight with
+    80 % power (None before the first night with evidence)."""
+    mdc_floor_points: float | None
+    """The same after unlimited further nights like these: smaller drops since the first
+    night can never be told from a lucky baseline (a fresh baseline lowers it)."""
+    reset: bool = False
+    """The observation came with another baseline: the state started afresh."""
+    skipped: str | None = None
+    """Why tonight carried no evidence, or None."""
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "crossed": self.crossed,
+            "newly_crossed": self.newly_crossed,
+            "nights": self.nights,
+            "e_value": self.e_value,
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            "crossed_at": self.crossed_at,
+            "change_point": self.change_point,
+            "change_point_run_id": self.change_point_run_id,
+            "drop_points": self.drop_points,
+            "mdc_points": self.mdc_points,
+            "mdc_floor_points": self.mdc_floor_points,
+            "reset": self.reset,
+            "skipped": self.skipped,
+            "notes": list(self.notes),
+        }
+
+
+def new_state(
+    judge_name: str,
+    set_version: str,
+    baseline_run_id: str,
+    dimension: str,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    prior_scale_points: float = DEFAULT_PRIOR_SCALE_POINTS,
+    min_drop_points: float = DEFAULT_MIN_DROP_POINTS,
+) -> SequentialState:
+    """A fresh state for a newly accepted baseline (``M_0 = 1``)."""
+    return SequentialState(judge_name, set_version, baseline_run_id, dimension, alpha=alpha,
+                           prior_scale_points=prior_scale_points,
+                           min_drop_points=min_drop_points)
+
+
+def reset(state: SequentialState, baseline_run_id: str) -> SequentialState:
+    """The state restarted for a newly accepted baseline: same key and settings, no nights.
+
+    Evidence against one baseline says nothing about the next, so nothing carries over.
+    """
+    return new_state(state.judge_name, state.set_version, baseline_run_id, state.dimension,
+                     alpha=state.alpha, prior_scale_points=state.prior_scale_points,
+                     min_drop_points=state.min_drop_points)
+
+
+def _skip_reason(obs: NightObservation) -> str | None:
+    d, s = obs.delta_points, obs.se_points
+    if d is None or s is None or not math.isfinite(d) or not math.isfinite(s):
+        return "the change or its standard error is undefined tonight"
+    if obs.n_items <= 0 or obs.n_baseline_items <= 0:
+        return "no item was compared tonight"
+    if s < 0:
+        raise ValueError(f"se_points must not be negative, got {s!r}")
+    if s == 0:
+        if d == 0:
+            return "identical verdicts on every item compared: no evidence either way"
+        return "no standard error (too few items differ): no evidence tonight"
+    return None
+
+
+def update(state: SequentialState, observation: NightObservation
+           ) -> tuple[SequentialState, SequentialDecision]:
+    """Add tonight's paired comparison with the baseline; return the new state and decision.
+
+    Pure: the input state is not changed. An observation against another baseline than the
+    state's restarts the state first (``decision.reset``). A night without evidence
+    (undefined change, zero standard error) is counted in ``skipped`` and changes nothing
+    else. Once crossed, the state stays crossed (``crossed_at``) until the next baseline;
+    later nights keep updating the estimates.
+
+    Examples
+    --------
+    Three healthy nights, then a drop of about 4 points (SE 1 point on 1,000 items):
+
+    >>> s = new_state("judge", "v1", "run-0", "preference")
+    >>> for night, delta in enumerate([0.5, -0.8, 0.3, -3.5, -4.2], start=1):
+    ...     s, d = update(s, NightObservation("run-0", delta, 1.0, 1000, 1000, f"run-{night}"))
+    >>> d.crossed, d.crossed_at, d.change_point, d.change_point_run_id, round(d.drop_points, 2)
+    (True, 4, 4, 'run-4', 3.85)
+    """
+    was_reset = observation.baseline_run_id != state.baseline_run_id
+    if was_reset:
+        state = reset(state, observation.baseline_run_id)
+    why = _skip_reason(observation)
+    if why is not None:
+        state = replace(state, skipped=state.skipped + 1)
+        return state, _decision(state, newly=False, was_reset=was_reset, skipped=why)
+    assert observation.delta_points is not None and observation.se_points is not None
+    night = Night(float(observation.delta_points), float(observation.se_points),
+                  int(observation.n_items), int(observation.n_baseline_items),
+                  observation.run_id)
+    nights = (*state.nights, night)
+    traj = e_process(
+        [n.delta_points for n in nights], [n.se_points for n in nights],
+        [n.fraction for n in nights], prior_scale_points=state.prior_scale_points)
+    log_e = float(traj.log_e[-1])
+    crossed_at = state.crossed_at
+    newly = crossed_at is None and bool(
+        alarms(traj, state.alpha, state.min_drop_points)[-1])
+    if newly:
+        crossed_at = len(nights)
+    state = replace(state, nights=nights, crossed_at=crossed_at, log_e_value=log_e)
+    return state, _decision(state, newly=newly, was_reset=was_reset, skipped=None,
+                            trajectory=traj)
+
+
+def _decision(state: SequentialState, *, newly: bool, was_reset: bool, skipped: str | None,
+              trajectory: Trajectory | None = None) -> SequentialDecision:
+    nights = state.nights
+    if trajectory is None and nights:
+        trajectory = e_process(
+            [n.delta_points for n in nights], [n.se_points for n in nights],
+            [n.fraction for n in nights], prior_scale_points=state.prior_scale_points)
+    change_point = drop = mdc = floor = None
+    notes: list[str] = []
+    if trajectory is not None:
+        cp = int(trajectory.change_point[-1])
+        if cp > 0:
+            change_point, drop = cp, float(trajectory.drop_points[-1])
+        mdc = minimum_detectable_drop(float(trajectory.information[-1]), state.alpha,
+                                      prior_scale_points=state.prior_scale_points)
+        # Information of a drop since night 1 after unlimited nights like these: 1/σ_b²,
+        # σ_b² = the shared (baseline) variance = mean of s_t² f_t / 2.
+        shared = float(np.mean([n.se_points ** 2 * n.fraction / 2.0 for n in nights]))
+        floor = minimum_detectable_drop(1.0 / shared, state.alpha,
+                                        prior_scale_points=state.prior_scale_points)
+        if (state.crossed_at is None and state.log_e_value >= math.log(1.0 / state.alpha)
+                and drop is not None):
+            notes.append(f"the evidence reached 1/alpha but the estimated drop ({drop:.2f} "
+                         f"points) is below {state.min_drop_points:g} point(s): no alarm")
+        if mdc is not None and floor is not None and mdc < floor * 1.1:
+            notes.append("close to the floor: further nights against this baseline add "
+                         "little; only a fresh baseline detects smaller drops since the "
+                         "first night")
+    return SequentialDecision(
+        crossed=state.crossed_at is not None,
+        newly_crossed=newly,
+        nights=len(nights),
+        e_value=min(math.exp(min(state.log_e_value, 690.0)), 1e300),
+        threshold=1.0 / state.alpha,
+        alpha=state.alpha,
+        crossed_at=state.crossed_at,
+        change_point=change_point,
+        change_point_run_id=nights[change_point - 1].run_id if change_point else None,
+        drop_points=drop,
+        mdc_points=mdc,
+        mdc_floor_points=floor,
+        reset=was_reset,
+        skipped=skipped,
+        notes=notes,
+    )
