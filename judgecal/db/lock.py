@@ -1,14 +1,13 @@
 """One run at a time: a lock per (judge, calibration set).
 
-SQLite stores use an OS file lock next to the database file (released by the kernel
-when the process dies, so a killed run never leaves a stale lock). PostgreSQL stores
+SQLite stores use an OS file lock next to the database file (``filelock``: released by
+the kernel when the process dies, so a killed run never leaves a stale lock). PostgreSQL stores
 use a session advisory lock, which also holds across machines sharing the store.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -45,7 +44,7 @@ def run_lock(engine: Engine, key: str) -> Iterator[None]:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _key_int(key)})
                 conn.commit()
         return
-    import fcntl
+    from filelock import FileLock, Timeout
 
     db = engine.url.database if backend == "sqlite" else None
     if db and db != ":memory:":
@@ -55,19 +54,17 @@ def run_lock(engine: Engine, key: str) -> Iterator[None]:
         base = Path(tempfile.gettempdir()) / f"judgecal-{digest}"
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:100]
     path = base.with_name(f"{base.name}.{safe}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # filelock: flock on POSIX, msvcrt on Windows; the kernel releases it when the process
+    # dies, so a killed run never leaves the lock held. thread_local=False: the lock is the
+    # process's, whichever thread releases it.
+    lock = FileLock(path, timeout=0, mode=0o644, thread_local=False)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockedError(
-                f"another judgecal run holds the lock '{key}' ({path}); try again later"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        lock.acquire()
+    except Timeout:
+        raise LockedError(
+            f"another judgecal run holds the lock '{key}' ({path}); try again later"
+        ) from None
+    try:
+        yield
     finally:
-        os.close(fd)
+        lock.release()
