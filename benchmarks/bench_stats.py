@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from judgecal.scales import Scale
 from judgecal.stats import consensus, human_ceiling, paired_difference
-from judgecal.stats._reference import reference_judge_metrics
+from tests.support.reference import reference_judge_metrics
 
 TARGET_RATIO = 50.0
 

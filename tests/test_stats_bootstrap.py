@@ -20,7 +20,7 @@ from judgecal.stats._agreement import build_pair
 from judgecal.stats._bootstrap import weight_batches
 from judgecal.stats._ceiling import CeilingKernel
 from judgecal.stats._kernels import AlphaData
-from judgecal.stats._reference import reference_alpha, reference_judge_metrics
+from tests.support.reference import reference_alpha, reference_judge_metrics
 
 TOL = 1e-9
 SCALES = {

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from judgecal.scales import Scale
 from judgecal.stats import consensus, human_ceiling, judge_agreement
-from judgecal.stats._reference import reference_alpha, reference_judge_metrics
+from tests.support.reference import reference_alpha, reference_judge_metrics
 
 SCALES = [
     Scale(kind="binary"),

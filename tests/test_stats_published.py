@@ -9,7 +9,7 @@ import pytest
 
 from judgecal.scales import Scale
 from judgecal.stats import human_ceiling, judge_agreement
-from judgecal.stats._reference import reference_alpha, reference_judge_metrics
+from tests.support.reference import reference_alpha, reference_judge_metrics
 
 nan = np.nan
 

@@ -27,8 +27,8 @@ from judgecal.stats import (
     position_consistency,
 )
 from judgecal.stats._consensus import leave_one_out_consensus
-from judgecal.stats._reference import reference_alpha, reference_judge_metrics
 from tests.conftest import TEST_DATA
+from tests.support.reference import reference_alpha, reference_judge_metrics
 
 TOL = 1e-9
 PAIRWISE = Scale(kind="pairwise")
