@@ -56,29 +56,6 @@ def _drifted(store: Store, cs: CalibrationSet, tmp: Path,
     return base, incidents.record_check(store, check)
 
 
-def _validate(spec: dict[str, Any], data: Any, where: str = "$") -> None:
-    """A small JSON Schema subset (type, required, properties, items, enum, const, minItems)."""
-    types = {"object": dict, "array": list, "string": str, "null": type(None),
-             "number": (int, float), "integer": int, "boolean": bool}
-    if "type" in spec:
-        allowed = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
-        assert any(isinstance(data, types[t]) for t in allowed), f"{where}: {type(data)}"
-    if "const" in spec:
-        assert data == spec["const"], where
-    if "enum" in spec:
-        assert data in spec["enum"], where
-    if isinstance(data, dict):
-        for key in spec.get("required", []):
-            assert key in data, f"{where}: missing {key}"
-        for key, sub in spec.get("properties", {}).items():
-            if key in data:
-                _validate(sub, data[key], f"{where}.{key}")
-    if isinstance(data, list):
-        assert len(data) >= spec.get("minItems", 0), where
-        for i, item in enumerate(data):
-            _validate(spec.get("items", {}), item, f"{where}[{i}]")
-
-
 def test_incident_lifecycle(
     store_url: str, tmp_path: Path, llmbar: CalibrationSet,
     verdicts: dict[str, dict[str, int | None]],
@@ -90,7 +67,7 @@ def test_incident_lifecycle(
         incident_id = outcome.incident_id
         assert incident_id is not None and re.match(r"^INC-\d{8}-[0-9a-f]{6}$", incident_id)
         inc = incidents.get_incident(store, incident_id)
-        _validate(incidents.INCIDENT_SCHEMA, json.loads(json.dumps(inc)))
+        incidents.validate_incident(json.loads(json.dumps(inc)))
         assert inc["schema_version"] == 1 and inc["status"] == "open"
         assert inc["baseline_run_id"] == base
         assert inc["severity"]["level"] == "SEV0"
@@ -130,7 +107,7 @@ def test_incident_lifecycle(
                             actor="bob", reason="postmortem sent")
 
         inc = incidents.get_incident(store, incident_id[:15])  # a unique prefix works
-        _validate(incidents.INCIDENT_SCHEMA, json.loads(json.dumps(inc)))
+        incidents.validate_incident(json.loads(json.dumps(inc)))
         assert inc["status"] == "resolved"
         assert [e["seq"] for e in inc["events"]] == [1, 2, 3, 4, 5, 6]
         assert [e["kind"] for e in inc["events"]] == [
@@ -277,3 +254,14 @@ def test_blast_radius_in_the_score_link_format(resolved_incident: dict[str, Any]
     assert "About 12 in 100 of the grades" in pm and "For acme, 17 grade(s)" in pm
     other = incidents.render_postmortem(inc, customer="globex")
     assert "confirming exactly which of globex's grades" in other
+
+
+def test_the_schema_refuses_what_is_not_an_incident() -> None:
+    from pydantic import ValidationError
+
+    good_event = {"seq": 1, "kind": "opened", "at": "2026-01-01T00:00:00Z", "actor": "judgecal",
+                  "reason": None, "data": {}}
+    with pytest.raises(ValidationError):
+        incidents.validate_incident({"incident_id": "INC-1", "events": [good_event]})
+    assert incidents.INCIDENT_SCHEMA["title"] == "Incident"
+    assert "severity" in incidents.INCIDENT_SCHEMA["required"]

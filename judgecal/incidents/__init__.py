@@ -73,6 +73,8 @@ from judgecal.incidents.schema import (
     RESOLVED,
     SCHEMA_VERSION,
     STATUSES,
+    Incident,
+    validate_incident,
 )
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATUSES",
     "CheckOutcome",
+    "Incident",
     "acknowledge",
     "add_event",
     "build_record",
@@ -96,4 +99,5 @@ __all__ = [
     "resolve",
     "snapshot_event",
     "snapshot_incident",
+    "validate_incident",
 ]
