@@ -30,9 +30,11 @@ __all__ = [
     "digest",
     "replies_by_run",
     "reply_rows",
+    "snapshot_correction",
     "snapshot_event",
     "snapshot_metric_report",
     "snapshot_run",
+    "snapshot_window_labels",
 ]
 
 SnapshotFn = Callable[[Connection, str], "dict[str, Any] | None"]
@@ -184,6 +186,30 @@ def snapshot_event(conn: Connection, ref: str) -> dict[str, Any] | None:
     return None if row is None else dict(json.loads(canonical(dict(row))))
 
 
+def _correction_refs(conn: Connection) -> Iterable[str]:
+    return [str(r[0]) for r in conn.execute(select(schema.corrections.c.correction_id))]
+
+
+snapshot_correction = _row_snapshot(schema.corrections, schema.corrections.c.correction_id)
+
+
+def _window_label_refs(conn: Connection) -> Iterable[str]:
+    return [str(r[0]) for r in conn.execute(select(schema.window_labels.c.import_id).distinct())]
+
+
+def snapshot_window_labels(conn: Connection, ref: str) -> dict[str, Any] | None:
+    """One import of window-sample labels: its rows (by score id) and their digest."""
+    w = schema.window_labels.c
+    rows = [dict(json.loads(canonical(dict(r)))) for r in conn.execute(
+        select(schema.window_labels).where(w.import_id == ref).order_by(w.score_id)
+    ).mappings()]
+    if not rows:
+        return None
+    head = {k: rows[0][k] for k in ("import_id", "incident_id", "imported_at", "source_file")}
+    return {**head, "labels": digest({"score_id": r["score_id"], "label": r["label"]}
+                                     for r in rows)}
+
+
 # -- the table: every kind of record the log covers ------------------------------------------
 # Verification recomputes each covered record from its own table and compares it with the
 # newest snapshot of that record in the log, so an edit made directly in SQL is caught even
@@ -196,6 +222,8 @@ SNAPSHOTS: dict[str, SnapshotFn] = {
     "drift_check": snapshot_check,
     "incident": snapshot_incident,
     "incident_event": snapshot_event,
+    "correction": snapshot_correction,
+    "window_labels": snapshot_window_labels,
     sets.KIND: sets.snapshot_set,
 }
 """``kind -> function(conn, ref) -> canonical record, or None when the record is gone``."""
@@ -206,6 +234,8 @@ REFS: dict[str, RefsFn] = {
     "drift_check": _drift_check_refs,
     "incident": _incident_refs,
     "incident_event": _incident_event_refs,
+    "correction": _correction_refs,
+    "window_labels": _window_label_refs,
     sets.KIND: sets.set_refs,
 }
 """``kind -> function(conn) -> every ref of the kind that must have an entry``."""

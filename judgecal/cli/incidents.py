@@ -1,4 +1,5 @@
-"""`judgecal incidents list|show|ack|resolve|note|postmortem` — drift incidents."""
+"""`judgecal incidents list|show|ack|resolve|note|postmortem|correct|sample|labels` — drift
+incidents and the remedy."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Any
 import click
 
 from judgecal.cli.common import emit_json, open_store, table
+from judgecal.cli.remedy import correct, labels, sample
+
+__all__ = ["incidents"]
 
 
 @click.group()
@@ -16,7 +20,9 @@ def incidents() -> None:
 
     An incident is opened by `judgecal run` when a drift check reaches SEV2 or
     worse. Its evidence never changes; acknowledging, resolving and notes are
-    appended as events, each with who and why.
+    appended as events, each with who and why. `correct` estimates what the
+    affected scores should have been; `sample` and `labels` add a labelled window
+    sample.
     """
 
 
@@ -153,3 +159,8 @@ def postmortem(ctx: click.Context, incident_id: str, customer: str | None,
         emit_json({"incident_id": inc["incident_id"], "customer": customer, "markdown": text})
         return
     click.echo(text, nl=False)
+
+
+incidents.add_command(correct)
+incidents.add_command(sample)
+incidents.add_command(labels)

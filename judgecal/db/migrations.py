@@ -39,6 +39,7 @@ __all__ = [
     "m003_drift",
     "m004_score_history",
     "m005_score_rollups",
+    "m006_remedy",
     "migrate",
     "migration",
     "ordered",
@@ -433,3 +434,32 @@ def m005_score_rollups(conn: Connection) -> None:
         "GROUP BY g.grain, s.judge, CASE WHEN g.grain = 1 THEN s.h ELSE s.d END, s.fp, "
         "s.customer"
     ))
+
+
+@migration
+def m006_remedy(conn: Connection) -> None:
+    """The remedy: corrected figures of an incident's window (one row per version) and the
+    human labels of window samples (one import per file). Both append-only."""
+    from sqlalchemy import UniqueConstraint
+
+    md = MetaData()
+    Table(
+        "corrections", md,
+        Column("correction_id", String(64), primary_key=True),
+        Column("incident_id", String(64), nullable=False, index=True),
+        Column("version", Integer, nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("actor", String(200)),
+        Column("result", JSON, nullable=False),
+        UniqueConstraint("incident_id", "version", name="uq_corrections_incident_version"),
+    )
+    Table(
+        "window_labels", md,
+        Column("import_id", String(64), primary_key=True),
+        Column("score_id", String(200), primary_key=True),
+        Column("incident_id", String(64), nullable=False, index=True),
+        Column("label", Float, nullable=False),
+        Column("imported_at", String(40), nullable=False),
+        Column("source_file", Text),
+    )
+    md.create_all(conn)

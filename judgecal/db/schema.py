@@ -270,3 +270,32 @@ score_customer_rollup = Table(
 )
 """Scores per (judge, fingerprint, named customer) and time bucket (same grains and buckets
 as ``score_rollup``; rows without a customer are not counted)."""
+
+# -- m006: the remedy — corrected figures of an incident's window, window-sample labels ---------
+corrections = Table(
+    "corrections",
+    metadata,
+    Column("correction_id", String(64), primary_key=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("actor", String(200)),
+    Column("result", JSON, nullable=False),
+    UniqueConstraint("incident_id", "version", name="uq_corrections_incident_version"),
+)
+"""Corrected figures of an incident's affected window (``judgecal incidents correct``): one
+row per version, never updated; the newest version is current. The original scores are
+untouched in ``score_history``."""
+
+window_labels = Table(
+    "window_labels",
+    metadata,
+    Column("import_id", String(64), primary_key=True),
+    Column("score_id", String(200), primary_key=True),
+    Column("incident_id", String(64), nullable=False, index=True),
+    Column("label", Float, nullable=False),
+    Column("imported_at", String(40), nullable=False),
+    Column("source_file", Text),
+)
+"""Human labels of a window sample (``judgecal incidents labels``): one import per file,
+never updated; for a score labelled twice the newest import counts."""

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from judgecal import drift
+from judgecal.incidents.corrected import latest_correction, markdown_lines
 from judgecal.io.markdown import escape_markdown_inline
 
 __all__ = [
@@ -184,6 +185,9 @@ def render_markdown(incident: dict[str, Any]) -> str:
             segs = ", ".join(f"{k}={v}" for k, v in (it.get("segments") or {}).items())
             out.append(f"| {md(it['item_id'])} | {md(it['human'])} | {md(it['baseline'])} | "
                        f"{md(it['current'])} | {it['effect']} | {md(segs)} |")
+    correction = latest_correction(incident)
+    if correction:
+        out += markdown_lines(correction)
     out += ["", "## Timeline", ""]
     for e in incident["events"]:
         who = f" by {md(e['actor'])}" if e.get("actor") else ""
@@ -191,6 +195,8 @@ def render_markdown(incident: dict[str, Any]) -> str:
         extra = ""
         if e["kind"] == "blast_radius":
             extra = f" — {_blast_text(e['data'])}"
+        elif e["kind"] == "corrected":
+            extra = f" — version {e['data'].get('version')} (`{e['data'].get('correction_id')}`)"
         elif e["kind"] == "recheck":
             extra = f" — run `{e['data'].get('run_id')}`, {e['data'].get('severity')}"
         out.append(f"- {e['at']} — **{md(e['kind'])}**{who}{why}{extra}")

@@ -8,6 +8,7 @@ from typing import Any
 
 from judgecal import drift
 from judgecal.errors import InputError
+from judgecal.incidents.corrected import latest_correction, plain_lines
 from judgecal.incidents.markdown import pct, window_of
 from judgecal.incidents.schema import RESOLVED
 
@@ -61,8 +62,12 @@ _WILL_DO = {
 }
 
 
+_CORRECT_DO = ("Estimate, from examples people graded by hand, what the affected grades "
+               "should have been, and send you those corrected figures.")
+_SAMPLE_DO = ("Have a random sample of the affected grades graded by hand, and send you the "
+              "corrected figures it gives.")
+
 _ALWAYS_DO = [
-    "Re-check the grades that the changed grader produced, and tell you about any that change.",
     "Keep checking the grader every night against the hand-graded examples, so that a change "
     "like this is caught within a day.",
 ]
@@ -208,6 +213,14 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
     if incident.get("last_healthy_run_at"):
         lines.append(f"Grades produced before {_when(incident['last_healthy_run_at'])}, when our "
                      "last nightly check found the grader working normally, are not affected.")
+    correction = latest_correction(incident)
+    said = plain_lines(correction, customer) if correction else []
+    if said:
+        lines += ["", "## What the affected grades should have been", "",
+                  "We estimated what the grades from the changed grader should have been, "
+                  "using examples that people graded by hand. The grades you saw are kept "
+                  "as they were; these are our corrected estimates beside them.", ""]
+        lines += [f"- {s}" for s in said]
     lines += ["", "## What we did", ""]
     lines.append(f"- {_when(opened)}: our nightly check detected the change and opened this "
                  "incident.")
@@ -220,12 +233,17 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
             lines.append(f"- {_when(e['at'])}: " + (
                 "we identified the grades that were affected." if first else
                 "we updated the count of affected grades."))
+        elif e["kind"] == "corrected":
+            lines.append(f"- {_when(e['at'])}: we estimated what the affected grades should "
+                         "have been.")
         elif e["kind"] == "resolved":
             lines.append(f"- {_when(e['at'])}: we resolved the incident."
                          + (f" Our note: {e['reason']}" if e.get("reason") else ""))
     if incident["status"] != RESOLVED:
         lines.append("- The incident is still open; we will update you when it is resolved.")
     lines += ["", "## What we will do", ""]
-    for item in [*_WILL_DO.get(rc["code"], []), *_ALWAYS_DO]:
+    pending = [f for f in (correction or {}).get("figures") or [] if not f.get("corrected")]
+    remedy = [_CORRECT_DO] if not said else ([_SAMPLE_DO] if pending else [])
+    for item in [*_WILL_DO.get(rc["code"], []), *remedy, *_ALWAYS_DO]:
         lines.append(f"- {item}")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,346 @@
+"""The remedy end to end on real verdicts: `judgecal incidents correct|sample|labels`.
+
+The fixture is the LLMBar GPT-4 → ChatGPT swap: the healthy run and the drifted run are the
+real recorded verdicts (imported), the incident is opened by the real drift check, and the
+production history of the judge's ``preference`` scores is made of the same real verdicts on
+LLMBar items drawn at random (so the true human rate of every window is known): GPT-4 before
+the swap, ChatGPT after it, five named customers, segments = LLMBar subsets.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import select, update
+
+from judgecal import audit, drift, incidents
+from judgecal.calibration import load_set
+from judgecal.config import DriftSettings
+from judgecal.errors import InputError
+from judgecal.judge.fingerprint import production_tag
+from judgecal.records import simulated_clock
+from judgecal.remedy import correct_incident, draw_sample, import_labels, save_correction
+from judgecal.runs.imported import import_judgments
+from judgecal.scores.ingest import ingest_file
+from judgecal.scores.link import link_incident
+from judgecal.store import open_store, schema
+from tests.conftest import SETS
+from tests.helpers import llmbar_winners, run_main
+
+T0 = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
+JUDGE = "llmbar-judge"
+
+
+def _import(store: Any, cs: Any, tmp: Path, verdicts: dict[str, int | None], served: str
+            ) -> str:
+    path = tmp / f"imp-{served}.jsonl"
+    path.write_text("".join(
+        json.dumps({"item_id": i.id, "dimension": "preference",
+                    "score": "" if verdicts.get(i.id) is None else verdicts[i.id]}) + "\n"
+        for i in cs.items))
+    return str(import_judgments(store, cs, path, judge_name=JUDGE, model="gpt-4",
+                                prompt_text="Which output is better?",
+                                served_model=served)["run_id"])
+
+
+def _history(cs: Any, gpt4: dict[str, int | None], chatgpt: dict[str, int | None],
+             old_tag: str, new_tag: str, path: Path) -> dict[str, float]:
+    """Production scores: 10 days of GPT-4 before T0, 7 of ChatGPT from T0 + 1 day.
+    Returns the true human rate of the first response in the window after the swap."""
+    rng = np.random.default_rng(5)
+    human = cs.human_matrix("preference")[:, 0]
+    gold = {item.id: human[k] for k, item in enumerate(cs.items)}
+    rows = []
+    truth: list[float] = []
+    for period, (start, days, verdicts, tag) in enumerate((
+            (T0 - timedelta(days=10), 10, gpt4, old_tag),
+            (T0 + timedelta(days=1), 7, chatgpt, new_tag))):
+        ids = [i for i in cs.items if verdicts.get(i.id) is not None]
+        for k in range(1200):
+            item = ids[int(rng.integers(len(ids)))]
+            at = start + timedelta(seconds=float(rng.uniform(0, days * 86400)))
+            rows.append({"score_id": f"s{period}-{k:05d}",
+                         "scored_at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "judge": JUDGE,
+                         "fingerprint": tag, "dimension": "preference",
+                         "score": verdicts[item.id],
+                         "customer": f"cust-{1 + int(rng.integers(5))}",
+                         "segment": item.segments.get("subset", "")})
+            if period == 1:
+                truth.append(1.0 if gold[item.id] == 1 else 0.0)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return {"window_rate": float(np.mean(truth))}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("remedy")
+    cs = load_set(SETS / "llmbar")
+    gpt4, chatgpt = llmbar_winners("GPT-4/Vanilla"), llmbar_winners("ChatGPT/Vanilla")
+    url = f"sqlite:///{tmp / 'store.db'}"
+    store = open_store(url)
+    try:
+        with simulated_clock(T0) as clock:
+            base = _import(store, cs, tmp, gpt4, "gpt-4-0613")
+            drift.accept_baseline(store, base, actor="alice", reason="first healthy run")
+            bad = _import(store, cs, tmp, chatgpt, "gpt-3.5-turbo-0613")
+            outcome = incidents.record_check(store, drift.check_run(store, bad, DriftSettings(),
+                                                                    n_boot=200))
+            assert outcome.incident_id is not None
+            facts = _history(cs, gpt4, chatgpt, production_tag(store.get_run(base)),
+                             production_tag(store.get_run(bad)), tmp / "history.csv")
+            assert ingest_file(store.engine, tmp / "history.csv").inserted == 2400
+            clock.set(T0 + timedelta(days=9))
+            link_incident(store, outcome.incident_id)
+    finally:
+        store.close()
+    return {"db": tmp / "store.db", "incident_id": outcome.incident_id, **facts}
+
+
+@pytest.fixture
+def store_path(built: dict[str, Any], tmp_path: Path) -> Path:
+    copy = tmp_path / "store.db"
+    shutil.copy(built["db"], copy)
+    return copy
+
+
+def test_correct_real_swap_side_by_side(built: dict[str, Any], store_path: Path) -> None:
+    store = open_store(f"sqlite:///{store_path}")
+    try:
+        result = correct_incident(store, built["incident_id"], n_boot=300)
+    finally:
+        store.close()
+    assert result["affected_scores"] == 1200
+    assert result["window"]["from"].startswith("blast_radius event")
+    (dim,) = result["dimensions"]
+    assert dim["dimension"] == "preference" and dim["target"].startswith("preference rate")
+    est = dim["overall"]["estimates"]
+    assert set(est) == {"raw", "ppi++", "shift_robust"}
+    truth = built["window_rate"]
+    # Every figure has a 95 % interval and its method; the corrected ones cover the truth of
+    # the window (the window is drawn from the calibration population).
+    for name in ("raw", "ppi++", "shift_robust"):
+        assert est[name]["confidence"] == 0.95 and est[name]["ci_low"] is not None
+    assert est["ppi++"]["ci_low"] <= truth <= est["ppi++"]["ci_high"]
+    assert est["shift_robust"]["ci_low"] <= truth <= est["shift_robust"]["ci_high"]
+    # The real ChatGPT verdicts disagree with the humans (kappa below 0): PPI++ tunes lambda
+    # to 0 and the output says the estimate rests on the calibration set alone.
+    assert est["ppi++"]["diagnostics"]["lambda"] == 0.0
+    assert "judge_uninformative" in dim["overall"]["flags"]
+    assert any("rests on the calibration set alone" in m for m in dim["overall"]["messages"])
+    assert not est["raw"]["ci_low"] <= truth <= est["raw"]["ci_high"]  # raw is off
+    assert dim["overall"]["recommended"] == "ppi++"
+    # Segments are corrected with the calibration items of the same LLMBar subset.
+    natural = next(s for s in dim["segments"] if s["group"] == "Natural")
+    assert natural["calibration"].endswith("segment Natural")
+    assert natural["estimates"]["ppi++"]["n_labelled"] < est["ppi++"]["n_labelled"]
+    assert {s["group"] for s in dim["segments"]} >= {"Natural"}
+    assert [c["group"] for c in dim["customers"]][:1] and len(dim["customers"]) == 5
+    assert dim["representativeness"]["representative"] is not None
+    assert dim["placebo"]["n_window"] > 500 and "estimates" in dim["placebo"]
+    json.dumps(result, allow_nan=False)
+
+
+def test_disagreement_and_refusal_are_said(built: dict[str, Any], store_path: Path) -> None:
+    """A window that the calibration set does not represent (every score says "first"):
+    the estimators disagree and the output says so; a judge that always says the same
+    thing gets a refused shift-robust estimate."""
+    store = open_store(f"sqlite:///{store_path}")
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(update(schema.score_history).values(score=1.0))
+            conn.execute(update(schema.replies).where(
+                schema.replies.c.run_id == incidents.get_incident(
+                    store, built["incident_id"])["run_id"]).values(score=1.0))
+        result = correct_incident(store, built["incident_id"], n_boot=200)
+    finally:
+        store.close()
+    overall = result["dimensions"][0]["overall"]
+    assert overall["estimates"]["shift_robust"]["undefined_code"] == "near_singular"
+    assert any("rests on the calibration set alone" in m for m in overall["messages"])
+    assert any("label a window sample" in m for m in result["messages"])
+
+
+def test_cli_correct_stores_versions_exports_and_audits(
+        built: dict[str, Any], store_path: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{store_path}"
+    inc = built["incident_id"]
+    code, out, err = run_main(["--store", url, "incidents", "correct", inc], capsys)
+    assert code == 0, err
+    assert "PPI++" in out and "shift-robust" in out and "raw (as shown)" in out
+    assert "version 1" in out and "what each estimate assumes" in out
+    code, out, err = run_main(["--store", url, "incidents", "correct", inc, "--json",
+                               "--out", str(tmp_path / "fig.parquet")], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["stored"]["version"] == 2 and data["stored"]["rows"] > 0
+    table = pq.read_table(tmp_path / "fig.parquet").to_pylist()
+    assert {r["method"] for r in table} == {"raw", "ppi++", "shift_robust"}
+    assert sum(r["recommended"] for r in table if r["kind"] == "all") == 1
+    for ext in ("csv", "jsonl"):
+        code, _, err = run_main(["--store", url, "incidents", "correct", inc, "--out",
+                                 str(tmp_path / f"fig.{ext}")], capsys)
+        assert code == 0, err
+    assert len((tmp_path / "fig.jsonl").read_text().splitlines()) == len(table)
+    code, _, err = run_main(["--store", url, "incidents", "correct", inc, "--out",
+                             str(tmp_path / "fig.txt")], capsys)
+    assert code == 2 and "fig.txt" in err
+    code, _, err = run_main(["--store", url, "incidents", "correct", "INC-nope"], capsys)
+    assert code == 2 and "no incident" in err
+
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            versions = conn.execute(select(schema.corrections.c.version).order_by(
+                schema.corrections.c.version)).scalars().all()
+        assert versions == [1, 2, 3, 4]  # never overwritten
+        incident = incidents.get_incident(store, inc)
+        corrected = [e for e in incident["events"] if e["kind"] == "corrected"]
+        assert [e["data"]["version"] for e in corrected] == [1, 2, 3, 4]
+        fig = corrected[-1]["data"]["figures"][0]
+        assert fig["dimension"] == "preference" and fig["corrected"]["method"] == "ppi++"
+        result = audit.verify(store.engine)
+        assert result.ok, [str(p) for p in result.problems]
+        assert result.records_checked.get("correction") == 4
+        with store.engine.begin() as conn:
+            conn.execute(update(schema.corrections).where(schema.corrections.c.version == 1)
+                         .values(actor="mallory"))
+        assert not audit.verify(store.engine).ok
+    finally:
+        store.close()
+
+
+def test_window_sample_queue_labels_and_estimate(
+        built: dict[str, Any], store_path: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{store_path}"
+    inc = built["incident_id"]
+    queue = tmp_path / "queue.csv"
+    code, out, err = run_main(["--store", url, "incidents", "sample", inc, "--n", "120",
+                               "--out", str(queue), "--seed", "7", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    with queue.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == summary["n"] >= 120
+    assert list(rows[0]) == ["score_id", "customer", "segment", "dimension", "scale",
+                             "score_shown", "label"]
+    assert all(r["label"] == "" for r in rows) and rows[0]["dimension"] == "preference"
+    again = tmp_path / "again.jsonl"
+    assert run_main(["--store", url, "incidents", "sample", inc, "--n", "120", "--out",
+                     str(again), "--seed", "7"], capsys)[0] == 0
+    assert [json.loads(x)["score_id"] for x in again.read_text().splitlines()] == [
+        r["score_id"] for r in rows]  # the same seed, the same sample
+
+    # Label it from the truth: the gold label of the item behind each score.
+    cs = load_set(SETS / "llmbar")
+    gold = {i.id: int(v) for i, v in zip(cs.items, cs.human_matrix("preference")[:, 0],
+                                         strict=True)}
+    verdicts = llmbar_winners("ChatGPT/Vanilla")
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            shown = dict(conn.execute(select(schema.score_history.c.score_id,
+                                             schema.score_history.c.score)).all())
+    finally:
+        store.close()
+    # A labeller who knows the truth: a real human label for each sampled score is the gold
+    # label of an item on which ChatGPT gave the shown verdict (drawn from the real pairs).
+    rng = np.random.default_rng(3)
+    pool: dict[float, list[int]] = {}
+    for item_id, verdict in verdicts.items():
+        if verdict is not None:
+            pool.setdefault(float(verdict), []).append(gold[item_id])
+    for r in rows:
+        options = pool[shown[r["score_id"]]]
+        r["label"] = str(options[int(rng.integers(len(options)))])
+    bad = tmp_path / "bad.csv"
+    with bad.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([*rows[:3], {**rows[3], "label": "7"}, {**rows[4], "score_id": "nope"},
+                          rows[0]])
+    code, _, err = run_main(["--store", url, "incidents", "labels", inc, str(bad)], capsys)
+    assert code == 2
+    assert f"{bad}:5: field 'label'" in err and "not a code" in err
+    assert f"{bad}:6: field 'score_id'" in err and "not in the affected window" in err
+    assert f"{bad}:7: field 'score_id'" in err and "labelled twice" in err
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:  # nothing half-written
+            assert conn.execute(select(schema.window_labels)).first() is None
+    finally:
+        store.close()
+
+    good = tmp_path / "labels.csv"
+    with good.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    code, out, err = run_main(["--store", url, "incidents", "labels", inc, str(good), "--json"],
+                              capsys)
+    assert code == 0, err
+    assert json.loads(out)["labels"] == len(rows)
+    code, out, err = run_main(["--store", url, "incidents", "correct", inc, "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    overall = data["dimensions"][0]["overall"]
+    sample_est = overall["estimates"]["window_sample_ppi++"]
+    assert sample_est["value"] is not None and sample_est["n_labelled"] == len(rows)
+    human_only = sample_est["diagnostics"]["human_only"]
+    assert sample_est["ci_high"] - sample_est["ci_low"] <= (
+        human_only["ci_high"] - human_only["ci_low"]) + 1e-12
+    assert overall["recommended"] == "window_sample_ppi++"
+    store = open_store(url)
+    try:
+        assert audit.verify(store.engine).ok
+        kinds = [e["kind"] for e in incidents.get_incident(store, inc)["events"]]
+        assert "window_sample" in kinds and "labels_imported" in kinds
+    finally:
+        store.close()
+
+
+def test_labels_need_the_columns(built: dict[str, Any], store_path: Path,
+                                 tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{store_path}")
+    try:
+        path = tmp_path / "x.jsonl"
+        path.write_text(json.dumps({"id": "s1-00001", "label": 1}) + "\n")
+        with pytest.raises(InputError, match="missing column 'score_id'"):
+            import_labels(store, built["incident_id"], path)
+        with pytest.raises(InputError, match=r"\.csv or \.jsonl"):
+            draw_sample(store, built["incident_id"], 10, tmp_path / "q.xlsx")
+    finally:
+        store.close()
+
+
+def test_postmortem_and_markdown_quote_the_stored_figures(built: dict[str, Any],
+                                                          store_path: Path) -> None:
+    store = open_store(f"sqlite:///{store_path}")
+    try:
+        save_correction(store, correct_incident(store, built["incident_id"], n_boot=200))
+        incident = incidents.get_incident(store, built["incident_id"])
+    finally:
+        store.close()
+    pm = incidents.render_postmortem(incident)
+    assert "was shown as" in pm and "our corrected estimate is" in pm and "between" in pm
+    assert "Re-check the grades" not in pm
+    from tests.test_incidents import JARGON
+
+    assert not JARGON.search(pm), JARGON.search(pm)
+    assert "rests on the examples people graded by hand alone" in pm  # lambda 0, said plainly
+    for_customer = incidents.render_postmortem(incident, customer="cust-1")
+    assert "For cust-1, the share of preference comparisons" in for_customer
+    md = incidents.render_markdown(incident)
+    assert "Corrected figures" in md and "PPI++" in md
