@@ -16,11 +16,17 @@ The story:
    (the recorded ChatGPT verdicts, with a new model id in the replies). That night's run
    opens an incident: severity on all three axes, root cause in plain words.
 4. *Blast radius* — the month of production scores is ingested and linked to the
-   incident: % of traffic and % of named customers affected, by dimension.
+   incident: % of traffic and % of named customers affected, by dimension. Among them are
+   the judge's ``preference`` verdicts on production comparisons: real recorded verdicts
+   (GPT-4 before the swap, ChatGPT after it) on LLMBar items drawn at random, so the true
+   human answer behind every affected score is known.
 5. *Response* — on-call acknowledges, the team pins the dated model (a planned model
    migration, checked against the baseline the next night), resolves the incident and
    accepts a new baseline; a customer postmortem draft is written.
-6. *Audit* — the trust report is written and the audit log verifies.
+6. *Remedy* — the affected window is corrected (raw, PPI++, shift-robust), a stratified
+   window sample is drawn and labelled with the items' human labels, and the corrected
+   figures are stored and quoted in the postmortem.
+7. *Audit* — the trust report is written and the audit log verifies.
 
 Nothing here prints: progress goes to ``on_step``.
 """
@@ -59,6 +65,9 @@ class DemoResult:
     nights: list[dict[str, Any]] = field(default_factory=list)
     incident: dict[str, Any] | None = None
     blast_radius: dict[str, Any] | None = None
+    correction: dict[str, Any] | None = None
+    preference_items: dict[str, str] = field(default_factory=dict)
+    """Score id -> the LLMBar item behind each production ``preference`` score."""
     audit: dict[str, Any] | None = None
     artifacts: dict[str, str] = field(default_factory=dict)
 
@@ -145,6 +154,7 @@ def run_demo(
                     result.incident = {"incident_id": entry["incident"]["incident_id"]}
             clock.set(today + timedelta(hours=6))
             _relink(store, result, say)
+            _remedy(store, result, out, say)
             _finish(store, result, out, say)
     finally:
         store.close()
@@ -232,6 +242,7 @@ def _link_history(store: Any, result: DemoResult, clock: Any, when: datetime,
     fp = pc.if_else(pc.equal(fp, gen.NEW_FINGERPRINT), new_tag, fp)
     table = table.set_column(table.schema.get_field_index("judge"), "judge", judge)
     table = table.set_column(table.schema.get_field_index("fingerprint"), "fingerprint", fp)
+    table = _with_preferences(store, table, baseline_run, swapped_run, old_tag, new_tag, result)
     clock.set(when - timedelta(hours=15))
     cutoff = pa.scalar(clock(), type=table.schema.field("scored_at").type)
     so_far = table.filter(pc.less_equal(table["scored_at"], cutoff))
@@ -249,6 +260,59 @@ def _link_history(store: Any, result: DemoResult, clock: Any, when: datetime,
     onset = link.get("onset", {}).get("at", "?")
     say(f"   blast radius: {_pct(link, 'traffic')} of traffic and {_pct(link, 'customers')} "
         f"of named customers were scored by the drifted judge since {onset}")
+
+
+def _with_preferences(store: Any, table: Any, baseline_run: dict[str, Any],
+                      swapped_run: dict[str, Any], old_tag: str, new_tag: str,
+                      result: DemoResult) -> Any:
+    """Add the judge's ``preference`` scores of production comparisons: one in ten of its
+    scores, each the recorded verdict of the model then served (GPT-4 under the old tag,
+    ChatGPT under the new one) on an LLMBar item drawn at random; segment = its subset.
+    The item behind each score is kept in ``result.artifacts`` (its human label is the truth
+    of the window, for the comparison the demo prints)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from judgecal.calibration import StoredSet
+
+    view = StoredSet.load(store, str(baseline_run["set_version"]))
+    verdicts = {}
+    for tag, run in ((old_tag, baseline_run), (new_tag, swapped_run)):
+        verdicts[tag] = {r["item_id"]: float(r["score"]) for r in store.replies(run["run_id"])
+                         if r["dimension"] == "preference" and r["score"] is not None}
+    subset = {item.id: item.segments.get("subset", "") for item in view.items}
+    rows = np.flatnonzero(pc.equal(table["judge"], "support-judge").to_numpy(
+        zero_copy_only=False))
+    rng = np.random.default_rng(7)
+    pick = np.sort(rng.choice(rows, size=max(len(rows) // 10, 1), replace=False))
+    fps = table["fingerprint"].to_numpy(zero_copy_only=False)[pick]
+    ids, scores, segments, items = [], [], [], []
+    for k, tag in zip(pick, fps, strict=True):
+        pool = verdicts.get(str(tag)) or verdicts[old_tag]
+        choices = sorted(pool)
+        item = choices[int(rng.integers(len(choices)))]
+        ids.append(f"pref-{int(k):07d}")
+        scores.append(pool[item])
+        segments.append(subset.get(item, ""))
+        items.append(item)
+    strings = {name: pc.cast(table[name], pa.string()) for name in
+               ("judge", "fingerprint", "dimension", "customer", "segment")}
+    base = table.set_column(table.schema.get_field_index("judge"), "judge", strings["judge"])
+    for name, col in strings.items():
+        base = base.set_column(base.schema.get_field_index(name), name, col)
+    extra = pa.table({
+        "score_id": pa.array(ids, pa.string()),
+        "scored_at": table["scored_at"].take(pa.array(pick)),
+        "judge": strings["judge"].take(pa.array(pick)),
+        "fingerprint": strings["fingerprint"].take(pa.array(pick)),
+        "dimension": pa.array(["preference"] * len(ids), pa.string()),
+        "score": pa.array(scores, pa.float64()),
+        "customer": strings["customer"].take(pa.array(pick)),
+        "segment": pa.array(segments, pa.string()),
+    }).select(base.column_names).cast(base.schema)
+    result.preference_items = dict(zip(ids, items, strict=True))
+    return pa.concat_tables([base, extra]).sort_by("scored_at")
 
 
 def _relink(store: Any, result: DemoResult, say: Step) -> None:
@@ -274,6 +338,82 @@ def _pct(link: dict[str, Any], which: str) -> str:
     return "?" if value is None else f"{float(value):.1f}%"
 
 
+def _remedy(store: Any, result: DemoResult, out: Path, say: Step) -> None:
+    """Correct the affected window, then label a stratified window sample with the human
+    labels of the items behind its scores and correct again (the stored version the
+    postmortem quotes). The truth of the window is known: the human labels of every item."""
+    import csv
+
+    from judgecal import remedy
+    from judgecal.calibration import StoredSet
+
+    if result.incident is None:
+        return
+    incident_id = result.incident["incident_id"]
+    first = remedy.correct_incident(store, incident_id, n_boot=500)
+    remedy.save_correction(store, first, actor="ml-platform@example.com")
+    queue = out / "label-queue.csv"
+    drawn = remedy.draw_sample(store, incident_id, 300, queue, seed=1,
+                               actor="ml-platform@example.com")
+    run = store.get_run(str(first["calibration"]["drifted_run_id"]))
+    view = StoredSet.load(store, str(run["set_version"]))
+    gold = dict(zip([i.id for i in view.items],
+                    view.human_matrix("preference")[:, 0].tolist(), strict=True))
+    with queue.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        item = result.preference_items.get(row["score_id"])
+        row["label"] = "" if item is None else f"{gold[item]:g}"
+    labelled = out / "label-queue-labelled.csv"
+    with labelled.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    remedy.import_labels(store, incident_id, labelled, actor="annotators@example.com")
+    final = remedy.correct_incident(store, incident_id, n_boot=500)
+    stored = remedy.save_correction(store, final, actor="ml-platform@example.com")
+    truth = _window_truth(store, final, result, gold)
+    result.correction = {"stored": stored, "truth": truth, "figures": remedy.headline(final),
+                         "sample": drawn["n"]}
+    result.artifacts["label_queue"] = str(queue)
+    for d in final["dimensions"]:
+        est = d["overall"]["estimates"]
+        parts = [f"{name} {_fig(est.get(key))}" for name, key in (
+            ("raw", "raw"), ("PPI++", "ppi++"), ("shift-robust", "shift_robust"),
+            ("window sample", "window_sample_ppi++"))]
+        say(f"5. Remedy: {d['dimension']} ({d['target']}) over {d['n_window']:,} affected "
+            f"scores — " + "; ".join(parts)
+            + (f"; the human labels of the items behind them: {truth:.3f}"
+               if truth is not None and d["dimension"] == "preference" else ""))
+        for m in d["overall"]["messages"]:
+            say(f"   {m}")
+    say(f"   a window sample of {drawn['n']} scores labelled ({labelled.name}); corrected "
+        f"figures stored as version {stored['version']} ({stored['correction_id']})")
+
+
+def _fig(e: dict[str, Any] | None) -> str:
+    if not e or e.get("value") is None:
+        return "—" if not e else f"— ({e.get('undefined')})"
+    return f"{e['value']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
+
+
+def _window_truth(store: Any, final: dict[str, Any], result: DemoResult,
+                  gold: dict[str, float]) -> float | None:
+    """The human preference rate for the first response over the affected window."""
+    from judgecal.remedy.window import read_window
+    from judgecal.scores.link import Window, parse_optional
+    from judgecal.scores.source import store_source
+
+    w = final["window"]
+    start, end = parse_optional(w["start"]), parse_optional(w["end"])
+    assert start is not None and end is not None
+    scores = read_window(store_source(store.engine),
+                         Window(final["judge"], start, end, tuple(w["fingerprints"])))
+    values = [1.0 if gold[result.preference_items[sid]] == 1 else 0.0
+              for sid in scores.score_ids if sid in result.preference_items]
+    return sum(values) / len(values) if values else None
+
+
 def _respond_resolve(store: Any, result: DemoResult, clock: Any, entry: dict[str, Any],
                      say: Step) -> None:
     from judgecal import drift, incidents
@@ -287,8 +427,8 @@ def _respond_resolve(store: Any, result: DemoResult, clock: Any, entry: dict[str
         return
     incidents.resolve(store, result.incident["incident_id"], "ml-platform@example.com",
                       f"Judge pinned to {PINNED_MODEL}; agreement back at the baseline level "
-                      f"(run {entry['run_id']}). Scores in the affected window queued for "
-                      "re-scoring.")
+                      f"(run {entry['run_id']}). Corrected figures for the affected window "
+                      "follow (judgecal incidents correct).")
     drift.accept_baseline(store, entry["run_id"], actor="ml-platform@example.com",
                           reason=f"new baseline after pinning {PINNED_MODEL}")
     say(f"   incident resolved; run {entry['run_id']} accepted as the new baseline")
@@ -309,7 +449,7 @@ def _finish(store: Any, result: DemoResult, out: Path, say: Step) -> None:
         pm.write_text(incidents.render_postmortem(incident, customer=top), encoding="utf-8")
         result.artifacts["incident"] = str(md)
         result.artifacts["postmortem"] = str(pm)
-        say(f"5. Incident record: {md}; customer postmortem draft"
+        say(f"   incident record: {md}; customer postmortem draft"
             f"{' for ' + top if top else ''}: {pm}")
     verified = audit.verify(store.engine)  # once: the report shows this same verification
     report = out / "trust-report.html"

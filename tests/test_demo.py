@@ -84,3 +84,23 @@ def test_artifacts_audit_and_plain_language(demo: DemoResult) -> None:
         assert jargon not in postmortem
     assert "What changed" in postmortem and "Who was affected" in postmortem
     assert "3. The swap" in demo.artifacts["steps"]
+
+
+def test_remedy_corrects_the_swap_window_against_the_human_labels(demo: DemoResult) -> None:
+    """Real data: ChatGPT's verdicts in the swap window, corrected with the calibration pairs
+    (human label, ChatGPT verdict) and a labelled window sample; the truth of the window is the
+    human label of the LLMBar item behind every affected score."""
+    corr = demo.correction
+    assert corr is not None and corr["stored"]["version"] == 2
+    (fig,) = corr["figures"]
+    truth = corr["truth"]
+    shown, sample = fig["shown"], fig["window_sample"]
+    assert not shown["ci_low"] <= truth <= shown["ci_high"], "the raw figure is off"
+    assert fig["ppi"]["ci_low"] <= truth <= fig["ppi"]["ci_high"]
+    assert sample["ci_low"] <= truth <= sample["ci_high"]
+    assert fig["corrected"]["method"] == "window_sample_ppi++"
+    postmortem = Path(demo.artifacts["postmortem"]).read_text()
+    assert "What the affected grades should have been" in postmortem
+    assert "our corrected estimate is" in postmortem
+    assert "Re-check the grades" not in postmortem
+    assert "Corrected figures" in Path(demo.artifacts["incident"]).read_text()

@@ -66,6 +66,12 @@ def _number(value: float, rate: bool) -> str:
     return f"{100 * value:.0f} in 100" if rate else f"{value:.1f}"
 
 
+def _range(low: float, high: float, rate: bool) -> str:
+    if rate:
+        return f"between {100 * low:.0f} and {100 * high:.0f} in 100"
+    return f"between {low:.1f} and {high:.1f}"
+
+
 def _what(f: dict[str, Any]) -> tuple[str, bool]:
     """(the thing measured in plain words, whether it is a rate)."""
     dim = str(f["dimension"]).replace("_", " ")
@@ -97,10 +103,12 @@ def plain_lines(data: dict[str, Any], customer: str | None = None) -> list[str]:
         if corrected and corrected.get("value") is not None:
             text += f"; our corrected estimate is {_number(corrected['value'], rate)}"
             if corrected.get("ci_low") is not None:
-                text += (f", most likely between {_number(corrected['ci_low'], rate)} and "
-                         f"{_number(corrected['ci_high'], rate)}")
-            text += "."
-            if "judge_uninformative" in (corrected.get("flags") or []):
+                text += (", most likely "
+                         f"{_range(corrected['ci_low'], corrected['ci_high'], rate)}")
+            sample = corrected.get("method") == "window_sample_ppi++"
+            text += (" (from a random sample of the affected grades that people graded by "
+                     "hand)." if sample else ".")
+            if not sample and "judge_uninformative" in (corrected.get("flags") or []):
                 text += (" The changed grader's grades told us almost nothing here, so this "
                          "estimate rests on the examples people graded by hand alone.")
         else:

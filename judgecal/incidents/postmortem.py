@@ -234,8 +234,11 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
                 "we identified the grades that were affected." if first else
                 "we updated the count of affected grades."))
         elif e["kind"] == "corrected":
-            lines.append(f"- {_when(e['at'])}: we estimated what the affected grades should "
-                         "have been.")
+            again = any(x["kind"] == "corrected" for x in incident["events"]
+                        if x["seq"] < e["seq"])
+            lines.append(f"- {_when(e['at'])}: " + (
+                "we updated our corrected estimates." if again else
+                "we estimated what the affected grades should have been."))
         elif e["kind"] == "resolved":
             lines.append(f"- {_when(e['at'])}: we resolved the incident."
                          + (f" Our note: {e['reason']}" if e.get("reason") else ""))
