@@ -35,6 +35,9 @@ def _blocks(lang: str) -> list[list[str]]:
         lines = []
         for raw in block.splitlines():
             line = re.split(r"\s+#\s", raw, maxsplit=1)[0].strip()
+            code = re.search(r"\s#\s+exit (\d+)", raw)  # a documented non-zero exit
+            if line and code:
+                line = f"{line}  # exit {code.group(1)}"
             if line:
                 lines.append(line)
         out.append(lines)

@@ -15,7 +15,8 @@ state:
 ==================  ========================================================================
 
 The first state that applies, in this order, is the judge's state. A *conclusive* check is
-one that compared a run with an accepted baseline (or accepted the run as the baseline).
+one that compared a run with an accepted baseline (or accepted the run as the baseline); the
+acceptance of a baseline counts as one too.
 """
 
 from __future__ import annotations
@@ -132,13 +133,16 @@ def judge_watch(
     )
     w.last_verdict = checks[0]["verdict"] if checks else None
     conclusive = next((ch for ch in checks if ch["verdict"] in CONCLUSIVE_VERDICTS), None)
-    since = _when(conclusive["created_at"]) if conclusive else None
-    first_seen = _when(runs[-1]["started_at"])
-    if since is not None:
-        w.last_conclusive_at = conclusive["created_at"] if conclusive else None
-        w.hours_since_conclusive = round(_hours(at, since), 2)
     baseline = current_baseline(store, judge, newest["set_version"])
     w.baseline_run_id = baseline["run_id"] if baseline else None
+    # Accepting a run as the baseline is a reviewed, conclusive look at the judge too.
+    stamps = [t for t in (conclusive["created_at"] if conclusive else None,
+                          baseline["accepted_at"] if baseline else None) if t]
+    w.last_conclusive_at = max(stamps, key=lambda t: _when(t) or at) if stamps else None
+    since = _when(w.last_conclusive_at)
+    first_seen = _when(runs[-1]["started_at"])
+    if since is not None:
+        w.hours_since_conclusive = round(_hours(at, since), 2)
     w.open_incidents = _open_incidents(store, judge, set_name)
 
     limit = w.stale_after_hours
