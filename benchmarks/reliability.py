@@ -8,10 +8,18 @@ Runs the harness of :mod:`judgecal.testing` and prints ONE table; exits 1 if any
              drift checks against a fault-free baseline
 * overlap  — two ``judgecal run`` started together (fresh and existing stores, SQLite and
              PostgreSQL), a drifted judge, a webhook that is down, two deliverers
-* hostile  — broken sets, configs, imported judgments and score files
+* unattended — hostile HTTP 200 replies at 100 % and partial rates, poisoned token counts
+             and a store poisoned by hand, a Retry-After storm against a short deadline,
+             an endpoint refusing every connection
+* watch    — a night with no baseline (exit 5), a judge gone stale (exit 6), and
+             ``judgecal status`` agreeing with the nights
+* hostile  — broken sets, configs, imported judgments and score files; YAML alias bombs and
+             5,000-deep nesting; score files broken on line 5 of 1,000
+* audit    — the stored calibration set's labels and items changed in SQL after a run
 * secrets  — a sentinel API key and webhook secrets, searched for in every byte afterwards
+             (also with an endpoint echoing the key in every 200 reply, HTTP loggers at DEBUG)
 
-    python benchmarks/reliability.py            # full size (a few minutes)
+    python benchmarks/reliability.py            # full size (about 5 minutes on 2 cores)
     python benchmarks/reliability.py --quick    # CI size
     python benchmarks/reliability.py --only crash,faults --verbose
 
@@ -36,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from judgecal.testing import Row, Sandbox, format_table  # noqa: E402
+from judgecal.testing.bounded import bounded_reading  # noqa: E402
 from judgecal.testing.crash import (  # noqa: E402
     crash_resume,
     kill_after_last_reply,
@@ -43,11 +52,25 @@ from judgecal.testing.crash import (  # noqa: E402
 )
 from judgecal.testing.fault_matrix import FULL_RATES, QUICK_RATES, fault_matrix  # noqa: E402
 from judgecal.testing.hostile import campaign  # noqa: E402
-from judgecal.testing.leaks import secrets_scan  # noqa: E402
+from judgecal.testing.leaks import secrets_scan, url_password_scan  # noqa: E402
 from judgecal.testing.overlap import overlap  # noqa: E402
 from judgecal.testing.sandbox import PgDatabases  # noqa: E402
+from judgecal.testing.tamper import label_tamper  # noqa: E402
+from judgecal.testing.unattended import (  # noqa: E402
+    FULL_RATES as MALFORMED_FULL_RATES,
+)
+from judgecal.testing.unattended import (  # noqa: E402
+    QUICK_RATES as MALFORMED_QUICK_RATES,
+)
+from judgecal.testing.unattended import (  # noqa: E402
+    malformed_matrix,
+    poisoned_store,
+    refused_connections,
+    retry_after_storm,
+)
+from judgecal.testing.watched import watch_nights  # noqa: E402
 
-AREAS = ("crash", "faults", "overlap", "hostile", "secrets")
+AREAS = ("crash", "faults", "unattended", "overlap", "watch", "hostile", "audit", "secrets")
 
 
 @dataclass(frozen=True)
@@ -62,14 +85,20 @@ class Size:
     secret_items: int
     finish_kills: int
     finish_items: int
+    malformed_rates: tuple[float, ...]
+    malformed_items: int
+    watch_items: int
 
 
-FULL = Size(kills=24, crash_items=None, crash_bootstrap=1000, fault_rates=FULL_RATES,
-            fault_items=300, pairs=6, per_kind=12, secret_items=419, finish_kills=5,
-            finish_items=300)
+# Full size: 277 s on 2 cores with SQLite (budget: 10 minutes; PostgreSQL adds its scenarios).
+FULL = Size(kills=12, crash_items=None, crash_bootstrap=1000, fault_rates=FULL_RATES,
+            fault_items=200, pairs=4, per_kind=6, secret_items=200, finish_kills=3,
+            finish_items=300, malformed_rates=MALFORMED_FULL_RATES, malformed_items=100,
+            watch_items=100)
 QUICK = Size(kills=8, crash_items=200, crash_bootstrap=200, fault_rates=QUICK_RATES,
              fault_items=80, pairs=2, per_kind=3, secret_items=100, finish_kills=2,
-             finish_items=100)
+             finish_items=100, malformed_rates=MALFORMED_QUICK_RATES, malformed_items=60,
+             watch_items=60)
 
 CRASH_MODES = {"random": 0.35, "mid-write": 0.25, "progress": 0.2, "progress-mid-write": 0.2}
 
@@ -115,31 +144,76 @@ def _overlap(box: Sandbox, size: Size, args: argparse.Namespace) -> list[Row]:
     return report.rows()
 
 
+def _unattended(box: Sandbox, size: Size, args: argparse.Namespace) -> list[Row]:
+    matrix = malformed_matrix(box, limit=size.malformed_items, rates=size.malformed_rates)
+    if args.verbose:
+        for c in matrix.cells + matrix.usage_cells:
+            print(f"{c.label:<28} exit {c.exit_code:<3} {c.status:<12} {c.elapsed_s:5.1f}s "
+                  f"faults {c.faults:<5} replies {c.replies:<4} failed {c.failed_malformed:<4}"
+                  f" identical {c.identical} {' '.join(c.noise + c.problems)}",
+                  file=sys.stderr)
+    rows = matrix.rows()
+    rows += poisoned_store(box).rows()
+    rows += retry_after_storm(box, deadline_s=5.0).rows()
+    rows += refused_connections(box).rows()
+    return rows
+
+
+def _watch(box: Sandbox, size: Size, args: argparse.Namespace) -> list[Row]:
+    report = watch_nights(box, limit=size.watch_items)
+    if args.verbose:
+        for n in report.nights:
+            print(f"{n.label:<18} +{n.hours:4.0f} h exit {n.exit_code} status {n.status_code} "
+                  f"({n.state}) events {n.events} {n.error}", file=sys.stderr)
+    return report.rows()
+
+
 def _hostile(box: Sandbox, size: Size, args: argparse.Namespace) -> list[Row]:
     report = campaign(box.workdir, per_kind=size.per_kind, seed=args.seed)
     if args.verbose:
         for a in report.attempts:
             if not a.ok:
                 print(a.explain(), file=sys.stderr)
+    bounded = bounded_reading(box.workdir / "bounded")
+    if args.verbose:
+        for y in bounded.yaml:
+            print(f"{y.target:<11} {y.payload:<24} {y.command:<8} exit {y.exit_code} "
+                  f"{y.elapsed_s:.3f}s {y.message[:90]}", file=sys.stderr)
+        for g in bounded.ingest:
+            print(f"{g.label:<34} exit {g.exit_code:<3} {g.inserted:>4} stored, bad lines "
+                  f"{g.bad_lines}: {g.outcome}", file=sys.stderr)
+    return report.rows() + bounded.rows()
+
+
+def _audit(box: Sandbox, size: Size, args: argparse.Namespace) -> list[Row]:
+    report = label_tamper(box, seed=args.seed)
+    if args.verbose:
+        for t in report.tampers:
+            print(f"{t.name:<18} exit {t.exit_code} named {t.found}: {t.statement}",
+                  file=sys.stderr)
     return report.rows()
 
 
 def _secrets(box: Sandbox, size: Size, args: argparse.Namespace) -> list[Row]:
-    return secrets_scan(box, limit=size.secret_items).rows()
+    rows = secrets_scan(box, limit=size.secret_items).rows()
+    return rows + url_password_scan(Sandbox(box.workdir / "password")).rows()
 
 
 RUNNERS: dict[str, Callable[[Sandbox, Size, argparse.Namespace], list[Row]]] = {
     "crash": _crash,
     "faults": _faults,
+    "unattended": _unattended,
     "overlap": _overlap,
+    "watch": _watch,
     "hostile": _hostile,
+    "audit": _audit,
     "secrets": _secrets,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CI size (5-7 minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="CI size (3-5 minutes on 2 cores)")
     parser.add_argument("--only", default=",".join(AREAS),
                         help=f"comma-separated areas ({', '.join(AREAS)})")
     parser.add_argument("--pg", default=os.environ.get("JUDGECAL_TEST_PG_URL"),

@@ -12,7 +12,7 @@ import pytest
 
 from judgecal.store import open_store
 from judgecal.testing import Sandbox, format_table
-from judgecal.testing.leaks import EchoJudge, secrets_scan
+from judgecal.testing.leaks import EchoJudge, secrets_scan, url_password_scan
 from judgecal.testing.sandbox import cli_in_process
 
 
@@ -46,3 +46,20 @@ def test_sentinel_secrets_appear_nowhere(tmp_path: Path) -> None:
     report = secrets_scan(Sandbox(tmp_path), limit=150, reading_runs=2)
     rows = report.rows()
     assert all(r.ok for r in rows), format_table(rows)
+    assert report.leaks == [] and report.places > 50
+    # The echo-key nights (plain and streamed): every reply carried the key in its model
+    # id, fingerprint and text, and every one is stored with [redacted] in all three.
+    assert len(report.echo_exits) == 2 and not set(report.echo_exits) & {1, 2}
+    assert report.echoed_replies == 2 * 150
+    assert report.echoed_redacted == report.echoed_replies
+    # The HTTP libraries really logged at DEBUG (into the file and onto stderr).
+    log = (tmp_path / "judgecal-debug.log").read_text(encoding="utf-8")
+    assert report.log_bytes > 0 and "openai._base_client DEBUG" in log
+    assert "httpx INFO HTTP Request" in log and "judgecal.http" in log
+
+
+def test_a_password_in_the_judge_url_appears_nowhere(tmp_path: Path) -> None:
+    report = url_password_scan(Sandbox(tmp_path), limit=10)
+    rows = report.rows()
+    assert report.exit_code == 5 and report.places > 10  # the scenario ran (no baseline)
+    assert all(r.ok for r in rows) and report.found == [], format_table(rows)

@@ -19,7 +19,9 @@ at one rate, followed by the run's own drift check against that baseline. Per ce
 * **ceiling**: failures past ``run.max_unscored_rate`` end the run *inconclusive*
   (exit 3), never drifted.
 
-At the end the store must hold no incident and no incident notification at all.
+At the end the store must hold no incident and no incident notification at all. The
+hostile HTTP 200 kinds (``html`` … ``bad-usage``) are run by :mod:`.unattended`, and
+``echo-key`` by :mod:`.leaks`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ FINAL = ("context-length",)
 STREAMED = ("drop", "truncated-stream", "500")
 """Kinds also run with ``stream: true`` (a stream cut short is a different failure)."""
 
-FULL_RATES = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5)
+FULL_RATES = (0.01, 0.05, 0.2, 0.5)
 QUICK_RATES = (0.01, 0.2, 0.5)
 
 EXIT_OK, EXIT_INCONCLUSIVE, EXIT_WARNING, EXIT_INCIDENT = 0, 3, 10, 20
@@ -101,7 +103,8 @@ class FaultReport:
         by = {k: [c for c in cells if c.cls == k] for k in
               ("retryable", "reasked", "final", "mixed", "ceiling")}
         injected = self.injected()
-        kinds_text = ", ".join(f"{k} {injected.get(k, 0)}" for k in FAULT_KINDS)
+        planned = set(RETRYABLE + REASKED + FINAL) | set(injected)
+        kinds_text = ", ".join(f"{k} {injected.get(k, 0)}" for k in FAULT_KINDS if k in planned)
         crashed = [c for c in cells if c.exit_code not in (EXIT_OK, EXIT_INCONCLUSIVE,
                                                            EXIT_WARNING, EXIT_INCIDENT)]
         same = [c for c in by["retryable"] + by["mixed"] if c.identical

@@ -8,15 +8,19 @@ rendered.* The harness puts three sentinels in the environment of every command:
 * ``JUDGECAL_HOOK_URL`` — a webhook URL with a token in its path (``webhook.url_env``,
   Slack-style: the URL itself is the secret).
 
-Then it plays a month in miniature with every logger at DEBUG into a log file: nights with
-every fault kind of the recorded judge, a drifted judge that opens an incident (signed
-webhook delivered), a night with the webhook down, an endpoint that *echoes the
-Authorization header* back in its error messages (as some gateways do) and one that
-refuses the key (401); then every reading command — runs, metrics, incidents (JSON,
-Markdown, postmortem), lifecycle steps, baseline, compare, the HTML trust report and the
-auditor's export bundle. Finally every byte is searched: every file under the working
-directory (database and WAL, logs, reports, bundle, Prometheus textfile), every captured
-stdout and stderr, and every webhook delivery (headers and body).
+Then it plays a month in miniature with judgecal's loggers and those of the HTTP libraries
+(httpx, httpcore, openai) at DEBUG, into a log file and onto stderr, and
+``JUDGECAL_DEBUG_HTTP=1``: nights with every fault kind of the recorded judge, a drifted
+judge that opens an incident (signed webhook delivered), a night with the webhook down,
+nights where every HTTP 200 reply *echoes the key* (the recorded judge's ``echo-key`` fault:
+in the model id, the ``system_fingerprint`` and the reply text; plain and streamed), an
+endpoint that echoes the Authorization header back in its error messages and headers (as
+some gateways do) and one that refuses the key (401); then every reading command — runs,
+metrics, incidents (JSON, Markdown, postmortem), lifecycle steps, baseline, compare, the
+HTML trust report and the auditor's export bundle. Finally every byte is searched: every
+file under the working directory (database and WAL, logs, reports, bundle, Prometheus
+textfile), every captured stdout and stderr, and every webhook delivery (headers and body).
+The replies of the ``echo-key`` nights must be stored with ``[redacted]`` where the key was.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from judgecal.testing.sandbox import Done, Row, Sandbox, WebhookReceiver, free_p
 
 LLMBAR = {"gpt-4": "llmbar:GPT-4/Vanilla", "*": "pandalm:gpt-3.5-turbo"}
 DRIFTED = {"gpt-4": "llmbar:ChatGPT/Vanilla", "*": "pandalm:gpt-3.5-turbo"}
+HTTP_LOG_LEVELS = "httpx=DEBUG,httpcore=DEBUG,openai=DEBUG"
+"""The HTTP libraries' loggers as a verbose deployment might set them."""
 FAULTS = {"429": 0.05, "500": 0.05, "502": 0.02, "drop": 0.03, "junk": 0.03, "empty": 0.02,
           "truncated-stream": 0.02, "context-length": 0.01}
 
@@ -89,6 +95,13 @@ class LeakReport:
     leaks: list[str] = field(default_factory=list)
     """``<secret> in <place>`` for every hit."""
     scenario_problems: list[str] = field(default_factory=list)
+    echoed_replies: int = 0
+    """Replies of the ``echo-key`` nights (every one carried the key in three places)."""
+    echoed_redacted: int = 0
+    """... of which the stored model id, fingerprint and text say ``[redacted]``."""
+    echo_exits: list[int] = field(default_factory=list)
+    log_bytes: int = 0
+    """Size of the DEBUG log file (httpx, httpcore, openai and judgecal)."""
 
     def rows(self) -> list[Row]:
         codes = {c: n for c, n in self.commands}
@@ -100,6 +113,14 @@ class LeakReport:
                 or f"after {len(self.commands)} commands: runs with faults, an incident "
                 f"(exit {codes.get('run: drifted', '?')}), webhook down, an endpoint "
                 "echoing the key, a 401; reports, bundle, logs, deliveries"),
+            Row("secrets", "key echoed in 200 replies (model id, fingerprint, text): redacted",
+                f"{self.echoed_redacted}/{self.echoed_replies} replies",
+                self.echoed_replies > 0 and self.echoed_redacted == self.echoed_replies
+                and not self.leaks and all(c not in (1, 2) for c in self.echo_exits),
+                f"echo-key at 100 %, plain and streamed (exit "
+                f"{', '.join(map(str, self.echo_exits))}); JUDGECAL_DEBUG_HTTP=1, httpx/"
+                f"httpcore/openai at DEBUG ({self.log_bytes / 1e6:.1f} MB of log, also on "
+                "stderr); store, HTML report, audit bundle, stdout/stderr searched"),
         ]
 
 
@@ -119,6 +140,8 @@ def secrets_scan(sandbox: Sandbox, *, limit: int = 150, reading_runs: int = 6) -
         "JUDGECAL_HOOK_URL": f"http://127.0.0.1:{port}/hook/{token}",
         "JUDGECAL_DEBUG_HTTP": "1",
         "JUDGECAL_TEST_LOG": str(log),
+        "JUDGECAL_TEST_LOG_LEVELS": HTTP_LOG_LEVELS,
+        "JUDGECAL_TEST_LOG_STDERR": "1",
     }
     outputs: list[tuple[str, Done]] = []
     url = sandbox.sqlite_url("secrets.db")
@@ -157,6 +180,12 @@ def secrets_scan(sandbox: Sandbox, *, limit: int = 150, reading_runs: int = 6) -
         cli("run: webhook down", "run", "--config", cfg, "--json")
         cfg_stream = config("secrets-stream", srv.url, stream=True)
         cli("run: streamed", "run", "--config", cfg_stream, "--json")
+        # A gateway that reflects the key into every 200 reply it sends back.
+        srv.configure(faults={"echo-key": 1.0})
+        for label, file in (("run: echo-key", cfg), ("run: echo-key streamed", cfg_stream)):
+            done = cli(label, "run", "--config", file, "--json")
+            report.echo_exits.append(done.returncode)
+            _count_echoed(report, url, done)
     for status in (400, 401):
         echo = EchoJudge(status)
         try:
@@ -173,6 +202,87 @@ def secrets_scan(sandbox: Sandbox, *, limit: int = 150, reading_runs: int = 6) -
     if not posts:
         report.scenario_problems.append("no webhook was delivered: the scenario did not run")
     _scan(report, sandbox.workdir, outputs, posts, sentinels)
+    report.log_bytes = log.stat().st_size if log.exists() else 0
+    return report
+
+
+def _count_echoed(report: LeakReport, url: str, done: Done) -> None:
+    """Count the echo-key night's stored replies, and those stored with the key redacted."""
+    from judgecal.store import open_store
+
+    try:
+        run_id = str(json.loads(done.stdout)["run_id"])
+    except (ValueError, KeyError, TypeError):
+        report.scenario_problems.append(f"{' '.join(done.args[:2])} exited {done.returncode}: "
+                                        f"{done.stderr.strip()[-200:]}")
+        return
+    store = open_store(url)
+    try:
+        replies = store.replies(run_id)
+    finally:
+        store.close()
+    report.echoed_replies += len(replies)
+    report.echoed_redacted += sum(
+        1 for r in replies
+        if "[redacted]" in str(r.get("served_model") or "")
+        and "[redacted]" in str(r.get("system_fingerprint") or "")
+        and "[redacted]" in str(r.get("raw_text") or "")
+    )
+
+
+@dataclass
+class PasswordReport:
+    """Where a password written into the judge's ``base_url`` turned up."""
+
+    exit_code: int = -1
+    places: int = 0
+    found: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[Row]:
+        return [Row(
+            "secrets", "password in the judge's base_url (user:pass@host) found",
+            f"{len(self.found)} in {self.places} places", not self.found and self.places > 0,
+            "; ".join(self.found[:5]) if self.found else
+            f"a completed run (exit {self.exit_code}); store, runs show --json, HTML report, "
+            "audit bundle searched"),
+        ]
+
+
+def url_password_scan(sandbox: Sandbox, *, limit: int = 30) -> PasswordReport:
+    """A judge reached at ``http://judge:<password>@host/v1`` (the recorded judge ignores
+    the credentials): the password must stay out of everything judgecal writes or prints.
+    The config files that hold it (the user's own input) are not searched."""
+    password = f"pw-SENTINEL-{secrets.token_hex(6)}"
+    report = PasswordReport()
+    url = sandbox.sqlite_url("password.db")
+    outputs: list[tuple[str, Done]] = []
+    with start_server(recordings={"*": "pandalm:gpt-3.5-turbo"},
+                      sets_dir=sandbox.sets_dir) as srv:
+        base = srv.url.replace("http://", f"http://judge:{password}@", 1)
+        cfg = sandbox.write_config("password", base_url=base, store=url,
+                                   run={"limit": limit, "min_items": 5, "bootstrap": 50})
+        done = sandbox.judgecal("run", "--config", str(cfg), "--json")
+        report.exit_code = done.returncode
+        outputs.append(("run", done))
+    store = ["--store", url]
+    for label, args in (("runs show --json", ["runs", "show", "latest", "--json"]),
+                        ("runs show", ["runs", "show", "latest"]),
+                        ("report", ["report", "--out", "password.html"]),
+                        ("audit export", ["audit", "export", "--out", "password-bundle"])):
+        outputs.append((label, sandbox.judgecal(*store, *args)))
+    needle = password.encode()
+    files = [sandbox.path("password.db"), sandbox.path("password.html"),
+             *sorted(sandbox.path("password-bundle").rglob("*"))]
+    for path in files:
+        if path.is_file():
+            report.places += 1
+            if needle in path.read_bytes():
+                report.found.append(str(path.relative_to(sandbox.workdir)))
+    for label, out in outputs:
+        for stream, text in (("stdout", out.stdout), ("stderr", out.stderr)):
+            report.places += 1
+            if password in text:
+                report.found.append(f"{stream} of {label}")
     return report
 
 
@@ -239,4 +349,4 @@ def _scan(report: LeakReport, workdir: Path, outputs: list[tuple[str, Done]],
         look(f"webhook delivery {i + 1}", json.dumps(post).encode())
 
 
-__all__ = ["EchoJudge", "LeakReport", "secrets_scan"]
+__all__ = ["EchoJudge", "LeakReport", "PasswordReport", "secrets_scan", "url_password_scan"]
