@@ -1,6 +1,6 @@
 """Reliability: the promises of DESIGN.md under crashes, faults, overlap and hostile input.
 
-Runs the harness of :mod:`judgecal.testing` and prints ONE table; exits 1 if any row fails.
+Runs the harness of :mod:`benchmarks.harness` and prints ONE table; exits 1 if any row fails.
 
 * crash    — ``judgecal run`` SIGKILLed at random points (random times, mid-write, after a
              random number of stored replies), resumed, compared with an uninterrupted run
@@ -43,32 +43,32 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from judgecal.testing import Row, Sandbox, format_table  # noqa: E402
-from judgecal.testing.bounded import bounded_reading  # noqa: E402
-from judgecal.testing.crash import (  # noqa: E402
+from benchmarks.harness import Row, Sandbox, format_table  # noqa: E402
+from benchmarks.harness.bounded import bounded_reading  # noqa: E402
+from benchmarks.harness.crash import (  # noqa: E402
     crash_resume,
     kill_after_last_reply,
     kill_points_table,
 )
-from judgecal.testing.fault_matrix import FULL_RATES, QUICK_RATES, fault_matrix  # noqa: E402
-from judgecal.testing.hostile import campaign  # noqa: E402
-from judgecal.testing.leaks import secrets_scan, url_password_scan  # noqa: E402
-from judgecal.testing.overlap import overlap  # noqa: E402
-from judgecal.testing.sandbox import PgDatabases  # noqa: E402
-from judgecal.testing.tamper import label_tamper  # noqa: E402
-from judgecal.testing.unattended import (  # noqa: E402
+from benchmarks.harness.fault_matrix import FULL_RATES, QUICK_RATES, fault_matrix  # noqa: E402
+from benchmarks.harness.hostile import campaign  # noqa: E402
+from benchmarks.harness.leaks import secrets_scan, url_password_scan  # noqa: E402
+from benchmarks.harness.overlap import overlap  # noqa: E402
+from benchmarks.harness.sandbox import PgDatabases  # noqa: E402
+from benchmarks.harness.tamper import label_tamper  # noqa: E402
+from benchmarks.harness.unattended import (  # noqa: E402
     FULL_RATES as MALFORMED_FULL_RATES,
 )
-from judgecal.testing.unattended import (  # noqa: E402
+from benchmarks.harness.unattended import (  # noqa: E402
     QUICK_RATES as MALFORMED_QUICK_RATES,
 )
-from judgecal.testing.unattended import (  # noqa: E402
+from benchmarks.harness.unattended import (  # noqa: E402
     malformed_matrix,
     poisoned_store,
     refused_connections,
     retry_after_storm,
 )
-from judgecal.testing.watched import watch_nights  # noqa: E402
+from benchmarks.harness.watched import watch_nights  # noqa: E402
 
 AREAS = ("crash", "faults", "unattended", "overlap", "watch", "hostile", "audit", "secrets")
 

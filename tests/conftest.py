@@ -63,7 +63,7 @@ def pg_url() -> Iterator[str]:
     admin = _pg_admin_url()
     if not admin:
         pytest.skip("no PostgreSQL: set JUDGECAL_TEST_PG_URL (make pg prints one)")
-    from judgecal.testing.sandbox import PgDatabases
+    from benchmarks.harness.sandbox import PgDatabases
 
     with PgDatabases(admin) as databases:
         yield databases.create()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from judgecal.testing import format_table
-from judgecal.testing.bounded import PAYLOADS, bounded_reading
+from benchmarks.harness import format_table
+from benchmarks.harness.bounded import PAYLOADS, bounded_reading
 
 
 def test_yaml_bombs_and_broken_score_files(tmp_path: Path) -> None:

@@ -16,11 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from judgecal.db import schema
-from judgecal.recorded.server import RunningServer, start_server
-from judgecal.testing import Sandbox, format_table
-from judgecal.testing.crash import crash_resume, kill_after_last_reply, kill_points_table
-from judgecal.testing.sandbox import (
+from benchmarks.harness import Sandbox, format_table
+from benchmarks.harness.crash import crash_resume, kill_after_last_reply, kill_points_table
+from benchmarks.harness.sandbox import (
     PgDatabases,
     count_rows,
     integrity_check,
@@ -28,6 +26,8 @@ from judgecal.testing.sandbox import (
     wal_uncommitted_frames,
     write_lock_held,
 )
+from judgecal.db import schema
+from judgecal.recorded.server import RunningServer, start_server
 from tests.conftest import SETS
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from judgecal.testing import Sandbox, format_table
-from judgecal.testing.fault_matrix import fault_matrix
+from benchmarks.harness import Sandbox, format_table
+from benchmarks.harness.fault_matrix import fault_matrix
 
 
 def test_fault_matrix_slows_the_run_but_changes_nothing(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Hostile input, property-based: every broken set, config, judgment or score file is
 refused with exit 2 and one clear message, and the store stays unchanged row for row.
 
-The mutations live in :mod:`judgecal.testing.hostile` (shared with ``make reliability``);
+The mutations live in :mod:`benchmarks.harness.hostile` (shared with ``make reliability``);
 hypothesis draws which damage to do and all of its randomness, and shrinks a failure.
 """
 
@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.harness import Sandbox
+from benchmarks.harness.hostile import TARGETS, TEMPLATE_PAYLOADS, HostileInputs
+from benchmarks.harness.sandbox import cli_in_process, table_rows
 from judgecal.config import JudgeConfig
 from judgecal.judge import PromptRenderer
 from judgecal.recorded.server import start_server
 from judgecal.store import open_store
-from judgecal.testing import Sandbox
-from judgecal.testing.hostile import TARGETS, TEMPLATE_PAYLOADS, HostileInputs
-from judgecal.testing.sandbox import cli_in_process, table_rows
 from tests.conftest import SETS
 
 _SETTINGS = settings(

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.harness import Sandbox, format_table
+from benchmarks.harness.overlap import overlap, run_pair
+from benchmarks.harness.sandbox import WebhookReceiver
 from judgecal import notify
 from judgecal.calibration import load_set
 from judgecal.config import WebhookSettings
@@ -19,9 +22,6 @@ from judgecal.db.engine import make_engine
 from judgecal.db.migrations import migrate, pending
 from judgecal.recorded.server import start_server
 from judgecal.store import open_store
-from judgecal.testing import Sandbox, format_table
-from judgecal.testing.overlap import overlap, run_pair
-from judgecal.testing.sandbox import WebhookReceiver
 from tests.conftest import SETS
 
 

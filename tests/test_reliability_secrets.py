@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.harness import Sandbox, format_table
+from benchmarks.harness.leaks import EchoJudge, secrets_scan, url_password_scan
+from benchmarks.harness.sandbox import cli_in_process
 from judgecal.store import open_store
-from judgecal.testing import Sandbox, format_table
-from judgecal.testing.leaks import EchoJudge, secrets_scan, url_password_scan
-from judgecal.testing.sandbox import cli_in_process
 
 
 def test_an_endpoint_echoing_the_key_does_not_get_it_stored(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from judgecal.testing import Sandbox, format_table
-from judgecal.testing.tamper import label_tamper
+from benchmarks.harness import Sandbox, format_table
+from benchmarks.harness.tamper import label_tamper
 
 
 def test_every_tamper_with_the_stored_set_is_named(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from judgecal.testing import Sandbox, format_table
-from judgecal.testing.unattended import (
+from benchmarks.harness import Sandbox, format_table
+from benchmarks.harness.unattended import (
     MALFORMED_KINDS,
     malformed_matrix,
     poisoned_store,

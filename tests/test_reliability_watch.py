@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from judgecal.testing import Sandbox, format_table
-from judgecal.testing.watched import watch_nights
+from benchmarks.harness import Sandbox, format_table
+from benchmarks.harness.watched import watch_nights
 
 
 def test_no_baseline_and_stale_nights_are_loud(tmp_path: Path) -> None:

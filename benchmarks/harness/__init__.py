@@ -26,6 +26,6 @@ calls the same functions at reduced sizes and asserts every row holds.
 Nothing here is imported by the rest of judgecal; it is for tests and benchmarks.
 """
 
-from judgecal.testing.sandbox import Row, Sandbox, format_table
+from benchmarks.harness.sandbox import Row, Sandbox, format_table
 
 __all__ = ["Row", "Sandbox", "format_table"]

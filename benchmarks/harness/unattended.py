@@ -38,10 +38,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.harness.crash import _Probe, _wait_or_kill
+from benchmarks.harness.sandbox import Done, Row, Sandbox, free_port, sqlite_path
 from judgecal.recorded.faults import MALFORMED_200
 from judgecal.recorded.server import RunningServer, start_server
-from judgecal.testing.crash import _Probe, _wait_or_kill
-from judgecal.testing.sandbox import Done, Row, Sandbox, free_port, sqlite_path
 
 RECORDING = "pandalm:gpt-3.5-turbo"
 MALFORMED_KINDS: tuple[str, ...] = tuple(sorted(MALFORMED_200))

@@ -33,8 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from benchmarks.harness.sandbox import Done, Row, Sandbox, WebhookReceiver, free_port
 from judgecal.recorded.server import start_server
-from judgecal.testing.sandbox import Done, Row, Sandbox, WebhookReceiver, free_port
 
 LLMBAR = {"gpt-4": "llmbar:GPT-4/Vanilla", "*": "pandalm:gpt-3.5-turbo"}
 DRIFTED = {"gpt-4": "llmbar:ChatGPT/Vanilla", "*": "pandalm:gpt-3.5-turbo"}
@@ -147,7 +147,7 @@ def secrets_scan(sandbox: Sandbox, *, limit: int = 150, reading_runs: int = 6) -
     url = sandbox.sqlite_url("secrets.db")
 
     def cli(label: str, *args: str) -> Done:
-        done = sandbox.judgecal(*args, env=env, module="judgecal.testing._logged_cli")
+        done = sandbox.judgecal(*args, env=env, module="benchmarks.harness._logged_cli")
         outputs.append((label, done))
         report.commands.append((label, done.returncode))
         return done

@@ -1,4 +1,4 @@
-"""``python -m judgecal.testing._logged_cli ARGS``: the judgecal CLI, logging everything.
+"""``python -m benchmarks.harness._logged_cli ARGS``: the judgecal CLI, logging everything.
 
 judgecal's own loggers at DEBUG, every other logger at WARNING, all into the file named
 by ``$JUDGECAL_TEST_LOG``, so a leak test can read what a verbose deployment would log.

@@ -31,8 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from judgecal.recorded.server import RunningServer, start_server
-from judgecal.testing.sandbox import (
+from benchmarks.harness.sandbox import (
     Row,
     Sandbox,
     integrity_check,
@@ -41,6 +40,7 @@ from judgecal.testing.sandbox import (
     wal_uncommitted_frames,
     write_lock_held,
 )
+from judgecal.recorded.server import RunningServer, start_server
 
 RECORDING = "pandalm:gpt-3.5-turbo"
 _VOLATILE_SUMMARY = ("elapsed_s", "requested_now")

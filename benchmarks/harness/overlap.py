@@ -28,14 +28,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from judgecal.recorded.server import RunningServer, start_server
-from judgecal.testing.sandbox import (
+from benchmarks.harness.sandbox import (
     PgDatabases,
     Row,
     Sandbox,
     WebhookReceiver,
     free_port,
 )
+from judgecal.recorded.server import RunningServer, start_server
 
 LLMBAR_RECORDINGS = {"gpt-4": "llmbar:GPT-4/Vanilla", "*": "pandalm:gpt-3.5-turbo"}
 DRIFTED = {"gpt-4": "llmbar:ChatGPT/Vanilla", "*": "pandalm:gpt-3.5-turbo"}
@@ -168,7 +168,7 @@ def run_pair(sandbox: Sandbox, cfg: str, store_url: str, scenario: str,
 
 
 def _store_exists(url: str) -> bool:
-    from judgecal.testing.sandbox import sqlite_path
+    from benchmarks.harness.sandbox import sqlite_path
 
     path = sqlite_path(url)
     return path is None or path.exists()
@@ -250,9 +250,9 @@ def _incident_scenarios(sandbox: Sandbox, srv: RunningServer, report: OverlapRep
                         limit: int | None, concurrent: bool) -> None:
     from sqlalchemy import create_engine, update
 
+    from benchmarks.harness.sandbox import count_rows
     from judgecal.db import schema
     from judgecal.db.engine import normalize_url
-    from judgecal.testing.sandbox import count_rows
 
     # -- incident pair: a drifted judge, both started together, the webhook up
     with WebhookReceiver() as hook:

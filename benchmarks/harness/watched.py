@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from benchmarks.harness.sandbox import Row, Sandbox, WebhookReceiver, cli_in_process
 from judgecal.recorded.server import start_server
 from judgecal.records import simulated_clock
-from judgecal.testing.sandbox import Row, Sandbox, WebhookReceiver, cli_in_process
 
 RECORDING = "pandalm:gpt-3.5-turbo"
 

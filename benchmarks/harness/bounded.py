@@ -15,8 +15,8 @@ Two promises (DESIGN.md) about input that is hostile by its *size*, not its cont
   (exit 2, store unchanged row for row). Never a silent stop (fewer rows stored than the
   valid ones, with no bad row reported).
 
-Commands run in-process (:func:`~judgecal.testing.sandbox.cli_in_process`) on scratch copies
-of :class:`~judgecal.testing.hostile.HostileInputs`; the times are the command's own
+Commands run in-process (:func:`~benchmarks.harness.sandbox.cli_in_process`) on scratch copies
+of :class:`~benchmarks.harness.hostile.HostileInputs`; the times are the command's own
 (interpreter start-up excluded).
 """
 
@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judgecal.testing.hostile import HostileInputs
-from judgecal.testing.sandbox import Row, cli_in_process, table_rows
+from benchmarks.harness.hostile import HostileInputs
+from benchmarks.harness.sandbox import Row, cli_in_process, table_rows
 
 MAX_SECONDS = 1.0
 DEPTH = 5000

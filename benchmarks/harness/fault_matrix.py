@@ -32,9 +32,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.harness.sandbox import Row, Sandbox, cli_in_process, count_rows
 from judgecal.recorded.faults import FAULT_KINDS
 from judgecal.recorded.server import RunningServer, start_server
-from judgecal.testing.sandbox import Row, Sandbox, cli_in_process, count_rows
 
 RETRYABLE = ("429", "429-no-retry-after", "500", "502", "503", "timeout", "drop",
              "truncated-stream")

@@ -19,8 +19,8 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 
+from benchmarks.harness.sandbox import Row, Sandbox, cli_in_process, sqlite_path
 from judgecal.recorded.server import start_server
-from judgecal.testing.sandbox import Row, Sandbox, cli_in_process, sqlite_path
 
 RECORDING = "pandalm:gpt-3.5-turbo"
 

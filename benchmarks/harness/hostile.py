@@ -3,7 +3,7 @@
 The promise (DESIGN.md): *bad input gets one clear message naming the file, line and
 field, exit 2, and nothing half-written.* Every attempt here copies a small valid input,
 breaks it with one :class:`Mutation`, runs the real command in-process
-(:func:`judgecal.testing.sandbox.cli_in_process`) against a copy of a populated store,
+(:func:`benchmarks.harness.sandbox.cli_in_process`) against a copy of a populated store,
 and checks:
 
 * the exit code is 2 — or, for a mutation that may leave the input valid (a truncation
@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from judgecal.testing.sandbox import Row, cli_in_process, table_rows
+from benchmarks.harness.sandbox import Row, cli_in_process, table_rows
 
 REJECT = (2,)
 EITHER = (0, 2)

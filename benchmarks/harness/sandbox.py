@@ -156,6 +156,9 @@ class Sandbox:
         env["NO_PROXY"] = "127.0.0.1,localhost"
         env["JUDGECAL_SETS_DIR"] = str(self.sets_dir)
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        # The harness is not installed: ``python -m benchmarks.harness...`` needs the checkout.
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         env.update(self.env)
         env.update(extra or {})
         return env
