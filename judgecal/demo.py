@@ -181,7 +181,8 @@ def _night(store: Any, config: Any, cs: Any, when: datetime, say: Step, *, label
     incident = nightly.watch.to_json()["incident"]
     say(f"   {label} {when:%Y-%m-%d}: {s['scored']}/{s['expected']} scored, "
         f"{'; '.join(headline)}; served by {served} → {nightly.kind}"
-        + (f" ({check.get('verdict')})" if nightly.kind != "healthy" else ""))
+        + (f" ({check.get('verdict')})" if check.get("verdict") not in ("healthy", nightly.kind)
+           else ""))
     if incident and incident["action"] == "opened":
         say(f"   INCIDENT {incident['incident_id']} opened: {check.get('message', '')}")
     return {

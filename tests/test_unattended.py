@@ -249,6 +249,7 @@ def test_a_key_echoed_by_the_endpoint_is_stored_nowhere(
     proc = _judgecal("run", "--config", str(cfg), "--verbose", env=env)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode not in (1, 2), err
+    assert "/chat/completions item=" in err  # JUDGECAL_DEBUG_HTTP shows each request
     for value in (secret, "hooktoken12345678", hmac_key):
         assert value not in out and value not in err
         for path in tmp_path.iterdir():

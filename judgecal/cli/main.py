@@ -118,6 +118,16 @@ def cli(ctx: click.Context, store: str | None) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["store"] = store
+    if os.environ.get("JUDGECAL_DEBUG_HTTP"):
+        # The client logs each request to ``judgecal.http``; show it on stderr (secrets are
+        # redacted by the filter the run installs on that logger).
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        http_log = logging.getLogger("judgecal.http")
+        http_log.addHandler(handler)
+        http_log.setLevel(logging.DEBUG)
 
 
 def main(argv: list[str] | None = None) -> Any:
