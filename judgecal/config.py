@@ -269,11 +269,21 @@ class DriftSettings(_Strict):
     """Metric the rule watches, by dimension name or scale kind (``{pairwise: accuracy}``).
     Default per scale: kappa (binary, nominal, pairwise; quadratic-weighted for ordinal),
     Krippendorff's alpha (interval)."""
-    confidence: float = Field(default=0.95, gt=0.5, lt=1)
-    """Family-wise confidence of one drift check (across its dimensions)."""
+    confidence: float = Field(default=0.98, gt=0.5, lt=1)
+    """Family-wise confidence of one drift check (across its dimensions). The default, 0.98,
+    leaves 0.02 of a 5 % false-alarm budget to the nightly rule and its watches and 0.03 to
+    the sequential test (``sequential_alpha``): over ``horizon_nights`` healthy nights the
+    chance of any false alarm is at most ``(1 − confidence) + sequential_alpha``."""
     horizon_nights: int = Field(default=30, ge=1)
     """Nights over which repeated checks against one baseline share the false-alarm budget
     when the fingerprint shows no new change."""
+    sequential: bool = True
+    """Also accumulate the nightly comparisons with the baseline across nights (an
+    anytime-valid sequential test, :mod:`judgecal.stats.sequential`): a small persistent
+    drop that no single night shows is found, with the night it began."""
+    sequential_alpha: float = Field(default=0.03, gt=0, lt=0.5)
+    """False-alarm level of the sequential test over all nights against one baseline (split
+    across dimensions, Bonferroni)."""
     rises: Literal["notice", "warning", "incident"] = "warning"
     """What a real *rise* of agreement at least ``warning_points`` is: scores on either side
     of it are not comparable, so it is never passed over silently."""

@@ -22,7 +22,7 @@ from judgecal.store import Store, open_store
 from tests.conftest import SETS, TEST_DATA
 from tests.helpers import llmbar_recording_names, llmbar_winners
 
-ALPHA = 0.05
+ALPHA = 1 - DriftSettings().confidence  # the nightly rule's share (0.02)
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def test_thresholds_are_configurable_and_ordered() -> None:
     assert drift.severity_for(-0.4, True, s) == "notice"
     d = DriftSettings()
     assert (d.warning_points, d.sev2_points, d.sev0_points) == (1.0, 4.0, 8.0)
-    assert d.confidence == 0.95 and d.horizon_nights == 30 and d.auto_baseline is False
+    assert d.confidence == 0.98 and d.horizon_nights == 30 and d.auto_baseline is False
 
 
 def _copy_set_with_one_label_less(tmp_path: Path) -> CalibrationSet:

@@ -3,7 +3,8 @@
 One room per part: :mod:`~judgecal.drift.verdicts` (verdicts, severities, the check record),
 :mod:`~judgecal.drift.baselines` (accepted reference runs), :mod:`~judgecal.drift.rule` (the
 rule on loaded data), :mod:`~judgecal.drift.cause` (root cause), :mod:`~judgecal.drift.prose`
-(the words), :mod:`~judgecal.drift.checks` (load, rule, save) and :mod:`~judgecal.drift.watch`
+(the words), :mod:`~judgecal.drift.sequential` (evidence accumulated across nights),
+:mod:`~judgecal.drift.checks` (load, rule, save) and :mod:`~judgecal.drift.watch`
 (is each judge watched at all). The statistics live in :mod:`judgecal.stats`. The rule and
 its measured false-alarm rate and power are written up in ``docs/drift.md``.
 """
@@ -26,14 +27,16 @@ from judgecal.drift.checks import (
     save_check,
     snapshot_check,
 )
-from judgecal.drift.prose import describe_dimension, describe_shift
+from judgecal.drift.prose import ACCUMULATED, describe_dimension, describe_shift
 from judgecal.drift.rule import (
     assess,
+    conclude,
     distribution_watch,
     primary_metric,
     severity_for,
     unscored_watch,
 )
+from judgecal.drift.sequential import accumulate, onset_before, previous_states
 from judgecal.drift.verdicts import (
     BASELINE_ACCEPTED,
     CALIBRATION_SET_CHANGE,
@@ -67,6 +70,7 @@ from judgecal.drift.verdicts import (
 from judgecal.stats._alarm import DimensionData, decide
 
 __all__ = [
+    "ACCUMULATED",
     "BASELINE_ACCEPTED",
     "CALIBRATION_SET_CHANGE",
     "CAUSE_FAMILY",
@@ -96,12 +100,14 @@ __all__ = [
     "DriftCheck",
     "NotComparableError",
     "accept_baseline",
+    "accumulate",
     "alarm_level",
     "assess",
     "baselines",
     "check_run",
     "checks_for_run",
     "compare_runs",
+    "conclude",
     "current_baseline",
     "decide",
     "describe_dimension",
@@ -112,6 +118,8 @@ __all__ = [
     "judge_changed",
     "last_healthy_run",
     "new_check_id",
+    "onset_before",
+    "previous_states",
     "primary_metric",
     "root_cause",
     "save_check",

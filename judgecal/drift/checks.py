@@ -17,6 +17,7 @@ from judgecal.db import schema
 from judgecal.drift.baselines import accept_baseline, baselines, current_baseline
 from judgecal.drift.cause import root_cause
 from judgecal.drift.rule import assess, primary_metric
+from judgecal.drift.sequential import accumulate
 from judgecal.drift.verdicts import (
     BASELINE_ACCEPTED,
     HEALTHY,
@@ -141,7 +142,8 @@ def check_run(
         return DriftCheck(new_check_id(), run, baseline_run, HEALTHY, None,
                           "this run is the baseline", root_cause=root_cause(None, moved=False))
     level = alarm_level(store, baseline_run, run, settings)
-    return evaluate(store, baseline_run, run, settings, level, n_boot=n_boot, seed=seed)
+    return evaluate(store, baseline_run, run, settings, level, n_boot=n_boot, seed=seed,
+                    sequential=settings.sequential)
 
 
 def compare_runs(
@@ -234,8 +236,14 @@ def evaluate(
     seed: int = 0,
     flipped_limit: int | None = None,
     with_mdc: bool = True,
+    sequential: bool = False,
 ) -> DriftCheck:
-    """Compare ``run`` with ``baseline_run`` at the given alarm level (no lookup, no saving)."""
+    """Compare ``run`` with ``baseline_run`` at the given alarm level (no saving).
+
+    ``sequential``: then also add tonight to each dimension's evidence across nights against
+    this baseline (read from the saved checks; :mod:`judgecal.drift.sequential`) — the
+    nightly check does, a manual comparison does not.
+    """
     diff = diff_runs(baseline_run, run)
     check = DriftCheck(
         check_id=new_check_id(), run=run, baseline=baseline_run, verdict=HEALTHY,
@@ -262,5 +270,8 @@ def evaluate(
         b, pb = judge_vector(view, replies_b, dim)
         data.append(DimensionData(dim, scale, primary_metric(settings, dim, scale),
                              view.human_matrix(dim), a, b, pa, pb))
-    return assess(check, view, (replies_a, replies_b), data, settings, level, n_boot=n_boot,
-                  seed=seed, flipped_limit=flipped_limit, with_mdc=with_mdc)
+    assess(check, view, (replies_a, replies_b), data, settings, level, n_boot=n_boot,
+           seed=seed, flipped_limit=flipped_limit, with_mdc=with_mdc)
+    if sequential:
+        accumulate(store, check, data, settings, n_boot=n_boot, seed=seed)
+    return check

@@ -8,7 +8,11 @@ from typing import Any
 
 from judgecal.drift.verdicts import JUDGE_CHANGED, SEV_WARNING, DriftCheck
 
+ACCUMULATED = "accumulated evidence across nights"
+"""``found_by`` of a dimension that the sequential test found (beside the night's own rule)."""
+
 __all__ = [
+    "ACCUMULATED",
     "describe_dimension",
     "describe_shift",
     "fmt_points",
@@ -56,8 +60,12 @@ def message(check: DriftCheck) -> str:
     for e in check.dimensions:
         if e["delta_points"] is None:
             parts.append(describe_dimension(e))
+            parts += _evidence(e)
             continue
-        if e["real"]:
+        by = e.get("found_by") or []
+        if e["real"] and by == [ACCUMULATED]:
+            parts.append(_found_by_evidence(e))
+        elif e["real"]:
             verb = "fell" if e["direction"] == "drop" else "rose"
             parts.append(f"{e['dimension']}: agreement {verb} by {abs(e['delta_points']):.1f} "
                          f"points ({e['severity']}); the move is real at the alarm level.")
@@ -83,6 +91,7 @@ def message(check: DriftCheck) -> str:
                              f"{e['n_common']} items, as these do, about {mdc['pair']:.1f} points")
                 text += "."
             parts.append(text)
+        parts += _evidence(e)
     for w in check.watches.get("unscored", []):
         if w["severity"]:
             parts.append(f"{w['dimension']}: unparseable replies rose from "
@@ -98,3 +107,60 @@ def message(check: DriftCheck) -> str:
                      "scores before and after are not comparable until the change is accepted "
                      f"(judgecal baseline accept {check.run['run_id']}).")
     return "\n".join(parts)
+
+
+def _change_point(q: dict[str, Any]) -> str:
+    run = (q.get("change_point_run") or {}).get("run_id") or q.get("change_point_run_id")
+    return (f"run {run} on (night {q['change_point']} of the {q['nights']} with evidence "
+            "against this baseline)")
+
+
+def _found_by_evidence(e: dict[str, Any]) -> str:
+    """A dimension that only the accumulated evidence found."""
+    q = e["sequential"]
+    return (f"{e['dimension']} ({e['severity']}): found by accumulated evidence across nights — "
+            f"agreement fell by an estimated {q['drop_points']:.1f} points from "
+            f"{_change_point(q)}; tonight alone it moved {fmt_points(e['delta_points'])} "
+            "points, which one night's interval cannot tell from no change.")
+
+
+def _evidence(e: dict[str, Any]) -> list[str]:
+    """The sequential test's word on a dimension, and the smallest drop it could have seen."""
+    q = e.get("sequential")
+    if not q:
+        return []
+    out = []
+    if q.get("skipped") and "state" not in q:
+        out.append(f"  Evidence across nights: none ({q['skipped']}).")
+    elif q.get("crossed") and ACCUMULATED in (e.get("found_by") or []):
+        if e.get("found_by") != [ACCUMULATED]:
+            out.append(f"  Accumulated evidence across nights agrees: an estimated drop of "
+                       f"{q['drop_points']:.1f} points from {_change_point(q)}.")
+        if not q.get("newly_crossed"):
+            out.append(f"  (The evidence first crossed on night {q['crossed_at']}; it stays "
+                       "raised until a new baseline is accepted.)")
+    elif q.get("crossed"):
+        out.append(f"  The evidence across nights crossed on night {q['crossed_at']}, but the "
+                   "estimated drop is now below the warning size.")
+    else:
+        n = q.get("nights") or 0
+        out.append(f"  Evidence across {n} night{'s' if n != 1 else ''} against this baseline: "
+                   f"e-value {q['e_value']:.2g} (an alarm needs {q['threshold']:.0f})"
+                   + (f"; tonight: {q['skipped']}" if q.get("skipped") else "") + ".")
+        out += [f"  {note[0].upper()}{note[1:]}." for note in q.get("notes") or []]
+    mdc = e.get("mdc_points")
+    if mdc is not None:
+        text = f"  The smallest drop it could have seen by tonight: about {mdc:.1f} points"
+        if e.get("mdc_basis") == "accumulated evidence":
+            text += " present since the first night (80% power"
+            floor = q.get("mdc_floor_points")
+            if floor is not None and floor < mdc - 0.05:
+                text += f"; never below {floor:.1f} with this baseline, however many nights"
+            text += ")."
+        else:
+            text += " (tonight's comparison alone, 80% power)."
+        out.append(text)
+    else:
+        out.append("  The smallest drop it could have seen: not known yet (no night with "
+                   "evidence against this baseline).")
+    return out

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "assess",
+    "conclude",
     "distribution_watch",
     "flips",
     "mdc",
@@ -303,6 +304,14 @@ def assess(
         for w in (u, s):
             if RANK[w["severity"]] > RANK[worst]:
                 worst = w["severity"]
+    return conclude(check, worst)
+
+
+def conclude(check: DriftCheck, worst: str | None) -> DriftCheck:
+    """Verdict, severity, root cause and message of a check whose worst severity is ``worst``
+    (the rule's last step; the sequential test calls it again when it finds more)."""
+    diff = check.fingerprint_diff
+    assert diff is not None
     moved = any(e.get("real") for e in check.dimensions) or worst in (SEV_WARNING, SEV2, SEV0)
     check.root_cause = root_cause(diff, moved=moved)
     if worst in (SEV0, SEV2):

@@ -135,6 +135,10 @@ class DriftCheck:
     flipped_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     bootstrap: dict[str, Any] = field(default_factory=dict)
+    sequential: dict[str, Any] | None = None
+    """The sequential test across nights (:mod:`judgecal.drift.sequential`): its level, which
+    dimensions it found, and the run from which the change is estimated to start; None when
+    it did not run (no baseline, a manual comparison, ``drift.sequential: false``)."""
 
     @property
     def run_id(self) -> str:
@@ -171,6 +175,7 @@ class DriftCheck:
             "flipped_items": self.flipped_items,
             "settings": self.settings,
             "bootstrap": self.bootstrap,
+            "sequential": self.sequential,
         }
 
 

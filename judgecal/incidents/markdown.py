@@ -123,6 +123,14 @@ def render_markdown(incident: dict[str, Any]) -> str:
            f"{_pts(mag['decision_interval_points'][1])}")
         + f") on {mag['n_common']} items.",
     ]
+    if mag.get("estimated_drop_points") is not None:
+        onset = incident.get("onset") or {}
+        out.append(f"- **Found by accumulated evidence across {mag['nights']} nights** against "
+                   f"the baseline (e-value {mag['e_value']:.3g}, alarm at "
+                   f"{mag['threshold']:.0f}): an estimated drop of "
+                   f"{mag['estimated_drop_points']:.1f} points from run "
+                   f"`{mag['change_point_run_id']}` on (started "
+                   f"{onset.get('started_at') or '?'}), the estimated onset.")
     rng = mag.get("severity_range")
     if rng and rng[0] != rng[1]:
         out.append(f"  The interval spans severities {rng[0] or 'none'} to {rng[1]}: the "

@@ -96,7 +96,15 @@ def _magnitude(dimensions: list[dict[str, Any]]) -> tuple[dict[str, Any], list[d
         "severity_range": worst.get("severity_range"),
         "n_common": worst["n_common"],
         "minimum_detectable_change_points": worst.get("minimum_detectable_change_points"),
+        "mdc_points": worst.get("mdc_points"),
+        "found_by": worst.get("found_by"),
     }
+    q = worst.get("sequential") or {}
+    if "accumulated evidence across nights" in (worst.get("found_by") or []):
+        magnitude |= {"estimated_drop_points": q.get("drop_points"),
+                      "change_point_run_id": q.get("change_point_run_id"),
+                      "nights": q.get("nights"), "e_value": q.get("e_value"),
+                      "threshold": q.get("threshold")}
     return magnitude, moved
 
 
@@ -117,6 +125,24 @@ def _run_brief(run: dict[str, Any] | None) -> dict[str, Any] | None:
         "scored": summary.get("scored"),
         "unscored": summary.get("unscored"),
         "failed": summary.get("failed"),
+    }
+
+
+def _onset(c: dict[str, Any], last_healthy: dict[str, Any] | None) -> dict[str, Any]:
+    """Where the drift is estimated to begin: the sequential test's change-point run when it
+    found one, else tonight's run; scores after the last healthy run are the suspects."""
+    found = (c.get("sequential") or {}).get("onset")
+    run = found or {k: (c["runs"]["current"] or {}).get(k)
+                    for k in ("run_id", "started_at", "finished_at")}
+    return {
+        "run_id": run.get("run_id"),
+        "started_at": run.get("started_at"),
+        "finished_at": run.get("finished_at"),
+        "method": "change point of the accumulated evidence" if found else "tonight's run",
+        "night": None if not found else found.get("night"),
+        "dimension": None if not found else found.get("dimension"),
+        "estimated_drop_points": None if not found else found.get("drop_points"),
+        "after": None if last_healthy is None else last_healthy["finished_at"],
     }
 
 
@@ -144,6 +170,10 @@ def build_record(check: drift.DriftCheck, incident_id: str, opened_at: str,
         },
         "last_healthy_run_at": None if last_healthy is None else last_healthy["finished_at"],
         "last_healthy_run_id": None if last_healthy is None else last_healthy["run_id"],
+        "found_by": ("accumulated evidence across nights"
+                     if (c.get("sequential") or {}).get("found_by_evidence")
+                     else "tonight's comparison with the baseline"),
+        "onset": _onset(c, last_healthy),
         "evidence": {
             "message": c["message"],
             "runs": {"baseline": _run_brief(check.baseline), "current": _run_brief(check.run)},
@@ -152,9 +182,10 @@ def build_record(check: drift.DriftCheck, incident_id: str, opened_at: str,
             "watches": c["watches"],
             "worst_flipped_items": c["flipped_items"],
             "bootstrap": c["bootstrap"],
+            "sequential": c.get("sequential"),
             "thresholds": {k: c["settings"].get(k) for k in
                            ("warning_points", "sev2_points", "sev0_points", "confidence",
-                            "horizon_nights", "rises")},
+                            "horizon_nights", "rises", "sequential", "sequential_alpha")},
         },
     }
 
@@ -206,8 +237,11 @@ def record_check(store: Store, check: drift.DriftCheck) -> CheckOutcome:
     outcome = CheckOutcome(check.check_id, check.verdict, check.severity)
     last_healthy = None
     if check.verdict == drift.INCIDENT:
-        last_healthy = drift.last_healthy_run(store, check.run["judge_name"],
-                                              before=check.run["started_at"])
+        # Found by evidence across nights: the drop began at the change-point run, so the
+        # last healthy run is the newest one before it (the blast radius starts there).
+        before = min(drift.onset_before(check) or check.run["started_at"],
+                     check.run["started_at"])
+        last_healthy = drift.last_healthy_run(store, check.run["judge_name"], before=before)
     with store.engine.begin() as conn:
         drift.save_check(store, check, conn)
         if check.verdict == drift.INCIDENT:

@@ -1,0 +1,217 @@
+"""Evidence across nights in the nightly check: each dimension's sequential state against the
+accepted baseline, updated after the per-night rule, and what a crossing makes of the verdict.
+
+The statistics are :mod:`judgecal.stats.sequential` (an anytime-valid e-process over the
+nightly paired Δ against one baseline). Here:
+
+* **State** — one :class:`~judgecal.stats.sequential.SequentialState` per (judge, set
+  version, baseline run, dimension), kept in the drift check's own record
+  (``dimensions[i].sequential.state``), so it is saved and audited with the check. Tonight's
+  state is last night's, read from the newest saved check against the same baseline; a new
+  baseline run has no saved state, so the evidence starts afresh.
+* **Observation** — tonight's Δ of the primary metric in points (turned so that a drop is
+  negative for a metric where smaller is better), and its paired-bootstrap standard error,
+  the half-width of the central 68.3 % percentile interval (:func:`judgecal.stats.
+  alarm_interval`, the same resamples as the rule's interval).
+* **Level** — ``drift.sequential_alpha / m`` per dimension (Bonferroni over the ``m``
+  dimensions compared), fixed for the life of the state.
+* **Verdict** — a crossing is at least a warning; its severity is read from the estimated
+  drop since the change point against ``warning_points``/``sev2_points``/``sev0_points``, so
+  a drop of 4 points or more opens an incident. Once crossed, every night against the same
+  baseline keeps that severity while the estimated drop stays at least ``min_drop_points``
+  (as a persistent drop is flagged every night by the per-night rule) — until a new baseline
+  is accepted.
+* **Onset** — the run of the estimated change point; an incident found this way takes its
+  last healthy run from *before* that run, so the blast radius starts where the drop began.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, select
+
+from judgecal.db import schema
+from judgecal.drift.prose import ACCUMULATED
+from judgecal.drift.rule import conclude, severity_for
+from judgecal.drift.verdicts import RANK, SEV_NOTICE, SEV_WARNING, DriftCheck
+from judgecal.stats import sequential as seq
+
+if TYPE_CHECKING:
+    from judgecal.config import DriftSettings
+    from judgecal.stats._alarm import DimensionData
+    from judgecal.store import Store
+
+__all__ = [
+    "ONE_SE_ALPHA",
+    "TONIGHT",
+    "accumulate",
+    "onset_before",
+    "previous_states",
+    "standard_error_points",
+]
+
+ONE_SE_ALPHA = 2.0 * (1.0 - NormalDist().cdf(1.0))
+"""The level whose central interval is ± one standard error (68.3 %)."""
+TONIGHT = "tonight's comparison"
+"""``found_by`` of a dimension that the night's own rule found."""
+
+
+def previous_states(store: Store, judge_name: str, set_version: str, baseline_run_id: str,
+                    run_id: str, dimensions: list[str]) -> dict[str, seq.SequentialState]:
+    """Each dimension's newest saved state against this baseline (checks of ``run_id`` itself
+    are left out, so checking a run again never counts it twice)."""
+    c = schema.drift_checks.c
+    wanted = set(dimensions)
+    out: dict[str, seq.SequentialState] = {}
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(c.record).where(and_(c.judge_name == judge_name,
+                                        c.set_version == set_version,
+                                        c.baseline_run_id == baseline_run_id,
+                                        c.run_id != run_id))
+            .order_by(c.created_at.desc(), c.check_id.desc())
+        )
+        for (record,) in rows:
+            for entry in (record or {}).get("dimensions") or []:
+                dim = entry.get("dimension")
+                state = (entry.get("sequential") or {}).get("state")
+                if dim in wanted and dim not in out and state:
+                    out[dim] = seq.SequentialState.from_json(state)
+            if wanted <= out.keys():
+                break
+    return out
+
+
+def standard_error_points(d: DimensionData, n_boot: int, seed: int) -> float | None:
+    """Paired-bootstrap standard error of the change, in points: the half-width of the central
+    68.3 % percentile interval (None when undefined)."""
+    from judgecal import stats
+
+    iv = stats.alarm_interval(d, ONE_SE_ALPHA, n_boot, seed)
+    if iv.ci_low is None or iv.ci_high is None:
+        return None
+    return 100.0 * (iv.ci_high - iv.ci_low) / 2.0
+
+
+def _run_times(store: Store, run_id: str | None) -> dict[str, Any] | None:
+    if run_id is None:
+        return None
+    run = store.get_run(run_id)
+    return {k: run.get(k) for k in ("run_id", "started_at", "finished_at")}
+
+
+def _severity(decision: seq.SequentialDecision, min_drop: float,
+              settings: DriftSettings) -> str | None:
+    if not decision.crossed:
+        return None
+    drop = decision.drop_points
+    if drop is None or drop < min_drop:
+        return SEV_NOTICE  # crossed earlier; the drop no longer shows: say so, quietly
+    sev = severity_for(drop, True, settings)
+    return sev if RANK[sev] >= RANK[SEV_WARNING] else SEV_WARNING
+
+
+def accumulate(
+    store: Store,
+    check: DriftCheck,
+    data: list[DimensionData],
+    settings: DriftSettings,
+    *,
+    n_boot: int,
+    seed: int,
+) -> DriftCheck:
+    """Update each dimension's sequential state with tonight's comparison (after the per-night
+    rule has run on ``check``) and let a crossing raise the verdict (see module doc)."""
+    import numpy as np
+
+    from judgecal import stats
+
+    baseline = check.baseline
+    assert baseline is not None
+    judge, version = check.run["judge_name"], check.run["set_version"]
+    m = max(1, len(data))
+    alpha = settings.sequential_alpha / m
+    states = previous_states(store, judge, version, check.baseline_run_id or "", check.run_id,
+                             [d.dimension for d in data])
+    entries = {e["dimension"]: e for e in check.dimensions}
+    tonight_worst: str | None = None  # what the per-night rule and its watches found
+    for w in (*check.dimensions, *check.watches.get("unscored", []),
+              *check.watches.get("distribution", [])):
+        if RANK[w.get("severity")] > RANK[tonight_worst]:
+            tonight_worst = w["severity"]
+    worst = tonight_worst
+    onsets: list[dict[str, Any]] = []
+    found: list[str] = []
+    for d in data:
+        entry = entries[d.dimension]
+        better = stats.METRICS[d.metric].higher_is_better
+        if better is None or entry["delta_points"] is None:
+            why = ("the metric has no better direction (closer to 0 is better): no drop to "
+                   "accumulate" if better is None else "the change is undefined tonight")
+            entry["sequential"] = {"skipped": why}
+            entry["mdc_points"] = _nightly_mdc(entry)
+            continue
+        delta = float(entry["delta_points"]) * (1.0 if better else -1.0)
+        se = standard_error_points(d, n_boot, seed)
+        scored_by_baseline = int(np.count_nonzero(~np.isnan(d.a)))
+        state = states.get(d.dimension) or seq.new_state(
+            judge, version, check.baseline_run_id or "", d.dimension, alpha=alpha)
+        state, decision = seq.update(state, seq.NightObservation(
+            check.baseline_run_id or "", delta, se, int(entry["n_common"]), scored_by_baseline,
+            check.run_id))
+        sev = _severity(decision, state.min_drop_points, settings)
+        change_run = _run_times(store, decision.change_point_run_id)
+        entry["sequential"] = decision.to_json() | {
+            "se_points": se,
+            "severity": sev,
+            "change_point_run": change_run,
+            "state": state.to_json(),
+        }
+        nightly_sev = entry.get("severity") if entry.get("real") else None
+        found_by = []
+        if nightly_sev is not None and RANK[nightly_sev] >= RANK[SEV_WARNING]:
+            found_by.append(TONIGHT)
+        if sev is not None and RANK[sev] >= RANK[SEV_WARNING]:
+            found_by.append(ACCUMULATED)
+            found.append(d.dimension)
+            if change_run is not None:
+                onsets.append({"dimension": d.dimension, "night": decision.change_point,
+                               "drop_points": decision.drop_points, **change_run})
+        entry["found_by"] = found_by
+        entry["mdc_points"] = (decision.mdc_points if decision.mdc_points is not None
+                               else _nightly_mdc(entry))
+        entry["mdc_basis"] = ("accumulated evidence" if decision.mdc_points is not None
+                              else "tonight's comparison")
+        if RANK[sev] > RANK[entry.get("severity")] and RANK[sev] >= RANK[SEV_WARNING]:
+            entry["severity"] = sev
+            entry["real"] = True  # real by accumulated evidence (found_by says which)
+        if RANK[entry.get("severity")] > RANK[worst]:
+            worst = entry["severity"]
+    onsets.sort(key=lambda o: (o.get("started_at") or "", o["dimension"]))
+    check.sequential = {
+        "alpha": settings.sequential_alpha,
+        "alpha_per_dimension": alpha,
+        "dimensions": m,
+        "found": found,
+        "found_by_evidence": bool(found) and RANK[worst] > RANK[tonight_worst],
+        "onset": onsets[0] if onsets else None,
+    }
+    return conclude(check, worst)
+
+
+def _nightly_mdc(entry: dict[str, Any]) -> float | None:
+    mdc = entry.get("minimum_detectable_change_points") or {}
+    value = mdc.get("set")
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def onset_before(check: DriftCheck) -> str | None:
+    """When the sequential test found the drift: the start of the change-point run (the last
+    healthy run is looked for before it); None otherwise."""
+    onset = (check.sequential or {}).get("onset")
+    if not onset or not onset.get("started_at"):
+        return None
+    return str(onset["started_at"])
