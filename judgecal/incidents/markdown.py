@@ -123,6 +123,10 @@ def render_markdown(incident: dict[str, Any]) -> str:
            f"{_pts(mag['decision_interval_points'][1])}")
         + f") on {mag['n_common']} items.",
     ]
+    rng = mag.get("severity_range")
+    if rng and rng[0] != rng[1]:
+        out.append(f"  The interval spans severities {rng[0] or 'none'} to {rng[1]}: the "
+                   "level is the point estimate's, not a certainty.")
     if mag.get("estimated_drop_points") is not None:
         onset = incident.get("onset") or {}
         out.append(f"- **Found by accumulated evidence across {mag['nights']} nights** against "
@@ -131,10 +135,6 @@ def render_markdown(incident: dict[str, Any]) -> str:
                    f"{mag['estimated_drop_points']:.1f} points from run "
                    f"`{mag['change_point_run_id']}` on (started "
                    f"{onset.get('started_at') or '?'}), the estimated onset.")
-    rng = mag.get("severity_range")
-    if rng and rng[0] != rng[1]:
-        out.append(f"  The interval spans severities {rng[0] or 'none'} to {rng[1]}: the "
-                   "level is the point estimate's, not a certainty.")
     out += [
         f"- **Blast radius:** {_blast_text(sev.get('blast_radius'))}",
         "- **Dimensions:** " + (", ".join(
