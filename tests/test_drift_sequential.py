@@ -85,7 +85,8 @@ class Nights:
         return run_id
 
     def baseline(self) -> str:
-        run_id = self.run(self.verdicts(0.0))
+        self.baseline_verdicts = self.verdicts(0.0)
+        run_id = self.run(self.baseline_verdicts)
         drift.accept_baseline(self.store, run_id, actor="test", reason="reviewed")
         return run_id
 
@@ -229,8 +230,15 @@ def test_an_accepted_baseline_resets_the_evidence(
     q = _seq(check)
     assert q["crossed"] and q["nights"] == 3
     assert q["state"]["baseline_run_id"] == base
-    # Someone reviews the drifted judge and accepts its latest run as the new baseline.
-    new_base = nights.runs[-1]
+    drifted_run = nights.runs[-1]
+    # The judge is back to its baseline's verdicts: past nights raise no new alarm.
+    back, outcome = nights.night(verdicts=nights.baseline_verdicts)
+    q = _seq(back)
+    assert q["crossed"] and q["severity"] == "notice" and q["skipped"]
+    assert back.verdict == "notice" and outcome.incident_action is None
+    assert "no new alarm" in back.message
+    # Someone reviews the drifted judge and accepts one of its runs as the new baseline.
+    new_base = drifted_run
     drift.accept_baseline(store, new_base, actor="test", reason="the new judge is reviewed")
     check, outcome = nights.night(0.2)
     q = _seq(check)
@@ -240,6 +248,7 @@ def test_an_accepted_baseline_resets_the_evidence(
     # The old baseline's state is still in its checks, untouched.
     old = drift.previous_states(store, "jd", llmbar.version, base, "none", ["preference"])
     assert len(old["preference"].nights) == 3 and old["preference"].crossed_at is not None
+    assert old["preference"].skipped == 1
 
 
 def test_the_state_round_trips_through_the_store(

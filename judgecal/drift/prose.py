@@ -137,11 +137,20 @@ def _evidence(e: dict[str, Any]) -> list[str]:
             out.append(f"  Accumulated evidence across nights agrees: an estimated drop of "
                        f"{q['drop_points']:.1f} points from {_change_point(q)}.")
         if not q.get("newly_crossed"):
-            out.append(f"  (The evidence first crossed on night {q['crossed_at']}; it stays "
-                       "raised until a new baseline is accepted.)")
+            out.append(f"  (The evidence first crossed on night {q['crossed_at']} and tonight "
+                       "still looks like the drop; it stays crossed until a new baseline is "
+                       "accepted.)")
     elif q.get("crossed"):
-        out.append(f"  The evidence across nights crossed on night {q['crossed_at']}, but the "
-                   "estimated drop is now below the warning size.")
+        drop = q.get("drop_points")
+        if drop is None or drop < float((q.get("state") or {}).get("min_drop_points", 1.0)):
+            why = "the estimated drop is now below the warning size"
+        elif q.get("skipped"):
+            why = f"tonight carried no evidence ({q['skipped']})"
+        else:
+            why = (f"tonight looks more like the baseline than like the estimated drop of "
+                   f"{drop:.1f} points")
+        out.append(f"  The evidence across nights crossed on night {q['crossed_at']} (it stays "
+                   f"crossed until a new baseline is accepted), but {why}: no new alarm.")
     else:
         n = q.get("nights") or 0
         out.append(f"  Evidence across {n} night{'s' if n != 1 else ''} against this baseline: "

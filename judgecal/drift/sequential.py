@@ -17,10 +17,11 @@ nightly paired Δ against one baseline). Here:
   dimensions compared), fixed for the life of the state.
 * **Verdict** — a crossing is at least a warning; its severity is read from the estimated
   drop since the change point against ``warning_points``/``sev2_points``/``sev0_points``, so
-  a drop of 4 points or more opens an incident. Once crossed, every night against the same
-  baseline keeps that severity while the estimated drop stays at least ``min_drop_points``
-  (as a persistent drop is flagged every night by the per-night rule) — until a new baseline
-  is accepted.
+  a drop of 4 points or more opens an incident. Once crossed (the state stays crossed until
+  a new baseline is accepted), a later night keeps that severity when it looks more like the
+  drop than like the baseline (tonight's change nearer −drop than 0), as a persistent drop
+  is flagged every night by the per-night rule; otherwise it is a notice that says so — a
+  judge back to its baseline's verdicts is not flagged again on the strength of past nights.
 * **Onset** — the run of the estimated change point; an incident found this way takes its
   last healthy run from *before* that run, so the blast radius starts where the drop began.
 """
@@ -103,13 +104,21 @@ def _run_times(store: Store, run_id: str | None) -> dict[str, Any] | None:
     return {k: run.get(k) for k in ("run_id", "started_at", "finished_at")}
 
 
-def _severity(decision: seq.SequentialDecision, min_drop: float,
+def _severity(decision: seq.SequentialDecision, min_drop: float, tonight: float | None,
               settings: DriftSettings) -> str | None:
+    """The crossing's severity tonight (``tonight``: tonight's change in the drop's direction,
+    None when the night carried no evidence)."""
     if not decision.crossed:
         return None
     drop = decision.drop_points
     if drop is None or drop < min_drop:
         return SEV_NOTICE  # crossed earlier; the drop no longer shows: say so, quietly
+    if not decision.newly_crossed and (tonight is None or decision.skipped
+                                       or tonight > -drop / 2.0):
+        # After the crossing night, a night keeps the alarm only when it looks more like the
+        # estimated drop than like the baseline (nearer −drop than 0): a judge back to its
+        # baseline's verdicts is not flagged again on the strength of past nights.
+        return SEV_NOTICE
     sev = severity_for(drop, True, settings)
     return sev if RANK[sev] >= RANK[SEV_WARNING] else SEV_WARNING
 
@@ -162,7 +171,7 @@ def accumulate(
         state, decision = seq.update(state, seq.NightObservation(
             check.baseline_run_id or "", delta, se, int(entry["n_common"]), scored_by_baseline,
             check.run_id))
-        sev = _severity(decision, state.min_drop_points, settings)
+        sev = _severity(decision, state.min_drop_points, delta, settings)
         change_run = _run_times(store, decision.change_point_run_id)
         entry["sequential"] = decision.to_json() | {
             "se_points": se,
@@ -188,8 +197,9 @@ def accumulate(
         if RANK[sev] > RANK[entry.get("severity")] and RANK[sev] >= RANK[SEV_WARNING]:
             entry["severity"] = sev
             entry["real"] = True  # real by accumulated evidence (found_by says which)
-        if RANK[entry.get("severity")] > RANK[worst]:
-            worst = entry["severity"]
+        for level in (entry.get("severity"), sev):  # a notice too: crossed, no new alarm
+            if RANK[level] > RANK[worst]:
+                worst = level
     onsets.sort(key=lambda o: (o.get("started_at") or "", o["dimension"]))
     check.sequential = {
         "alpha": settings.sequential_alpha,
