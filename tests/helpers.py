@@ -80,3 +80,28 @@ def llmbar_winners(strategy: str) -> dict[str, int | None]:
 def llmbar_verdicts(strategy: str) -> dict[str, str]:
     """Item id -> original-order LLMBar verdict ("1", "2", "" for none) of ``JUDGE/STRATEGY``."""
     return {k: "" if v is None else str(v) for k, v in llmbar_winners(strategy).items()}
+
+
+def wait_for_scored(db: Path, url: str, n: int, timeout: float = 60) -> str | None:
+    """The id of the newest run in the SQLite store ``db`` once it has ``n`` scored replies
+    (None if that does not happen within ``timeout`` seconds)."""
+    import time
+
+    from judgecal.records import SCORED
+    from judgecal.store import open_store
+
+    store = open_store(url) if db.exists() else None
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if store is None and db.exists():
+                store = open_store(url)
+            runs = store.list_runs() if store is not None else []
+            if runs and store is not None and \
+                    store.reply_counts(runs[0]["run_id"]).get(SCORED, 0) >= n:
+                return str(runs[0]["run_id"])
+            time.sleep(0.02)
+        return None
+    finally:
+        if store is not None:
+            store.close()

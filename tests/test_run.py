@@ -15,11 +15,11 @@ import pytest
 
 from judgecal.calibration import load_set
 from judgecal.recorded.server import RunningServer, start_server
-from judgecal.records import SCORED, UNSCORED
+from judgecal.records import UNSCORED
 from judgecal.runs.replay import execute_run
 from judgecal.store import open_store
 from tests.conftest import ROOT
-from tests.helpers import run_config, write_config
+from tests.helpers import run_config, wait_for_scored, write_config
 
 PANDALM = ROOT / "calibration_sets" / "pandalm"
 
@@ -149,16 +149,9 @@ def test_killed_run_resumes_without_rerequesting(recorded: RunningServer, tmp_pa
     url = f"sqlite:///{db}"
     cfg = write_config(tmp_path / "nightly.yaml", recorded.url, url, limit=200)
     proc = _judgecal("run", "--config", str(cfg), "--json")
-    store = open_store(url)
-    deadline = time.monotonic() + 60
-    run_id = None
-    while time.monotonic() < deadline:
-        runs = store.list_runs() if db.exists() else []
-        if runs and store.reply_counts(runs[0]["run_id"]).get(SCORED, 0) >= 40:
-            run_id = runs[0]["run_id"]
-            break
-        time.sleep(0.02)
+    run_id = wait_for_scored(db, url, 40)
     assert run_id is not None, "the run did not get going"
+    store = open_store(url)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     done_before = store.done_keys(run_id)

@@ -29,7 +29,7 @@ from judgecal.redact import Redactor, safe_url
 from judgecal.runs.replay import execute_run
 from judgecal.store import open_store
 from tests.conftest import ROOT
-from tests.helpers import run_config, write_config
+from tests.helpers import run_config, wait_for_scored, write_config
 
 PANDALM = ROOT / "calibration_sets" / "pandalm"
 
@@ -295,15 +295,7 @@ def test_ctrl_c_ends_the_run_cleanly_and_it_resumes(
     url = f"sqlite:///{db}"
     cfg = write_config(tmp_path / "nightly.yaml", recorded.url, url, limit=200)
     proc = _judgecal("run", "--config", str(cfg), "--json")
-    store = open_store(url)
-    deadline = time.monotonic() + 60
-    run_id = None
-    while time.monotonic() < deadline:
-        runs = store.list_runs() if db.exists() else []
-        if runs and store.reply_counts(runs[0]["run_id"]).get(SCORED, 0) >= 20:
-            run_id = runs[0]["run_id"]
-            break
-        time.sleep(0.02)
+    run_id = wait_for_scored(db, url, 20)
     assert run_id is not None
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
