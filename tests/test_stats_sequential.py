@@ -362,6 +362,11 @@ def test_settings_are_checked() -> None:
 
 
 def test_docstring_examples() -> None:
-    result = doctest.testmod(seq, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0
-    assert result.failed == 0
+    from judgecal.stats.sequential import _mixture, _state
+
+    attempted = failed = 0
+    for module in (seq, _mixture, _state):
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        attempted, failed = attempted + result.attempted, failed + result.failed
+    assert attempted > 0
+    assert failed == 0
