@@ -156,14 +156,8 @@ def _resolve_window(store: Any, src: Any, incident_id: str | None, judge: str | 
                     onset_at: str | None, until: str | None) -> tuple[Any, str, datetime | None,
                                                                      str, str | None]:
     """(onset, judge, end, end_reason, incident_id)."""
-    from judgecal.scores.link import (
-        GIVEN,
-        Onset,
-        find_onset,
-        incident_production_tag,
-        incident_window_end,
-        parse_optional,
-    )
+    from judgecal.scores.link import GIVEN, Onset, find_onset
+    from judgecal.scores.window import incident_window
 
     end = _when(until, "--until")
     if incident_id:
@@ -173,14 +167,8 @@ def _resolve_window(store: Any, src: Any, incident_id: str | None, judge: str | 
         from judgecal import incidents
 
         incident = incidents.get_incident(store, incident_id)
-        judge = str(incident["judge_name"])
-        onset = find_onset(src, judge,
-                           last_healthy_at=parse_optional(incident.get("last_healthy_run_at")),
-                           new_tag=incident_production_tag(store, incident))
-        reason = "given"
-        if end is None:
-            end, reason = incident_window_end(incident)
-        return onset, judge, end, reason, str(incident["incident_id"])
+        onset, end, reason = incident_window(store, src, incident, until=end)
+        return onset, str(incident["judge_name"]), end, reason, str(incident["incident_id"])
     if not judge:
         raise click.UsageError("give an INCIDENT id, or --judge with --last-healthy, "
                                "--new-fingerprint or --onset")

@@ -23,12 +23,10 @@ import numpy as np
 import sqlalchemy as sa
 
 from judgecal.errors import InputError, NotFoundError
+from judgecal.scores import window as scores_window
 from judgecal.scores.link import (
     Window,
     affected_condition,
-    find_onset,
-    incident_production_tag,
-    incident_window_end,
     iso,
     parse_optional,
 )
@@ -125,11 +123,7 @@ def incident_window(store: Store, incident: dict[str, Any], src: ScoreSource,
             "from": f"blast_radius event #{blast.get('event_seq')}",
             "start": iso(start), "end": iso(end), "fingerprints": list(fps),
             "end_reason": win.get("end_reason")}
-    onset = find_onset(src, judge, last_healthy_at=parse_optional(incident.get(
-        "last_healthy_run_at")), new_tag=incident_production_tag(store, incident))
-    end, reason = incident_window_end(incident)
-    if until is not None:
-        end, reason = until, "given"
+    onset, end, reason = scores_window.incident_window(store, src, incident, until=until)
     if end is None:
         from judgecal.records import now
 
