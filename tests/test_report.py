@@ -125,7 +125,10 @@ def test_incidents_on_the_timeline_and_with_their_lifecycle(
     assert runs["incident"] in section
     for step in ("opened", "acknowledged", "blast_radius", "resolved", "prompt v2 rolled back"):
         assert step in section, step
-    assert "12.5% of the traffic" in section and "30.0% of named customers" in section
+    blast = section[section.index('<table class="blast">'):]
+    blast = blast[:blast.index("</table>")]
+    assert "1250 / 10000" in blast and "12.5%" in blast and "30.0%" in blast
+    assert "{" not in section  # tables, not a dump of JSON
     assert "points of kappa on preference" in section
     assert incident["root_cause"]["code"] in section
     assert IMG not in html and "looking into it &lt;img" in section

@@ -5,6 +5,23 @@ newest metric report, fingerprints, incidents, the worst-disagreeing items of th
 run) and returns plain data; :mod:`judgecal.reports.trust` draws the figures and renders the
 HTML. Keeping the data separate lets tests check the content without parsing HTML.
 
+Each judge gets a verdict in words (:mod:`judgecal.reports.verdict`, where the rule is
+defined and printed in the report):
+
+- **not trustworthy** — drifted (an open incident, or the newest drift check is a warning);
+  or on some dimension the headline agreement's 95% interval lies entirely below half the
+  human ceiling; or the newest run's unscored rate is above the run's limit;
+- **watch** — not monitored (no accepted baseline), stale (no conclusive drift check for too
+  long), changed (unaccepted fingerprint change) or inconclusive (the newest run could not
+  conclude), per :func:`judgecal.drift.watch.judge_watch`; or on some dimension the
+  agreement is below 80% of the human ceiling (or undefined, or without a ceiling);
+- **trustworthy** — otherwise.
+
+Its reasons cover agreement against the ceiling, baseline status, open incidents, unscored
+rate and watch state; unmonitored and stale judges are listed in ``flags``. Each incident
+carries its blast radius and its stored corrected figures as table rows
+(:mod:`judgecal.reports.incident_tables`).
+
 Reads are read-only SQL over the store's tables (one query per table, not one per run), so
 a year of nightly runs is gathered in a handful of queries.
 """
@@ -19,6 +36,7 @@ from sqlalchemy import select
 from judgecal.db import schema
 from judgecal.errors import InputError
 from judgecal.records import RUNNING, utcnow
+from judgecal.reports.verdict import RULE, judge_verdict
 
 if TYPE_CHECKING:
     from judgecal.audit import VerifyResult
@@ -225,14 +243,18 @@ def trust_report_data(
     verification: VerifyResult | None = None,
     worst_items: int = WORST_ITEMS,
     verify: bool = True,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
     """Everything the trust report shows, per judge, as plain JSON-ready data.
 
     The audit log is verified (:func:`judgecal.audit.verify`) unless ``verification`` is given
-    or ``verify`` is False; in the latter case the report says it was not verified.
+    or ``verify`` is False; in the latter case the report says it was not verified. ``at``
+    is the moment the watch states are judged at (default now).
     """
     from judgecal import audit
+    from judgecal.drift.watch import judge_watch
     from judgecal.explain import disagreements
+    from judgecal.reports.incident_tables import blast_tables, correction_table
 
     since_key = parse_since(since)
     if verification is None and verify:
@@ -258,6 +280,10 @@ def trust_report_data(
                          or _resolved_at(i) is None]
         for inc in incidents:
             inc["resolved_at"] = _resolved_at(inc)
+            inc["blast_tables"] = blast_tables((inc.get("severity") or {}).get("blast_radius")
+                                               if isinstance(inc.get("severity"), dict)
+                                               else None)
+            inc["correction"] = correction_table(inc)
         dims: dict[str, dict[str, Any]] = {}
         for run in jruns:
             report = reports.get(run["run_id"]) or {}
@@ -302,8 +328,19 @@ def trust_report_data(
             }
             if worst_items > 0:
                 worst = disagreements(store, latest["run_id"], limit=worst_items)
+        watch = [judge_watch(store, name, set_name, at=at).to_json()
+                 for set_name in sorted({str(r["set_name"]) for r in jruns})]
+        open_ids = sorted({str(i) for w in watch for i in w["open_incidents"]}
+                          | {str(i.get("incident_id")) for i in incidents
+                             if i.get("resolved_at") is None})
+        newest = (jruns[-1].get("summary") or {})
+        verdict = judge_verdict(current, watch, open_incidents=open_ids,
+                                unscored_rate=newest.get("unscored_rate"),
+                                max_unscored_rate=newest.get("max_unscored_rate"))
         judges.append({
             "name": name,
+            "verdict": verdict,
+            "watch": watch,
             "runs": [_run_row(r, reports.get(r["run_id"]), dims) for r in jruns],
             "first_at": _when(jruns[0]),
             "last_at": _when(jruns[-1]),
@@ -322,6 +359,7 @@ def trust_report_data(
         "audit": None if verification is None else verification.to_json(),
         "judges": judges,
         "metrics_glossary": _glossary(),
+        "verdict_rule": [{"verdict": v, "when": w} for v, w in RULE],
     }
 
 

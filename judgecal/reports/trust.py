@@ -106,7 +106,8 @@ def _points(value: Any) -> str:
 
 def _incident_view(inc: dict[str, Any]) -> dict[str, Any]:
     """Plain-words lines for one incident (the shape of ``judgecal.incidents.get_incident``;
-    unknown shapes fall back to a generic description)."""
+    unknown shapes fall back to a generic description). The blast radius and the corrected
+    figures are tables (:mod:`judgecal.reports.incident_tables`)."""
     sev = inc.get("severity")
     sev = sev if isinstance(sev, dict) else {"level": sev}
     mag = sev.get("magnitude")
@@ -121,24 +122,6 @@ def _incident_view(inc: dict[str, Any]) -> dict[str, Any]:
             magnitude += f"; 95% interval {_points(interval[0])} to {_points(interval[1])} points"
     else:
         magnitude = _describe(mag)
-    blast = sev.get("blast_radius")
-    if blast is None:
-        blast_text = "not linked to production scores yet"
-    elif isinstance(blast, dict) and ("traffic_pct" in blast or "customers_pct" in blast):
-        parts = []
-        if blast.get("traffic_pct") is not None:
-            parts.append(f"{float(blast['traffic_pct']):.1f}% of the traffic in the affected "
-                         "window was scored by the affected judge")
-        if blast.get("customers_pct") is not None:
-            parts.append(f"{float(blast['customers_pct']):.1f}% of named customers have at "
-                         "least one affected score")
-        if blast.get("affected_scores") is not None:
-            total = blast.get("total_scores")
-            parts.append(f"{blast['affected_scores']} affected scores"
-                         + (f" of {total}" if total is not None else ""))
-        blast_text = "; ".join(parts)
-    else:
-        blast_text = _describe(blast)
     dims = sev.get("dimensions")
     if isinstance(dims, list) and dims and all(isinstance(d, dict) for d in dims):
         dims_text = "; ".join(
@@ -152,7 +135,7 @@ def _incident_view(inc: dict[str, Any]) -> dict[str, Any]:
         root_code = str(rc.get("code") or "")
     else:
         root, root_code = _describe(rc), ""
-    return {"level": sev.get("level"), "magnitude": magnitude, "blast_radius": blast_text,
+    return {"level": sev.get("level"), "magnitude": magnitude,
             "dimensions": dims_text, "root_cause": root, "root_code": root_code}
 
 

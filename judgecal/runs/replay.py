@@ -339,6 +339,7 @@ def execute_run(
         summary["elapsed_s"] = elapsed
         summary["requested_now"] = len(todo)
         summary["stale_after_hours"] = config.run.stale_after_hours
+        summary["max_unscored_rate"] = config.run.max_unscored_rate
         if stopped:
             summary["stopped_because"] = stopped
         if finish:
