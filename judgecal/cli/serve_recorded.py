@@ -32,8 +32,8 @@ def _timeout_sleep(value: str) -> float | None:
 )
 @click.option(
     "--sets-dir", type=click.Path(path_type=Path, file_okay=False), envvar="JUDGECAL_SETS_DIR",
-    default=None, help="Calibration sets root (default ./calibration_sets). "
-    "Env: JUDGECAL_SETS_DIR.",
+    default=None, help="Calibration sets root (default ./calibration_sets if there is one, "
+    "else the sets shipped with judgecal). Env: JUDGECAL_SETS_DIR.",
 )
 @click.option("--list", "list_only", is_flag=True, help="List the available recordings and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --list: print JSON.")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from judgecal.errors import InputError, JudgecalError, Problem
+from judgecal.shipped import SETS, find_data_root
 
 __all__ = [
     "NO_VERDICT_REPLY",
@@ -94,10 +95,17 @@ class AmbiguousPrompt(MatchError):
 
 def resolve_sets_dir(sets_dir: str | os.PathLike[str] | None = None) -> Path:
     """The calibration-sets root: the argument, else ``$JUDGECAL_SETS_DIR``, else
-    ``./calibration_sets``."""
+    ``./calibration_sets`` if there is one, else the shipped sets
+    (:func:`judgecal.shipped.find_data_root`: the checkout's, else the installed package's)."""
     if sets_dir is None:
-        sets_dir = os.environ.get(SETS_DIR_ENV) or "calibration_sets"
-    return Path(sets_dir)
+        sets_dir = os.environ.get(SETS_DIR_ENV) or None
+    if sets_dir is not None:
+        return Path(sets_dir)
+    here = Path(SETS)
+    if here.is_dir():
+        return here
+    root = find_data_root()
+    return root / SETS if root is not None else here
 
 
 def _norm(text: str) -> str:

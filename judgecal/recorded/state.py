@@ -73,7 +73,8 @@ class ServerConfig:
     """Requested model alias -> recording spec (``<set>:<name>``); alias ``*`` answers
     every model name not listed. A plain string is one spec served under ``*``."""
     sets_dir: Path | None = None
-    """Calibration-sets root; None: ``$JUDGECAL_SETS_DIR`` or ``./calibration_sets``."""
+    """Calibration-sets root; None: ``$JUDGECAL_SETS_DIR``, ``./calibration_sets`` or the
+    shipped sets (:func:`judgecal.recorded.recordings.resolve_sets_dir`)."""
     model_id: str | None = None
     """Model id reported in replies; None echoes the requested model (as llama.cpp does)."""
     system_fingerprint: str | None = None
