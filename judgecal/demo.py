@@ -33,19 +33,28 @@ Nothing here prints: progress goes to ``on_step``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from judgecal.errors import InputError, Problem
+
 __all__ = [
+    "AFTER_RECORDING",
+    "BEFORE_RECORDING",
+    "DEMO_CONFIGS",
+    "FIRST_LOOK_RECORDING",
     "JUDGE_ALIAS",
     "PINNED_MODEL",
     "SERVED_AFTER",
     "SERVED_BEFORE",
+    "DemoInputs",
     "DemoResult",
     "Step",
+    "check_inputs",
     "run_demo",
 ]
 
@@ -55,6 +64,11 @@ JUDGE_ALIAS = "gpt-4"
 SERVED_BEFORE = "gpt-4-0613"
 SERVED_AFTER = "gpt-4-0125-preview"
 PINNED_MODEL = "gpt-4-0613"
+FIRST_LOOK_RECORDING = "pandalm:gpt-3.5-turbo"
+BEFORE_RECORDING = "llmbar:GPT-4/Vanilla"
+AFTER_RECORDING = "llmbar:ChatGPT/Vanilla"
+DEMO_CONFIGS = ("demo.yaml", "demo-month.yaml")
+"""The first look's config, then the month's, read from the configs folder."""
 
 
 @dataclass
@@ -72,6 +86,57 @@ class DemoResult:
     artifacts: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class DemoInputs:
+    """The demo's checked inputs: its two configs, their calibration sets, the sets root."""
+
+    configs_dir: Path
+    sets_dir: Path
+    first: Any
+    first_set: Any
+    month: Any
+    month_set: Any
+
+
+def check_inputs(out_dir: str | Path, configs_dir: str | Path | None = None,
+                 sets_dir: str | Path | None = None) -> DemoInputs:
+    """Load and check everything the demo reads, writing nothing: the output folder is
+    usable, both configs load, their calibration sets load, the recordings exist.
+
+    Raises :class:`~judgecal.errors.InputError` naming what is missing or wrong.
+    """
+    from judgecal.calibration import load_set
+    from judgecal.config import load_config
+    from judgecal.recorded.recordings import SETS_DIR_ENV, find_recording
+    from judgecal.shipped import shipped_configs_dir, shipped_sets_dir
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(Problem(file=str(out), message="the demo's output must be a folder, "
+                                 "this is a file"))
+    configs = Path(configs_dir) if configs_dir is not None else shipped_configs_dir()
+    if sets_dir is None:
+        sets_dir = os.environ.get(SETS_DIR_ENV) or shipped_sets_dir()
+    sets = Path(sets_dir)
+    if not configs.is_dir():
+        raise InputError(Problem(file=str(configs), message="no such configs folder"))
+    if not sets.is_dir():
+        raise InputError(Problem(file=str(sets), message="no such calibration sets folder"))
+    loaded = []
+    for name in DEMO_CONFIGS:
+        path = configs / name
+        if not path.is_file():
+            raise InputError(Problem(file=str(path), message="the demo's config is missing "
+                                     f"from {configs} (--configs-dir)"))
+        config = load_config(path)
+        loaded.append((config, load_set(config.calibration_set)))
+    for spec in (FIRST_LOOK_RECORDING, BEFORE_RECORDING, AFTER_RECORDING):
+        find_recording(spec, sets)
+    (first, first_set), (month, month_set) = loaded
+    return DemoInputs(configs_dir=configs, sets_dir=sets, first=first, first_set=first_set,
+                      month=month, month_set=month_set)
+
+
 def _fresh_store(out: Path) -> tuple[str, Path]:
     db = out / "judgecal.db"
     for suffix in ("", "-wal", "-shm"):
@@ -84,17 +149,21 @@ def _fresh_store(out: Path) -> tuple[str, Path]:
 def run_demo(
     out_dir: str | Path,
     *,
-    configs_dir: str | Path = "configs",
-    sets_dir: str | Path = "calibration_sets",
+    configs_dir: str | Path | None = None,
+    sets_dir: str | Path | None = None,
     nights: int = 28,
     swap_night: int = 21,
     history_rows: int = 300_000,
     today: datetime | None = None,
     on_step: Step | None = None,
 ) -> DemoResult:
-    """Play the demo into ``out_dir`` (a fresh store each time)."""
-    from judgecal.calibration import load_set
-    from judgecal.config import load_config
+    """Play the demo into ``out_dir`` (a fresh store each time).
+
+    ``configs_dir`` and ``sets_dir`` default to the shipped ones (the checkout's, else the
+    installed package's: :mod:`judgecal.shipped`); ``$JUDGECAL_SETS_DIR`` overrides the
+    sets. Every input is checked (:class:`~judgecal.errors.InputError`) before anything is
+    written.
+    """
     from judgecal.recorded.server import start_server
     from judgecal.records import simulated_clock
     from judgecal.store import open_store
@@ -103,36 +172,40 @@ def run_demo(
         raise ValueError("swap_night must leave a baseline night before and 3 nights after")
     say = on_step or (lambda _msg: None)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    inputs = check_inputs(out, configs_dir, sets_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(Problem(file=str(out), message=f"cannot create the output folder: "
+                                 f"{exc.strerror or exc}")) from exc
     store_url, db = _fresh_store(out)
     result = DemoResult(out_dir=out, store_url=store_url)
-    configs = Path(configs_dir)
     today = (today or datetime.now(UTC)).replace(hour=2, minute=0, second=0, microsecond=0)
     month_start = today - timedelta(days=nights)
 
     store = open_store(store_url)
     try:
-        recorded = start_server(recordings={"*": "pandalm:gpt-3.5-turbo"}, sets_dir=Path(sets_dir))
+        recorded = start_server(recordings={"*": FIRST_LOOK_RECORDING}, sets_dir=inputs.sets_dir)
         with recorded as srv, simulated_clock(month_start) as clock:
             # 1. First look ------------------------------------------------------------
             say("1. First look: the PandaLM test set (999 items, 3 human annotators) through "
                 "the recorded gpt-3.5-turbo judge")
-            first = load_config(configs / "demo.yaml")
+            first = inputs.first
             first.judge = first.judge.model_copy(update={"base_url": srv.url})
-            result.first_look = _night(store, first, load_set(first.calibration_set),
+            result.first_look = _night(store, first, inputs.first_set,
                                        month_start, say, label="first look", clock=clock)
 
             # 2-5. The month -----------------------------------------------------------
-            srv.configure(recordings={JUDGE_ALIAS: "llmbar:GPT-4/Vanilla"}, model_id=SERVED_BEFORE)
-            config = load_config(configs / "demo-month.yaml")
+            srv.configure(recordings={JUDGE_ALIAS: BEFORE_RECORDING}, model_id=SERVED_BEFORE)
+            config = inputs.month
             config.judge = config.judge.model_copy(update={"base_url": srv.url})
-            cs = load_set(config.calibration_set)
+            cs = inputs.month_set
             say(f"2. A month of nights: '{config.judge.name}' (model alias '{JUDGE_ALIAS}') "
                 f"grades the LLMBar set ({len(cs.items)} items) every night at 02:00 UTC")
             for night in range(1, nights + 1):
                 when = month_start + timedelta(days=night)
                 if night == swap_night:
-                    srv.configure(recordings={JUDGE_ALIAS: "llmbar:ChatGPT/Vanilla"},
+                    srv.configure(recordings={JUDGE_ALIAS: AFTER_RECORDING},
                                   model_id=SERVED_AFTER)
                     say(f"3. The swap: the evening before night {night}, the provider silently "
                         f"starts serving another model behind '{JUDGE_ALIAS}'; nobody is told")
@@ -140,7 +213,7 @@ def run_demo(
                     _respond_acknowledge(store, result, clock, when, say)
                     _link_history(store, result, clock, when, month_start, nights,
                                   swap_night, history_rows, out, say)
-                    srv.configure(recordings={PINNED_MODEL: "llmbar:GPT-4/Vanilla"},
+                    srv.configure(recordings={PINNED_MODEL: BEFORE_RECORDING},
                                   model_id=PINNED_MODEL)
                     config.judge = config.judge.model_copy(update={"model": PINNED_MODEL})
                     say(f"   the team pins the judge to the dated model '{PINNED_MODEL}' "

@@ -10,15 +10,20 @@ from judgecal.cli.common import emit_json
 @click.command()
 @click.option("--out", "out_dir", default="demo-output", show_default=True,
               help="Directory for the demo's store and artifacts (its store is replaced).")
-@click.option("--configs-dir", default="configs", show_default=True)
-@click.option("--sets-dir", default="calibration_sets", show_default=True)
+@click.option("--configs-dir", default=None,
+              help="Folder with the demo's configs (demo.yaml, demo-month.yaml). Default: the "
+              "configs shipped with judgecal (a checkout's configs/ when run from one).")
+@click.option("--sets-dir", default=None,
+              help="Calibration sets root with the recorded verdicts. Default: "
+              "$JUDGECAL_SETS_DIR, else the sets shipped with judgecal (a checkout's "
+              "calibration_sets/ when run from one).")
 @click.option("--nights", default=28, show_default=True, help="Nights in the simulated month.")
 @click.option("--swap-night", default=21, show_default=True,
               help="The night the provider silently swaps the model.")
 @click.option("--history-rows", default=300_000, show_default=True,
               help="Production scores generated for the month.")
 @click.option("--json", "as_json", is_flag=True)
-def demo(out_dir: str, configs_dir: str, sets_dir: str, nights: int, swap_night: int,
+def demo(out_dir: str, configs_dir: str | None, sets_dir: str | None, nights: int, swap_night: int,
          history_rows: int, as_json: bool) -> None:
     """Play a month in the life of a production judge, offline (no API key, no network).
 
