@@ -61,7 +61,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             shutil.copy2(path, src / name)
     dist = tmp_path_factory.mktemp("dist")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-w", str(dist)],
+        # No build isolation: the dev install carries the build backend, so no network here.
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
+         "-w", str(dist)],
         capture_output=True, text=True, timeout=600, env=_env_without_sets_dir(),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
