@@ -27,6 +27,7 @@ from pydantic import (
 
 from judgecal.errors import ConfigError, Problem
 from judgecal.io import YamlDocument, field_text, load_yaml, validator_text
+from judgecal.messages import model_keys, unknown_key_text
 
 __all__ = [
     "DEFAULT_STORE_PATH",
@@ -50,7 +51,8 @@ __all__ = [
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The attribute docstrings are the fields' descriptions (JSON Schema, docs/config.md).
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class ParseRule(_Strict):
@@ -392,17 +394,20 @@ class RunConfig(_Strict):
 
 
 def render_errors(
-    doc: YamlDocument, exc: ValidationError, prefix: tuple[str, ...] = ()
+    doc: YamlDocument, exc: ValidationError, prefix: tuple[str, ...] = (),
+    model: type[BaseModel] | None = None,
 ) -> list[Problem]:
     """One problem per pydantic error; ``prefix`` is where the validated block sits in the
-    file (its keys are not part of the field shown)."""
+    file (its keys are not part of the field shown). An unknown key's message lists the
+    keys ``model`` takes there, the closest first."""
     problems = []
     for err in exc.errors():
         loc = err["loc"]
         name = ".".join(str(p) for p in loc) or "(top level)"
         msg = validator_text(err["msg"])
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (not part of the config schema)"
+            valid = model_keys(model, loc[:-1]) if model is not None and loc else None
+            msg = unknown_key_text(loc[-1] if loc else "", valid)
         cause = (err.get("ctx") or {}).get("error")
         line, msg = _locate(doc, (*prefix, *loc), msg, getattr(cause, "lineno", None))
         problems.append(Problem(file=str(doc.path), line=line, field=field_text(name),
@@ -428,7 +433,7 @@ def load_judge(path: str | Path) -> JudgeConfig:
     try:
         return JudgeConfig.model_validate(doc.data).located(doc)
     except ValidationError as exc:
-        raise ConfigError(render_errors(doc, exc)) from None
+        raise ConfigError(render_errors(doc, exc, model=JudgeConfig)) from None
 
 
 DEFAULT_STORE_PATH = ".judgecal/judgecal.db"
@@ -482,7 +487,7 @@ def load_config(path: str | Path) -> RunConfig:
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(render_errors(doc, exc)) from None
+        raise ConfigError(render_errors(doc, exc, model=RunConfig)) from None
     if inline:
         config.judge.located(doc, ("judge",))
     config.source = p

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["EXCERPT_CHARS", "excerpt", "field_text", "validator_text"]
+import difflib
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "EXCERPT_CHARS",
+    "excerpt",
+    "field_text",
+    "model_keys",
+    "unknown_key_text",
+    "validator_text",
+]
 
 EXCERPT_CHARS = 80
 """Most characters of file content a message quotes."""
@@ -62,3 +75,61 @@ def validator_text(message: str) -> str:
         if message.startswith(prefix):
             return message[len(prefix):]
     return message
+
+
+def model_keys(model: Any, loc: Sequence[Any]) -> list[str] | None:
+    """The keys a pydantic model accepts at ``loc`` (the path to a mapping inside it, e.g.
+    ``("judge", "decoding")``); None when ``loc`` does not lead to a model. Follows nested
+    models, optional ones, ``dict[str, Model]`` (a key) and ``list[Model]`` (an index).
+    Fields excluded from dumps (set by the loader, not read from the file) are left out."""
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if fields is None:
+            # Inside a dict or list of models: the part is a key or an index.
+            model = _model_in(model)
+            if model is None:
+                return None
+            continue
+        info = fields.get(part)
+        if info is None:
+            return None
+        model = _model_in(info.annotation, shallow=True) or info.annotation
+    fields = getattr(model, "model_fields", None)
+    if fields is None:
+        return None
+    return [name for name, info in fields.items() if not info.exclude]
+
+
+def _model_in(annotation: Any, shallow: bool = False) -> Any:
+    """The model class inside ``annotation``: itself, the model of ``X | None``, or (unless
+    ``shallow``) the value of ``dict[str, X]`` / item of ``list[X]``."""
+    if hasattr(annotation, "model_fields"):
+        return annotation
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        models = [a for a in args if hasattr(a, "model_fields")]
+        if len(models) == 1:
+            return models[0]
+        if shallow:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _model_in(inner[0]) if len(inner) == 1 else None
+    if shallow or not args:
+        return None
+    return _model_in(args[-1])
+
+
+def unknown_key_text(key: object, valid: Sequence[str] | None, noun: str = "key") -> str:
+    """The message for a key no model field takes: the closest valid key as a suggestion,
+    then every valid key.
+
+    >>> unknown_key_text("temprature", ["temperature", "top_p"])
+    "unknown key 'temprature' — did you mean 'temperature'? valid keys: temperature, top_p"
+    """
+    text = f"unknown {noun} {excerpt(key)}"
+    if not valid:
+        return text
+    close = difflib.get_close_matches(str(key), list(valid), n=1)
+    if close:
+        text += f" — did you mean '{close[0]}'?"
+    return f"{text} valid {noun}s: {', '.join(valid)}"

@@ -25,6 +25,7 @@ from judgecal.calibration.version import set_version
 from judgecal.errors import CalibrationSetError, InputError, Problem
 from judgecal.io import YamlDocument, excerpt, field_text, load_yaml, validator_text
 from judgecal.io.tabular import detect_format, read_rows
+from judgecal.messages import model_keys, unknown_key_text
 from judgecal.scales import Dimension
 
 __all__ = [
@@ -432,7 +433,9 @@ def _pydantic_message(error: Any) -> str:
     kind = error.get("type", "")
     loc = error.get("loc", ())
     if kind == "extra_forbidden":
-        return f"unknown setting {excerpt(loc[-1])}" if loc else "unknown setting"
+        if not loc:
+            return "unknown setting"
+        return unknown_key_text(loc[-1], model_keys(SetSpec, loc[:-1]), noun="setting")
     if kind == "missing":
         return "required setting is missing"
     return validator_text(str(error.get("msg", "invalid")))
