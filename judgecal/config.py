@@ -67,6 +67,7 @@ class ParseRule(_Strict):
     """
 
     type: Literal["regex", "json"] = "regex"
+    """``regex``: a pattern searched in the reply; ``json``: a field of a JSON object."""
     pattern: str | None = None
     """Regular expression with at least one capturing group (``regex`` rules)."""
     group: int | str = 1
@@ -74,6 +75,7 @@ class ParseRule(_Strict):
     match: Literal["first", "last"] = "first"
     """Which occurrence counts when the pattern matches several times."""
     ignore_case: bool = False
+    """Match the pattern without regard to case."""
     field: str | None = None
     """Dotted path of the label inside the JSON object (``json`` rules)."""
     map: dict[str, str | float | int] | None = None
@@ -112,6 +114,7 @@ class PromptSpec(_Strict):
     system: str | None = None
     """Optional system message (also a template)."""
     parse: ParseRule
+    """How the reply becomes a label (see ``parse.*``)."""
     swap_fields: list[tuple[str, str]] | None = None
     """Pairwise only: pairs of item fields exchanged to build the swapped-order prompt."""
 
@@ -133,16 +136,22 @@ class Decoding(_Strict):
     """Decoding parameters sent with every request (part of the configured fingerprint)."""
 
     temperature: float | None = Field(default=0.0, ge=0, le=2)
+    """Sampling temperature (null: not sent, the server's default)."""
     top_p: float | None = Field(default=None, gt=0, le=1)
+    """Nucleus sampling mass (null: not sent)."""
     max_tokens: int | None = Field(default=512, gt=0)
     """Sent both as ``max_tokens`` and ``max_completion_tokens`` (see ``max_tokens_param``)."""
     max_tokens_param: Literal["both", "max_tokens", "max_completion_tokens"] = "both"
     """Some servers ignore ``max_completion_tokens``; some reasoning models reject
     ``max_tokens``."""
     seed: int | None = None
+    """Sampling seed, for servers that honour one (null: not sent)."""
     stop: list[str] | None = None
+    """Stop sequences (null: not sent)."""
     presence_penalty: float | None = None
+    """Presence penalty (null: not sent)."""
     frequency_penalty: float | None = None
+    """Frequency penalty (null: not sent)."""
     extra_body: dict[str, Any] = Field(default_factory=dict)
     """Provider-specific request fields, sent as they are."""
 
@@ -161,6 +170,7 @@ class JudgeConfig(_Strict):
     model: str
     """The requested model name (or alias / Azure deployment)."""
     decoding: Decoding = Field(default_factory=Decoding)
+    """Decoding parameters (see ``decoding.*``)."""
     rubric: str = ""
     """Rubric text available to templates as ``{{ rubric }}``."""
     prompts: dict[str, PromptSpec]
@@ -172,13 +182,17 @@ class JudgeConfig(_Strict):
     requests_per_second: float | None = Field(default=None, gt=0)
     """Optional client-side rate limit."""
     timeout_s: float = Field(default=300.0, gt=0)
-    """Per-request timeout. Generous by default: some servers queue requests one at a time."""
+    """Per-request timeout. Generous by default: some servers queue requests one at a time,
+    and there it must exceed ``concurrency`` × the slowest reply."""
     max_retries: int = Field(default=6, ge=0, le=50)
     """Retries on 429, 5xx, timeouts, dropped connections and incomplete streams."""
     parse_retries: int = Field(default=2, ge=0, le=10)
     """Ask again when a reply has no parseable verdict; if it stays junk it is unscored."""
     backoff_base_s: float = Field(default=0.5, ge=0)
+    """Retry backoff: the wait before retry N is random up to ``backoff_base_s × 2^N``
+    (full jitter), capped by ``backoff_max_s``."""
     backoff_max_s: float = Field(default=30.0, ge=0)
+    """Cap of the random wait between two retries (see ``backoff_base_s``)."""
     retry_after_max_s: float = Field(default=60.0, ge=0)
     """Longest wait a ``Retry-After`` header can impose before a retry (an endpoint asking
     for an hour gets this much; the run's ``deadline_s`` bounds the rest)."""
@@ -243,6 +257,7 @@ class RunSettings(_Strict):
     bootstrap: int = Field(default=1000, ge=0)
     """Bootstrap resamples for intervals."""
     seed: int = 0
+    """Seed of the bootstrap (the same run gives the same intervals)."""
     deadline_s: float = Field(default=4 * 3600.0, gt=0)
     """Longest time the replay of one run may take. Past it the requests still waiting are
     not sent, what arrived is kept, and the run ends inconclusive (exit 3)."""
@@ -331,6 +346,7 @@ class WebhookSettings(_Strict):
     events: list[WebhookEvent] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS))
     """Which events are sent."""
     timeout_s: float = Field(default=10.0, gt=0)
+    """Timeout of one POST."""
     tries_per_run: int = Field(default=3, ge=1, le=10)
     """Attempts within one run (backoff 0.5 s, 1 s, 2 s ...) before waiting for a later run."""
     max_attempts: int = Field(default=30, ge=1)
@@ -353,6 +369,7 @@ class NotifySettings(_Strict):
     """Where a run reports beyond its exit code."""
 
     webhook: WebhookSettings | None = None
+    """A JSON POST per event (see ``notify.webhook.*``)."""
     prometheus_textfile: Path | None = None
     """A ``.prom`` file for node_exporter's textfile collector, rewritten atomically after
     every run (latest agreement per judge/dimension, open incidents)."""
@@ -365,10 +382,15 @@ class RunConfig(_Strict):
     """SQLAlchemy URL of the run store. A relative SQLite path is relative to the config's
     folder; without ``store``, ``.judgecal/judgecal.db`` in the config's folder."""
     calibration_set: Path
+    """Folder of the calibration set (or its ``set.yaml``), relative to the config's folder."""
     judge: JudgeConfig
+    """The judge: inline (see ``judge.*``) or the path of a judge file."""
     run: RunSettings = Field(default_factory=RunSettings)
+    """When a run is good enough to be judged (see ``run.*``)."""
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    """The drift rule (see ``drift.*``)."""
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    """Notifications beyond the exit code (see ``notify.*``)."""
     score_source: dict[str, Any] | None = None
     """Production scores read in place from a warehouse table (``url``, ``table``,
     ``schema``, ``columns``, ``time_type``); checked by :mod:`judgecal.scores.source` when

@@ -86,3 +86,88 @@ def test_set_yaml_unknown_setting_suggests(tmp_path: Path) -> None:
     assert "valid settings: name, description," in messages["segmnts"]
     scale = messages["dimensions[0].scale.tie"]
     assert "did you mean 'ties'?" in scale and "categories" in scale
+
+
+def test_docs_config_md_is_generated_from_the_models() -> None:
+    """Like `cog --check`: regenerate with `python -m judgecal.config_docs > docs/config.md`."""
+    from judgecal.config_docs import config_reference
+
+    assert (ROOT / "docs" / "config.md").read_text(encoding="utf-8") == config_reference(), (
+        "docs/config.md is out of date: python -m judgecal.config_docs > docs/config.md"
+    )
+
+
+def test_every_key_is_documented_with_type_and_default() -> None:
+    from judgecal.config_docs import config_keys
+
+    docs = config_keys()
+    keys = {d.key for d in docs}
+    for key in ("judge.timeout_s", "judge.concurrency", "judge.decoding.max_tokens",
+                "run.min_items", "run.max_unscored_rate", "judge.api_key_required",
+                "judge.backoff_base_s", "judge.backoff_max_s",
+                "judge.prompts.DIMENSION.swap_fields", "notify.webhook.url",
+                "drift.sev2_points", "judge.prompts.DIMENSION.parse.pattern"):
+        assert key in keys
+    assert "source" not in keys
+    undocumented = [d.key for d in docs if not d.description]
+    assert undocumented == []
+    by_key = {d.key: d for d in docs}
+    assert by_key["judge.timeout_s"].default == "`300.0`"
+    assert by_key["judge.model"].default == "required"
+    assert by_key["run.min_items"].type == "int (≥ 1)"
+    judge_keys = {d.key for d in config_keys(judge_only=True)}
+    assert "decoding.temperature" in judge_keys and "run.min_items" not in judge_keys
+
+
+def test_cli_config_schema_prints_json_schema_with_descriptions() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from judgecal.cli.main import cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["config", "schema"])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.output)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert set(schema["properties"]) >= {"store", "calibration_set", "judge", "run", "drift"}
+    assert "source" not in schema["properties"]
+    assert {"type": "string", "description": "Path of a judge file."} in (
+        schema["properties"]["judge"]["anyOf"])
+    decoding = schema["$defs"]["Decoding"]["properties"]["temperature"]
+    assert decoding["description"].startswith("Sampling temperature")
+    judge = json.loads(runner.invoke(cli, ["config", "schema", "--judge"]).output)
+    assert judge["title"] == "JudgeConfig" and "timeout_s" in judge["properties"]
+    assert judge["additionalProperties"] is False
+
+    keys = runner.invoke(cli, ["config", "keys", "--judge"])
+    assert keys.exit_code == 0
+    assert "timeout_s  float (> 0)  default `300.0`" in keys.output
+    assert "decoding.max_tokens_param" in keys.output
+
+
+def test_ordinal_example_judge_fits_its_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/judges/newsroom-ordinal.yaml: a 1–5 rating judge beside the pairwise ones."""
+    from judgecal.judge.prompt import PromptRenderer, parse_reply
+    from judgecal.runs import check_compatible
+
+    judge = load_judge(ROOT / "configs" / "judges" / "newsroom-ordinal.yaml")
+    cs = load_set(ROOT / "calibration_sets" / "newsroom")
+    check_compatible(judge, cs, "newsroom-ordinal.yaml")
+    assert set(judge.prompts) == set(cs.dimensions)
+    assert {d.scale.kind for d in cs.dimensions.values()} == {"ordinal"}
+    renderer = PromptRenderer(judge)
+    item = cs.items[0]
+    for dim, spec in judge.prompts.items():
+        user = renderer.messages(dim, item.fields)[-1]["content"]
+        assert cs.dimensions[dim].description.split("?")[0] in user  # the raters' question
+        assert item.fields["summary"] in user
+        scale = cs.dimensions[dim].scale
+        assert parse_reply("Concise and faithful.\n**Score: 4**", spec.parse, scale).score == 4
+        assert parse_reply("Score: 6", spec.parse, scale).score is None
+    # No recorded verdicts ship for this set: it is a real provider, key required up front.
+    assert judge.api_key_required and judge.base_url.startswith("https://")
+    monkeypatch.delenv(judge.api_key_env or "", raising=False)
+    with pytest.raises(ConfigError, match="needs an API key"):
+        judge.api_key()

@@ -28,6 +28,11 @@ EXIT_INCIDENT = 20
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("judgecal.cli.run", "run", "Replay a calibration set through a judge."),
     "validate": ("judgecal.cli.validate", "validate", "Check a calibration set and summarise it."),
+    "config": (
+        "judgecal.cli.config",
+        "config",
+        "JSON Schema and every key of run configs and judges.",
+    ),
     "runs": ("judgecal.cli.runs", "runs", "List, show and import runs."),
     "metrics": ("judgecal.cli.metrics", "metrics", "Agreement of a run with the humans."),
     "compare": (
