@@ -126,10 +126,11 @@ def unknown_key_text(key: object, valid: Sequence[str] | None, noun: str = "key"
     >>> unknown_key_text("temprature", ["temperature", "top_p"])
     "unknown key 'temprature' — did you mean 'temperature'? valid keys: temperature, top_p"
     """
-    text = f"unknown {noun} {excerpt(key)}"
+    text = f"unknown {noun} {excerpt(key, limit=40)}"  # the field shows it too
     if not valid:
         return text
-    close = difflib.get_close_matches(str(key), list(valid), n=1)
+    name = str(key)
+    close = difflib.get_close_matches(name, list(valid), n=1) if len(name) <= 100 else []
     if close:
         text += f" — did you mean '{close[0]}'?"
     return f"{text} valid {noun}s: {', '.join(valid)}"
