@@ -10,11 +10,12 @@ each figure ``{"method", "value", "ci_low", "ci_high", "undefined", "flags"}`` o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from judgecal.io.markdown import escape_markdown_inline
 
-__all__ = ["latest_correction", "markdown_lines", "plain_lines"]
+__all__ = ["fmt_estimate", "latest_correction", "markdown_lines", "plain_lines"]
 
 _METHOD = {"ppi++": "PPI++", "shift_robust": "shift-robust",
            "window_sample_ppi++": "window-sample PPI++", "raw": "raw"}
@@ -28,15 +29,21 @@ def latest_correction(incident: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _est(f: dict[str, Any] | None) -> str:
-    if not f:
+def fmt_estimate(e: dict[str, Any] | None, digits: int = 3,
+                 escape: Callable[[str], str] = str) -> str:
+    """``0.412 [0.371, 0.455]`` or ``— (reason)`` (the reason passed through ``escape``)."""
+    if not e:
         return "—"
-    if f.get("value") is None:
-        return f"— ({escape_markdown_inline(str(f.get('undefined') or 'undefined'))})"
-    text = f"{f['value']:.3f}"
-    if f.get("ci_low") is not None:
-        text += f" [{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
+    if e.get("value") is None:
+        return f"— ({escape(str(e.get('undefined') or 'undefined'))})"
+    text = f"{e['value']:.{digits}f}"
+    if e.get("ci_low") is not None:
+        text += f" [{e['ci_low']:.{digits}f}, {e['ci_high']:.{digits}f}]"
     return text
+
+
+def _est(f: dict[str, Any] | None) -> str:
+    return fmt_estimate(f, escape=escape_markdown_inline)
 
 
 def markdown_lines(data: dict[str, Any]) -> list[str]:

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from judgecal.incidents.corrected import fmt_estimate
+
 __all__ = ["LABELS", "fmt_estimate", "render_correction"]
 
 LABELS = {"raw": "raw (as shown)", "ppi++": "PPI++", "shift_robust": "shift-robust",
           "window_sample_ppi++": "window sample PPI++"}
-
-
-def fmt_estimate(e: dict[str, Any] | None, digits: int = 3) -> str:
-    """``0.412 [0.371, 0.455]`` or ``— (reason)``."""
-    if e is None:
-        return "—"
-    if e.get("value") is None:
-        return f"— ({e.get('undefined') or 'undefined'})"
-    text = f"{e['value']:.{digits}f}"
-    if e.get("ci_low") is not None:
-        text += f" [{e['ci_low']:.{digits}f}, {e['ci_high']:.{digits}f}]"
-    return text
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
