@@ -6,8 +6,13 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from judgecal.calibration import CalibrationSet
+    from judgecal.recorded.server import RunningServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ROOT / "calibration_sets"
@@ -75,3 +80,19 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def recorded() -> Iterator[RunningServer]:
+    """The recorded judge serving PandaLM's gpt-3.5-turbo verdicts (a module may override)."""
+    from judgecal.recorded.server import start_server
+
+    with start_server(recordings={"*": "pandalm:gpt-3.5-turbo"}, sets_dir=SETS) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pandalm_set() -> CalibrationSet:
+    from judgecal.calibration import load_set
+
+    return load_set(SETS / "pandalm")

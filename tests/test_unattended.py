@@ -13,17 +13,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from judgecal.calibration import CalibrationSet, load_set
+from judgecal.calibration import CalibrationSet
 from judgecal.errors import ConfigError, JudgeError
 from judgecal.judge.completion import MalformedReply, read_completion, token_count
 from judgecal.recorded.faults import MALFORMED_200
-from judgecal.recorded.server import RunningServer, start_server
+from judgecal.recorded.server import RunningServer
 from judgecal.records import FAILED, SCORED
 from judgecal.redact import Redactor, safe_url
 from judgecal.runs.replay import execute_run
@@ -34,17 +33,6 @@ from tests.helpers import run_config, wait_for_scored, write_config
 PANDALM = ROOT / "calibration_sets" / "pandalm"
 
 
-@pytest.fixture
-def recorded() -> Iterator[RunningServer]:
-    with start_server(
-        recordings={"*": "pandalm:gpt-3.5-turbo"}, sets_dir=ROOT / "calibration_sets"
-    ) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def pandalm_set() -> CalibrationSet:
-    return load_set(PANDALM)
 
 
 def _judgecal(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

@@ -4,7 +4,6 @@ events, Prometheus gauges and `judgecal status`, over real HTTP and a real store
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,32 +11,19 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from judgecal.calibration import CalibrationSet, load_set
+from judgecal.calibration import CalibrationSet
 from judgecal.cli.main import cli
 from judgecal.config import RunConfig, load_config, store_relative_to
 from judgecal.drift import accept_baseline
 from judgecal.drift.watch import watch_states
 from judgecal.nightly import EXIT_CODES, run_nightly
 from judgecal.notify import outbox
-from judgecal.recorded.server import RunningServer, start_server
+from judgecal.recorded.server import RunningServer
 from judgecal.records import simulated_clock
 from judgecal.reports.prometheus import prometheus_text
 from judgecal.store import Store, open_store
 from tests.conftest import ROOT
 from tests.helpers import run_config
-
-
-@pytest.fixture
-def recorded() -> Iterator[RunningServer]:
-    with start_server(
-        recordings={"*": "pandalm:gpt-3.5-turbo"}, sets_dir=ROOT / "calibration_sets"
-    ) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def pandalm_set() -> CalibrationSet:
-    return load_set(ROOT / "calibration_sets" / "pandalm")
 
 
 def _config(recorded: RunningServer, url: str, **judge: Any) -> RunConfig:
