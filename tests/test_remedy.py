@@ -171,6 +171,40 @@ def test_disagreement_and_refusal_are_said(built: dict[str, Any], store_path: Pa
     assert any("label a window sample" in m for m in result["messages"])
 
 
+def test_scores_of_one_trace_are_resampled_together(built: dict[str, Any],
+                                                    store_path: Path) -> None:
+    """The history says which scores share a conversation (trace_id): the window's
+    intervals are cluster-robust and the output says so; without traces, it says the scores
+    are treated as independent."""
+    store = open_store(f"sqlite:///{store_path}")
+    try:
+        plain = correct_incident(store, built["incident_id"], n_boot=200)
+        h = schema.score_history
+        with store.engine.begin() as conn:
+            ids = conn.execute(select(h.c.score_id).order_by(h.c.score_id)).scalars().all()
+            # conversations of 6 scores, every score of one conversation scored alike
+            for k in range(0, len(ids), 6):
+                group = ids[k:k + 6]
+                first = conn.execute(select(h.c.score).where(h.c.score_id == group[0])
+                                     ).scalar()
+                conn.execute(update(h).where(h.c.score_id.in_(group))
+                             .values(trace_id=f"conv-{k // 6}", score=first))
+        clustered = correct_incident(store, built["incident_id"], n_boot=200)
+    finally:
+        store.close()
+    assert "treated as independent" in plain["cluster_note"]
+    assert "200 trace(s) hold 1200" in clustered["cluster_note"]
+    est = clustered["dimensions"][0]["overall"]["estimates"]
+    assert est["raw"]["interval"] == "cluster_clt"
+    assert est["raw"]["diagnostics"]["n_clusters"] == 200
+    assert est["raw"]["diagnostics"]["design_effect"] > 4
+    assert est["shift_robust"]["diagnostics"]["n_clusters"] == 200
+    # six identical scores per conversation carry the information of one
+    width = est["raw"]["ci_high"] - est["raw"]["ci_low"]
+    plain_raw = plain["dimensions"][0]["overall"]["estimates"]["raw"]
+    assert width > 2 * (plain_raw["ci_high"] - plain_raw["ci_low"])
+
+
 def test_cli_correct_stores_versions_exports_and_audits(
         built: dict[str, Any], store_path: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:

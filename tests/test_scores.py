@@ -916,3 +916,43 @@ def test_a_repeated_score_id_with_other_values_is_a_bad_row(store_url: str,
         assert [p.line for p in again.problems] == [5, 6]
     finally:
         store.close()
+
+
+def test_trace_ids_are_ingested_and_read_in_place(store_url: str, tmp_path: Path) -> None:
+    """trace_id (the conversation a score belongs to) is optional: stored when the file has
+    it (under its name or mapped), NULL when empty or absent; a table read in place gives it
+    only when its config maps it."""
+    rows = [{"score_id": f"t{k}", "scored_at": "2026-03-01T00:00:00Z", "judge": JUDGE,
+             "dimension": "fluency", "score": k % 5, "conversation": f"c{k // 3}" if k % 4
+             else ""} for k in range(12)]
+    path = tmp_path / "traces.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = tmp_path / "plain.csv"
+    plain.write_text("score_id,scored_at,judge,dimension,score\n"
+                     f"p1,2026-03-01T00:00:00Z,{JUDGE},fluency,3\n")
+    store = open_store(store_url)
+    try:
+        assert ingest_file(store.engine, path, mapping={"trace_id": "conversation"}).inserted == 12
+        assert ingest_file(store.engine, plain).inserted == 1
+        h = schema.score_history
+        with store.engine.connect() as conn:
+            got = dict(conn.execute(sa.select(h.c.score_id, h.c.trace_id)).all())
+        assert got == {**{r["score_id"]: (r["conversation"] or None) for r in rows}, "p1": None}
+    finally:
+        store.close()
+    wh = f"sqlite:///{tmp_path / 'wh.db'}"
+    frame = pd.DataFrame(rows).rename(columns={"score_id": "id", "scored_at": "created_at",
+                                               "judge": "grader", "score": "value"})
+    engine = sa.create_engine(wh)
+    frame.to_sql("judge_scores", engine, index=False)
+    engine.dispose()
+    for extra, expect in (({}, [None] * 12), ({"  trace_id": "conversation"},
+                                               [r["conversation"] for r in rows])):
+        src = open_source(_source_yaml(tmp_path, wh, "judge_scores", **extra))
+        try:
+            with src.engine.connect() as conn:
+                values = conn.execute(sa.select(src.c("trace_id")).select_from(src.selectable)
+                                      .order_by(src.c("score_id"))).scalars().all()
+        finally:
+            src.close()
+        assert sorted(v or "" for v in values) == sorted(v or "" for v in expect)

@@ -40,6 +40,7 @@ __all__ = [
     "m004_score_history",
     "m005_score_rollups",
     "m006_remedy",
+    "m007_score_trace",
     "migrate",
     "migration",
     "ordered",
@@ -463,3 +464,10 @@ def m006_remedy(conn: Connection) -> None:
         Column("source_file", Text),
     )
     md.create_all(conn)
+
+
+@migration
+def m007_score_trace(conn: Connection) -> None:
+    """``score_history.trace_id``: the conversation or trace a production score belongs to
+    (optional; NULL for the scores stored before)."""
+    conn.exec_driver_sql("ALTER TABLE score_history ADD COLUMN trace_id VARCHAR(200)")

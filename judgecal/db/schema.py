@@ -213,6 +213,7 @@ score_history = Table(
     Column("score", Float, nullable=False),
     Column("customer", String(200)),
     Column("segment", String(200)),
+    Column("trace_id", String(200)),
     UniqueConstraint("score_id", name="uq_score_history_score_id"),
     Index("ix_score_history_scored_at", "scored_at"),
 )
@@ -221,7 +222,8 @@ score_history = Table(
 time type. Read it through :func:`judgecal.scores.store_source`, which binds and converts
 instants. Two indexes only (m005): ``score_id`` (unique: idempotent ingest) and
 ``scored_at`` (time ranges); on SQLite rows are appended in rowid order. Aggregates come
-from the rollups below."""
+from the rollups below. ``trace_id`` (m007, optional) is the conversation or trace a score
+belongs to: scores sharing one are resampled together by the remedy's intervals."""
 
 score_fingerprints = Table(
     "score_fingerprints",

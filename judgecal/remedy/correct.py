@@ -46,14 +46,26 @@ if TYPE_CHECKING:
 __all__ = [
     "CLUSTER_NOTE",
     "SAMPLE_METHOD",
+    "cluster_note",
     "correct_incident",
     "recommended",
     "targets",
 ]
 
 SAMPLE_METHOD = "window_sample_ppi++"
-CLUSTER_NOTE = ("scores are treated as independent: the score history has no conversation or "
-                "trace column to resample as a cluster")
+CLUSTER_NOTE = ("scores are treated as independent: no two affected scores share a "
+                "conversation or trace id (the score history's trace_id)")
+
+
+def cluster_note(scores: WindowScores) -> str:
+    """How the window's scores are resampled, in a sentence."""
+    shared = Counter(t for t in scores.traces if t is not None)
+    multi = [n for n in shared.values() if n > 1]
+    if not multi:
+        return CLUSTER_NOTE
+    return (f"scores sharing a conversation or trace are resampled together: {len(multi)} "
+            f"trace(s) hold {sum(multi)} of the {scores.n} affected scores (the largest "
+            f"{max(multi)}); the intervals of the window are cluster-robust")
 _ALONE = ("the estimate rests on the calibration set alone: label a window sample "
           "(`judgecal incidents sample`)")
 
@@ -114,7 +126,7 @@ class _Corrector:
                 >= corr.MIN_LABELLED:
             human, judge = human[mask], judge[mask]
             calibration = f"the {int(mask.sum())} calibration items of segment {group}"
-        est = corr.correct_window(scale, human, judge, win.scores,
+        est = corr.correct_window(scale, human, judge, win.scores, clusters=win.clusters(),
                                   confidence=self.confidence, positive=positive,
                                   n_boot=self.n_boot, seed=self.seed)
         labelled = [i for i, sid in enumerate(win.score_ids) if sid in self.labels]
@@ -267,7 +279,7 @@ def correct_incident(
         "dimensions": dims_out,
         "not_corrected": skipped,
         "messages": messages,
-        "cluster_note": CLUSTER_NOTE,
+        "cluster_note": cluster_note(scores),
         "assumptions": {
             "raw": "the drifted judge's figure as stored (no correction)",
             "ppi++": "the calibration items are a random sample of the window's population "

@@ -55,6 +55,8 @@ class WindowScores:
     scores: np.ndarray
     customers: list[str | None]
     segments: list[str | None]
+    traces: list[str | None] = field(default_factory=list)
+    """The conversation or trace of each score (None where the history has none)."""
 
     @property
     def n(self) -> int:
@@ -64,7 +66,18 @@ class WindowScores:
         idx = np.flatnonzero(mask)
         return WindowScores([self.score_ids[i] for i in idx], self.dimensions[idx],
                             self.scores[idx], [self.customers[i] for i in idx],
-                            [self.segments[i] for i in idx])
+                            [self.segments[i] for i in idx],
+                            [self.traces[i] for i in idx] if self.traces else [])
+
+    def clusters(self) -> list[tuple[str, str]] | None:
+        """One cluster id per score when some scores share a trace (a score without one is
+        a cluster of its own), else None: the scores are independent as far as the history
+        says."""
+        named = [t for t in self.traces if t is not None]
+        if len(set(named)) == len(named):
+            return None
+        return [("trace", t) if t is not None else ("score", sid)
+                for t, sid in zip(self.traces, self.score_ids, strict=True)]
 
 
 def _named(value: Any) -> str | None:
@@ -73,7 +86,8 @@ def _named(value: Any) -> str | None:
 
 def _read(src: ScoreSource, where: sa.ColumnElement[bool]) -> WindowScores:
     c = src.c
-    query = (sa.select(c("score_id"), c("dimension"), c("score"), c("customer"), c("segment"))
+    query = (sa.select(c("score_id"), c("dimension"), c("score"), c("customer"), c("segment"),
+                       c("trace_id"))
              .select_from(src.selectable).where(where)
              .order_by(c("scored_at"), c("score_id")))
     ids: list[str] = []
@@ -81,15 +95,17 @@ def _read(src: ScoreSource, where: sa.ColumnElement[bool]) -> WindowScores:
     scores: list[float] = []
     customers: list[str | None] = []
     segments: list[str | None] = []
+    traces: list[str | None] = []
     with src.engine.connect() as conn:
-        for sid, dim, score, cust, seg in conn.execute(query):
+        for sid, dim, score, cust, seg, trace in conn.execute(query):
             ids.append(str(sid))
             dims.append(str(dim))
             scores.append(np.nan if score is None else float(score))
             customers.append(_named(cust))
             segments.append(_named(seg))
+            traces.append(_named(trace))
     return WindowScores(ids, np.array(dims, dtype=object), np.array(scores, dtype=np.float64),
-                        customers, segments)
+                        customers, segments, traces)
 
 
 def read_window(src: ScoreSource, window: Window) -> WindowScores:

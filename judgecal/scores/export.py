@@ -38,6 +38,7 @@ _SCHEMA = pa.schema(
         ("score", pa.float64()),
         ("customer", pa.string()),
         ("segment", pa.string()),
+        ("trace_id", pa.string()),
     ]
 )
 

@@ -243,7 +243,7 @@ def _csv(table: pa.Table) -> bytes:
 
 
 _INSERT_COLUMNS = ("score_id", "scored_at", "judge", "fingerprint", "dimension", "score",
-                   "customer", "segment")
+                   "customer", "segment", "trace_id")
 
 
 class _Writer:
@@ -254,13 +254,13 @@ class _Writer:
     so nothing else can insert in between); the chunk goes into a temporary stage through
     the driver's ``executemany`` (4 values per row: id, time, score and the number of its
     judge/fingerprint/dimension/customer/segment combination, whose names are bound once
-    each), then one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` joins the names back. The
-    rollup rows of what was inserted are computed with pyarrow; when some ids were already
-    stored, the rows this chunk appended are read back by rowid. PostgreSQL: ``COPY``
-    straight into the table, falling back to a staged ``INSERT … ON CONFLICT DO NOTHING
-    RETURNING score_id`` when an id is already stored; rollup rows are copied into a stage
-    and added with one ``INSERT … ON CONFLICT DO UPDATE`` per rollup table, under an
-    advisory lock.
+    each; a fifth, the trace id, only in chunks that carry one), then one ``INSERT … SELECT
+    … ON CONFLICT DO NOTHING`` joins the names back. The rollup rows of what was inserted
+    are computed with pyarrow; when some ids were already stored, the rows this chunk
+    appended are read back by rowid. PostgreSQL: ``COPY`` straight into the table, falling
+    back to a staged ``INSERT … ON CONFLICT DO NOTHING RETURNING score_id`` when an id is
+    already stored; rollup rows are copied into a stage and added with one ``INSERT … ON
+    CONFLICT DO UPDATE`` per rollup table, under an advisory lock.
     """
 
     def __init__(self, conn: Connection):
@@ -271,13 +271,14 @@ class _Writer:
             # Each row binds 4 values into a temporary stage; its repeated names are bound
             # once per distinct combination (score_keys) and joined back in SQLite.
             conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS score_stage "
-                                 "(score_id TEXT, scored_at INTEGER, score REAL, k INTEGER)")
+                                 "(score_id TEXT, scored_at INTEGER, score REAL, k INTEGER, "
+                                 "trace_id TEXT)")
             conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS score_keys "
                                  f"(k INTEGER PRIMARY KEY, {', '.join(_KEY_COLUMNS)})")
             self.sql = (
                 f"INSERT INTO score_history ({cols}) "
                 "SELECT s.score_id, s.scored_at, k.judge, k.fingerprint, k.dimension, s.score, "
-                "k.customer, k.segment "
+                "k.customer, k.segment, s.trace_id "
                 # CROSS JOIN keeps the stage as the outer loop: rows go in in file order,
                 # so the first row of a repeated score_id wins. WHERE true: see SQLite's
                 # UPSERT parsing note.
@@ -370,11 +371,17 @@ class _Writer:
             cursor.execute("DELETE FROM temp.score_stage")
             cursor.execute("DELETE FROM temp.score_keys")
             cursor.executemany("INSERT INTO temp.score_keys VALUES (?, ?, ?, ?, ?, ?)", keys)
-            cursor.executemany(
-                "INSERT INTO temp.score_stage VALUES (?, ?, ?, ?)",
-                zip(_pylist(clean.column("score_id")), _pylist(clean.column("scored_at")),
-                    _pylist(clean.column("score")), row_keys.tolist(), strict=True),
-            )
+            columns = [_pylist(clean.column("score_id")), _pylist(clean.column("scored_at")),
+                       _pylist(clean.column("score")), row_keys.tolist()]
+            stage = "score_id, scored_at, score, k"
+            if clean.column("trace_id").null_count < clean.num_rows:
+                # Only chunks that carry traces bind a fifth value per row.
+                columns.append(_pylist(clean.column("trace_id")))
+                stage += ", trace_id"
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(f"INSERT INTO temp.score_stage ({stage}) VALUES ({marks})",
+                               zip(*columns, strict=True))
+            del columns
             del row_keys, keys
             cursor.execute(self.sql)
             inserted = int(cursor.rowcount)

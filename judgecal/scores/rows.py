@@ -314,7 +314,8 @@ def validate(
     """Normalise one chunk; return (good rows, their lines, problems, number of bad rows).
 
     The good rows keep ``judge, fingerprint, dimension, customer, segment`` as dictionary
-    arrays; a missing or empty optional value is null.
+    arrays (``trace_id``, nearly one value per row, as plain text); a missing or empty
+    optional value is null.
     """
     n = table.num_rows
     bad = np.zeros(n, dtype=bool)
@@ -344,6 +345,11 @@ def validate(
         else:
             out[name] = pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()),
                                                        pa.array([], pa.string()))
+    if "trace_id" in table.column_names:
+        trace = _as_text(table.column("trace_id"))
+        out["trace_id"] = pc.if_else(pc.equal(trace, ""), pa.scalar(None, pa.string()), trace)
+    else:
+        out["trace_id"] = pa.nulls(n, pa.string())
     ts, ts_bad, ts_reasons = _instants(table.column("scored_at"))
     note(ts_bad, "scored_at", ts_reasons)
     bad |= ts_bad
@@ -354,7 +360,8 @@ def validate(
     out["score"] = score
     # Text keys must fit the store's columns (String(200)); PostgreSQL would refuse the
     # whole batch otherwise.
-    for name in ("score_id", "judge", "dimension", "fingerprint", "customer", "segment"):
+    for name in ("score_id", "judge", "dimension", "fingerprint", "customer", "segment",
+                 "trace_id"):
         if name not in table.column_names:
             continue
         too_long = _too_long(table.column(name))

@@ -19,7 +19,8 @@ a config — nothing is copied::
       time_type: auto       # auto | timestamp | text | epoch_s | epoch_ms | epoch_us
 
 Unmapped canonical names are expected under their own name. ``customer`` and ``segment``
-may be mapped to ``null`` when the table has no such column.
+may be mapped to ``null`` when the table has no such column. ``trace_id`` (the conversation
+or trace a score belongs to, optional) is read only when it is mapped.
 
 Timestamps in a table read in place: a timestamp column (with or without time zone; naive
 values are taken as UTC), ISO-8601 text in one consistent format (compared as text, so the
@@ -64,8 +65,12 @@ CANONICAL: tuple[str, ...] = (
     "score",
     "customer",
     "segment",
+    "trace_id",
 )
-OPTIONAL: frozenset[str] = frozenset({"customer", "segment", "fingerprint"})
+OPTIONAL: frozenset[str] = frozenset({"customer", "segment", "fingerprint", "trace_id"})
+ONLY_WHEN_MAPPED: frozenset[str] = frozenset({"trace_id"})
+"""Canonical names a table read in place has only when its config maps them (a table
+without such a column needs no ``null`` mapping)."""
 
 TimeType = Literal["auto", "timestamp", "text", "epoch_s", "epoch_ms", "epoch_us"]
 
@@ -371,7 +376,8 @@ def open_source(config: SourceConfig | str | Path) -> ScoreSource:
             f"cannot open the score source: {exc}; install its SQLAlchemy dialect "
             "(e.g. pip install 'judgecal-drift[postgres]' or 'judgecal-drift[duckdb]')"
         ) from None
-    names = {name: cfg.columns.get(name, name) for name in CANONICAL}
+    names = {name: cfg.columns.get(name, None if name in ONLY_WHEN_MAPPED else name)
+             for name in CANONICAL}
     real = [col for col in names.values() if col]
     table = sa.table(cfg.table, *[sa.column(col) for col in dict.fromkeys(real)],
                      schema=cfg.schema_)
@@ -386,7 +392,8 @@ def open_source(config: SourceConfig | str | Path) -> ScoreSource:
         codec=TimeCodec("aware"),
         description=f"{where} read in place at {engine.url.render_as_string(hide_password=True)}",
         owns_engine=True,
-        info={"table": where, "mapping": {k: v for k, v in names.items() if v != k}},
+        info={"table": where, "mapping": {k: v for k, v in names.items()
+                                           if v != k and (v or k in cfg.columns)}},
     )
     try:
         source.codec = _detect_codec(source, cfg.time_type)

@@ -11,7 +11,7 @@ Invalid input (wrong shapes, codes off the scale, bad options) raises ``ValueErr
 
 Public API
 ----------
-``raw_estimate``              the window's judge mean/rate as it is (cluster-robust interval)
+``raw_estimate``              the window's judge mean/rate as it is
 ``ppi_mean``                  PPI++ from the calibration set (power-tuned λ)
 ``human_only_mean``           the human labels alone (PPI++ with λ = 0)
 ``shift_robust``              Rogan–Gladen (binary) / confusion-matrix inversion (K codes)
@@ -38,6 +38,10 @@ Which estimate to trust
   does not represent the window: label a stratified window sample
   (:func:`stratified_sample`) and use :func:`window_sample_ppi`, whose interval is never
   wider than the labels alone would give.
+
+Every window term takes ``clusters`` (one conversation/trace id per score): the raw and
+PPI++ variances are then cluster-robust (CR1) and the shift-robust bootstrap resamples whole
+clusters (:mod:`judgecal.stats.correction._cluster`).
 
 Intervals and their measured coverage are in ``benchmarks/bench_correction.py``
 (``make bench-correction``).

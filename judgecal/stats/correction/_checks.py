@@ -236,7 +236,8 @@ def correct_window(
 ) -> dict[str, CorrectionEstimate]:
     """Run the estimators on one window: ``{"raw": …, "ppi++": …, "shift_robust": …}``.
 
-    ``clusters`` (one id per window score) applies to the raw interval only. The other
+    ``clusters`` (one id per window score, e.g. the conversation or trace) makes every
+    window term cluster-robust (raw, PPI++ and shift-robust). The other
     parameters are those of :func:`raw_estimate`, :func:`ppi_mean` and
     :func:`shift_robust`; pass the result to :func:`agreement_check`.
     """
@@ -251,11 +252,13 @@ def correct_window(
                                      confidence=confidence, positive=positive)
         elif name == "ppi++":
             out[name] = ppi_mean(scale, human, judge, window_judge, confidence=confidence,
-                                 positive=positive, min_labelled=min_labelled)
+                                 positive=positive, min_labelled=min_labelled,
+                                 clusters=clusters)
         else:
             out[name] = shift_robust(scale, human, judge, window_judge,
                                      confidence=confidence, positive=positive, n_boot=n_boot,
-                                     seed=seed, min_labelled=min_labelled)
+                                     seed=seed, min_labelled=min_labelled,
+                                     clusters=clusters)
     return out
 
 

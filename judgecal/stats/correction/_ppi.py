@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from judgecal.scales import Scale
+from judgecal.stats.correction._cluster import cluster_codes, cluster_variance
 from judgecal.stats.correction._result import (
     FLAG_INTERVAL_BEYOND_SCALE,
     FLAG_JUDGE_UNINFORMATIVE,
@@ -117,21 +118,13 @@ def raw_estimate(
     interval = "clt"
     var = var_iid
     if clusters is not None:
-        ids = list(clusters)
-        if len(ids) != scores.size:
-            raise ValueError(f"clusters has {len(ids)} ids for {scores.size} window scores")
-        index: dict[Hashable, int] = {}
-        codes = np.fromiter((index.setdefault(c, len(index)) for c in ids), dtype=np.int64,
-                            count=len(ids))[keep]
-        _, codes = np.unique(codes, return_inverse=True)
-        g = int(codes.max()) + 1
+        codes = cluster_codes(clusters, scores.size, keep)
+        var, g = cluster_variance(x, codes)
         diag["n_clusters"] = g
         if g < min_items:
             return CorrectionEstimate.undefined_because(
                 "raw", "too_few_items", f"too few clusters ({g} < {min_items})",
                 confidence=confidence, n_window=n, diagnostics=diag)
-        totals = np.bincount(codes, weights=x - mean, minlength=g)
-        var = g / (g - 1) * float((totals ** 2).sum()) / n ** 2
         interval = "cluster_clt"
         diag["design_effect"] = var / var_iid if var_iid > 0 else None
     half = z * math.sqrt(max(var, 0.0))
@@ -235,6 +228,7 @@ def _ppi_estimate(
     w: np.ndarray | None,
     wu: np.ndarray | None,
     diag: dict[str, Any],
+    window_clusters: np.ndarray | None = None,
 ) -> CorrectionEstimate:
     z = z_value(confidence)
     n, big_n = int(y.size), int(fu.size)
@@ -253,6 +247,21 @@ def _ppi_estimate(
             method, "lambda_undefined",
             "lambda is undefined: the judge's scores have no variance (labelled and window "
             "together)", confidence=confidence, n_labelled=n, n_window=big_n, diagnostics=diag)
+    interval = "clt"
+    if window_clusters is not None:
+        # The window term's variance over clusters (λ is tuned as for independent scores).
+        var_window, g = cluster_variance(fit.lam * fu, window_clusters)
+        if g < 2:
+            return CorrectionEstimate.undefined_because(
+                method, "too_few_items", f"too few clusters in the window ({g} < 2)",
+                confidence=confidence, n_labelled=n, n_window=big_n, diagnostics=diag)
+        iid_window = float((fit.lam * fu).var()) / big_n
+        var_labelled = float((_norm_weights(w, n) * (y - fit.lam * f)).var()) / n
+        fit = PPIFit(fit.theta, math.sqrt(var_labelled + var_window), fit.lam,
+                     fit.theta_human, fit.se_human)
+        diag["n_clusters"] = g
+        diag["design_effect_window"] = var_window / iid_window if iid_window > 0 else None
+        interval = "cluster_clt"
     low, high = fit.theta - z * fit.se, fit.theta + z * fit.se
     h_low, h_high = fit.theta_human - z * fit.se_human, fit.theta_human + z * fit.se_human
     corr = None
@@ -277,7 +286,7 @@ def _ppi_estimate(
         flags.append(FLAG_INTERVAL_BEYOND_SCALE)
     note = "the interval has zero width: no variation in the labelled or window values" \
         if fit.se == 0 else None
-    return CorrectionEstimate(method, fit.theta, low, high, confidence, interval="clt",
+    return CorrectionEstimate(method, fit.theta, low, high, confidence, interval=interval,
                               n_labelled=n, n_window=big_n, note=note, flags=tuple(flags),
                               diagnostics=diag)
 
@@ -296,6 +305,7 @@ def ppi_mean(
     lambda_rule: LambdaRule = "power_tuning",
     positive: float | None = None,
     min_labelled: int = MIN_LABELLED,
+    clusters: Sequence[Hashable] | np.ndarray | None = None,
 ) -> CorrectionEstimate:
     r"""PPI++ estimate of the window's mean (or rate) from a calibration set and the window.
 
@@ -320,6 +330,10 @@ def ppi_mean(
         The category whose rate is estimated (binary: default 1; nominal: required).
     min_labelled : int, default 10
         Fewer usable labelled pairs give the ``too_few_items`` sentinel.
+    clusters : sequence of hashable, optional
+        Cluster id per window score (conversation or trace). When given, the window term of
+        the variance is cluster-robust (:mod:`._cluster`; ``interval="cluster_clt"``,
+        ``diagnostics["design_effect_window"]``); λ is tuned as for independent scores.
 
     Returns
     -------
@@ -372,9 +386,10 @@ def ppi_mean(
     fu = target.values(win[keep])
     diag: dict[str, Any] = {"target": target.description, "dropped_labelled": dropped,
                             "dropped_window": int((~keep).sum())}
+    codes = None if clusters is None else cluster_codes(clusters, win.size, keep)
     return _ppi_estimate("ppi++", target, y, f, fu, confidence=confidence, lam=lam,
                          lambda_rule=lambda_rule, min_labelled=min_labelled, w=None, wu=None,
-                         diag=diag)
+                         diag=diag, window_clusters=codes)
 
 
 def human_only_mean(

@@ -13,12 +13,18 @@ Predictors", ICML (confusion-matrix / BBSE estimator).
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
 from judgecal.scales import Scale
 from judgecal.stats._bootstrap import percentile_interval
+from judgecal.stats.correction._cluster import (
+    cluster_bootstrap_shares,
+    cluster_codes,
+    cluster_variance,
+)
 from judgecal.stats.correction._ppi import MIN_LABELLED, check_confidence, z_value
 from judgecal.stats.correction._result import CorrectionEstimate
 from judgecal.stats.correction._target import CATEGORICAL_KINDS, check_scores, target_for
@@ -53,7 +59,7 @@ def rogan_gladen(p_obs: float, se: float, sp: float, *, clip: bool = True) -> fl
     return min(max(p, 0.0), 1.0) if clip else p
 
 
-def rogan_gladen_variance(p_obs: float, n_window: int, se: float, n_pos: int | None,
+def rogan_gladen_variance(p_obs: float, n_window: float, se: float, n_pos: int | None,
                           sp: float, n_neg: int | None, *, p_true: float | None = None) -> float:
     r"""Delta-method variance of the Rogan–Gladen estimate.
 
@@ -138,6 +144,7 @@ def shift_robust(
     min_labelled: int = MIN_LABELLED,
     min_youden: float = MIN_YOUDEN,
     max_condition: float = MAX_CONDITION,
+    clusters: Sequence[Hashable] | np.ndarray | None = None,
 ) -> CorrectionEstimate:
     r"""The window's true mean (or rate) under label shift, by inverting the judge's errors.
 
@@ -171,6 +178,10 @@ def shift_robust(
         Binary: refuse when Se + Sp − 1 is below it (:data:`MIN_YOUDEN`).
     max_condition : float, default 10
         Refuse when cond₂(M) exceeds it (:data:`MAX_CONDITION`).
+    clusters : sequence of hashable, optional
+        Cluster id per window score (conversation or trace): the window's share of each
+        category then varies by cluster — the delta interval uses its cluster-robust
+        variance, the bootstrap resamples whole clusters (:mod:`._cluster`).
 
     Returns
     -------
@@ -230,7 +241,9 @@ def shift_robust(
     win = check_scores(target, window_judge, "window judge scores")
     keep = ~np.isnan(h) & ~np.isnan(j)
     h, j = h[keep], j[keep]
-    win = win[~np.isnan(win)]
+    win_keep = ~np.isnan(win)
+    codes_c = None if clusters is None else cluster_codes(clusters, win.size, win_keep)
+    win = win[win_keep]
     jc = target.judge_codes
     if scale.kind == "ordinal":  # nearest code, halves up
         j = np.clip(np.floor(j + 0.5), jc[0], jc[-1])
@@ -302,7 +315,15 @@ def shift_robust(
         n_pos = float(conf[k1].sum())
         n_neg = float(conf[1 - k1].sum())
         p_true = float(pi1[k1])
-        var = rogan_gladen_variance(float(q[1]), big_n, se_, int(n_pos), sp_, int(n_neg),
+        n_eff: float = big_n
+        if codes_c is not None:  # the observed rate's variance over clusters
+            is_one = (np.searchsorted(jc, win) == 1).astype(np.float64)
+            v_obs, g = cluster_variance(is_one, codes_c)
+            diag["n_clusters"] = g
+            if v_obs > 0:
+                n_eff = float(q[1]) * (1.0 - float(q[1])) / v_obs
+                diag["design_effect_window"] = big_n / n_eff
+        var = rogan_gladen_variance(float(q[1]), n_eff, se_, int(n_pos), sp_, int(n_neg),
                                     p_true=p_true)
         half = z_value(confidence) * math.sqrt(var)
         lo_p, hi_p = max(p_true - half, 0.0), min(p_true + half, 1.0)
@@ -320,7 +341,12 @@ def shift_robust(
     t_member, t_judge = types[:, :-1], types[:, -1].astype(np.int64)
     t_onehot = np.eye(jc.size)[t_judge]
     cal_draw = rng.multinomial(n, type_counts / n, size=n_boot).astype(np.float64)
-    win_draw = rng.multinomial(big_n, q, size=n_boot).astype(np.float64) / big_n
+    if codes_c is None:
+        win_draw = rng.multinomial(big_n, q, size=n_boot).astype(np.float64) / big_n
+    else:
+        win_draw = cluster_bootstrap_shares(np.searchsorted(jc, win), jc.size, codes_c,
+                                            n_boot, rng)
+        diag["n_clusters"] = int(codes_c.max()) + 1
     conf_b = np.einsum("bt,tk,tj->bkj", cal_draw, t_member, t_onehot)
     boot, _ = _solve(conf_b, win_draw, cat_values)
     low, high, note = percentile_interval(boot, confidence)
