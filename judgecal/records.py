@@ -15,6 +15,7 @@ __all__ = [
     "COMPLETED",
     "FAILED",
     "INCONCLUSIVE",
+    "REJUDGE",
     "RUNNING",
     "SCORED",
     "UNSCORED",
@@ -39,6 +40,11 @@ RUNNING = "running"
 COMPLETED = "completed"
 INCONCLUSIVE = "inconclusive"
 ABORTED = "aborted"
+
+# Run origins
+REJUDGE = "rejudge"
+"""A remedy's re-judge of an incident's window (production inputs, no human labels): left out
+of the watch, the trust report, the Prometheus file and ``latest``."""
 
 
 class SimulatedClock:

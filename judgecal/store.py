@@ -18,7 +18,7 @@ from judgecal.db.engine import make_engine, safe_url
 from judgecal.db.lock import run_lock
 from judgecal.db.migrations import migrate
 from judgecal.errors import InputError, JudgecalError, NotFoundError, Problem, StoreError
-from judgecal.records import FAILED, RUNNING, ReplyRecord, utcnow
+from judgecal.records import FAILED, REJUDGE, RUNNING, ReplyRecord, utcnow
 
 if TYPE_CHECKING:
     from judgecal.calibration import CalibrationSet
@@ -187,13 +187,14 @@ class Store:
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """One run, by id or unique prefix; ``latest`` is the newest run, ``latest~N`` the
-        N-th before it."""
+        N-th before it (a remedy's re-judge runs are not counted)."""
         with self.engine.connect() as conn:
             if run_id == "latest" or re.fullmatch(r"latest~\d+", run_id):
                 back = int(run_id.split("~")[1]) if "~" in run_id else 0
                 newest = (
                     conn.execute(
                         select(schema.runs)
+                        .where(schema.runs.c.origin != REJUDGE)
                         .order_by(schema.runs.c.started_at.desc())
                         .offset(back)
                         .limit(1)
@@ -203,7 +204,8 @@ class Store:
                 )
                 row = None if newest is None else dict(newest)
                 if row is None:
-                    count = conn.execute(select(func.count()).select_from(schema.runs)).scalar()
+                    count = conn.execute(select(func.count()).select_from(schema.runs)
+                                         .where(schema.runs.c.origin != REJUDGE)).scalar()
                     raise NotFoundError(self._too_far_back(run_id, int(count or 0)))
             else:
                 row = by_id_or_prefix(conn, schema.runs.c.run_id, run_id, "run id")
@@ -218,8 +220,12 @@ class Store:
         newest = "latest" if count == 1 else f"latest to latest~{count - 1}"
         return f"{ref}: the store {self.url} holds {count} run(s) ({newest})"
 
-    def list_runs(self, judge_name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def list_runs(self, judge_name: str | None = None, limit: int = 50, *,
+                  rejudges: bool = False) -> list[dict[str, Any]]:
+        """Newest first; a remedy's re-judge runs only with ``rejudges=True``."""
         query = select(schema.runs).order_by(schema.runs.c.started_at.desc()).limit(limit)
+        if not rejudges:
+            query = query.where(schema.runs.c.origin != REJUDGE)
         if judge_name:
             query = query.where(schema.runs.c.judge_name == judge_name)
         with self.engine.connect() as conn:

@@ -16,7 +16,7 @@ from judgecal.audit.snapshots import snapshot_baseline
 from judgecal.db import schema
 from judgecal.drift.verdicts import HEALTHY_VERDICTS
 from judgecal.errors import InputError
-from judgecal.records import COMPLETED, utcnow
+from judgecal.records import COMPLETED, REJUDGE, utcnow
 
 if TYPE_CHECKING:
     from judgecal.store import Store
@@ -73,6 +73,9 @@ def accept_baseline(
     inconclusive run is never a baseline). Accepting the current baseline again is a no-op.
     """
     run = store.get_run(run_id)
+    if run["origin"] == REJUDGE:
+        raise InputError(f"run {run['run_id']} re-judged an incident's production window: "
+                         "it has no human labels and cannot be a baseline")
     if run["status"] != COMPLETED:
         raise InputError(
             f"run {run['run_id']} is {run['status']}: only a completed run can be a baseline"

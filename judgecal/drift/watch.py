@@ -37,7 +37,7 @@ from judgecal.drift.verdicts import (
     WARNING,
 )
 from judgecal.drift.verdicts import HEALTHY as HEALTHY_VERDICT
-from judgecal.records import RUNNING, now
+from judgecal.records import REJUDGE, RUNNING, now
 
 if TYPE_CHECKING:
     from judgecal.store import Store
@@ -111,7 +111,8 @@ def judge_watch(
     with store.engine.connect() as conn:
         runs = conn.execute(
             select(r.run_id, r.set_version, r.status, r.started_at, r.finished_at, r.summary)
-            .where(r.judge_name == judge, r.set_name == set_name, r.status != RUNNING)
+            .where(r.judge_name == judge, r.set_name == set_name, r.status != RUNNING,
+                   r.origin != REJUDGE)
             .order_by(r.started_at.desc())
         ).mappings().all()
         checks = conn.execute(
@@ -197,7 +198,8 @@ def watch_states(store: Store, *, at: datetime | None = None) -> list[JudgeWatch
     """Every judge on every set the store has runs for, worst state first."""
     r = schema.runs.c
     with store.engine.connect() as conn:
-        pairs = conn.execute(select(r.judge_name, r.set_name).distinct()).all()
+        pairs = conn.execute(select(r.judge_name, r.set_name).where(r.origin != REJUDGE)
+                             .distinct()).all()
     states = [judge_watch(store, j, s, at=at) for j, s in sorted(pairs)]
     states.sort(key=lambda w: STATES.index(w.state))
     return states

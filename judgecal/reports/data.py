@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from judgecal.db import schema
 from judgecal.errors import InputError
-from judgecal.records import RUNNING, utcnow
+from judgecal.records import REJUDGE, RUNNING, utcnow
 from judgecal.reports.verdict import RULE, judge_verdict
 
 if TYPE_CHECKING:
@@ -205,7 +205,8 @@ def _read(store: Store, judge: str | None, since: str | None) -> tuple[
 ]:
     """Runs (oldest first), newest metric report per run, set manifests per version."""
     runs_t, reports_t, sets_t = schema.runs, schema.metric_reports, schema.calibration_sets
-    query = select(runs_t).where(runs_t.c.status != RUNNING).order_by(runs_t.c.started_at)
+    query = (select(runs_t).where(runs_t.c.status != RUNNING, runs_t.c.origin != REJUDGE)
+             .order_by(runs_t.c.started_at))
     if judge is not None:
         query = query.where(runs_t.c.judge_name == judge)
     if since is not None:

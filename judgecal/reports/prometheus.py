@@ -37,7 +37,7 @@ from judgecal.db import schema
 from judgecal.drift.watch import watch_states
 from judgecal.incidents import list_incidents
 from judgecal.notify import PENDING
-from judgecal.records import COMPLETED, INCONCLUSIVE
+from judgecal.records import COMPLETED, INCONCLUSIVE, REJUDGE
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -90,7 +90,7 @@ def registry(store: Store) -> CollectorRegistry:
     with store.engine.connect() as conn:
         runs = conn.execute(
             select(schema.runs)
-            .where(r.status.in_([COMPLETED, INCONCLUSIVE]))
+            .where(r.status.in_([COMPLETED, INCONCLUSIVE]), r.origin != REJUDGE)
             .order_by(r.finished_at.desc())
         ).mappings().all()
         newest: dict[tuple[str, str], dict[str, Any]] = {}

@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -256,6 +256,9 @@ def execute_run(
     http_client: Any = None,
     finish: bool = True,
     hold_lock: bool = True,
+    origin: str = "live",
+    only: Mapping[str, Collection[str]] | None = None,
+    save_set: bool = True,
 ) -> RunResult:
     """Replay ``cs`` through ``config.judge``, resuming an unfinished run of the same config.
 
@@ -270,6 +273,11 @@ def execute_run(
 
     ``on_start(total, already_done)`` and ``on_reply(record)`` let a caller show progress;
     the library itself never prints.
+
+    ``origin`` is stored with the run (``live``; ``rejudge`` for a remedy's re-judge, which
+    the watch, the report and ``latest`` leave out); ``only`` limits each item to the listed
+    dimensions (item id → dimensions); ``save_set=False`` does not store the set (a
+    re-judge's items are production inputs, not a calibration set).
     """
     judge = config.judge
     source = str(config.source or "<config>")
@@ -285,13 +293,16 @@ def execute_run(
     work: list[tuple[str, str, str, list[dict[str, str]]]] = []
     for item in items:
         for dim in judge.prompts:
+            if only is not None and dim not in only.get(item.id, ()):
+                continue
             variants = [ORIGINAL]
             if judge.swap_order and cs.dimensions[dim].scale.kind == "pairwise":
                 variants.append(SWAPPED)
             for variant in variants:
                 work.append((item.id, dim, variant, renderer.messages(dim, item.fields, variant)))
 
-    store.save_set(cs)
+    if save_set:
+        store.save_set(cs)
     lock = run_lock(store.engine, lock_key(judge, cs)) if hold_lock else contextlib.nullcontext()
     with lock:
         run_id = store.find_resumable_run(judge.name, cs.version, fingerprint["hash"])
@@ -312,7 +323,7 @@ def execute_run(
                 config_hash=fingerprint["hash"],
                 fingerprint=fingerprint,
                 judge_config=_judge_config_record(judge),
-                origin="live",
+                origin=origin,
                 n_expected=len(work),
                 config_path=str(config.source) if config.source else None,
             )
