@@ -9,6 +9,7 @@ import click
 
 from judgecal.cli.common import emit_json, fmt_metric, open_store
 from judgecal.cli.main import EXIT_OK
+from judgecal.cli.progress import ProgressLine
 
 
 @click.command()
@@ -70,25 +71,23 @@ def run(
         quiet = not sys.stdout.isatty()
     show_progress = not as_json and sys.stderr.isatty()
 
-    bar: Any = None
+    bar: ProgressLine | None = None
 
     def on_start(total: int, done: int) -> None:
         nonlocal bar
         if show_progress and total > done:
-            bar = click.progressbar(
-                length=total - done, label=f"{config.judge.name}", file=sys.stderr
-            )
-            bar.__enter__()
+            bar = ProgressLine(config.judge.name, total - done, sys.stderr)
+            bar.start()
 
     def on_reply(_record: Any) -> None:
         if bar is not None:
-            bar.update(1)
+            bar.advance()
 
     try:
         nightly = run_nightly(config, store, cs, on_start=on_start, on_reply=on_reply)
     finally:
         if bar is not None:
-            bar.__exit__(None, None, None)
+            bar.close()
     result, report, watch = nightly.result, nightly.report, nightly.watch
     exit_code = EXIT_CODES[nightly.kind]
     payload = {
