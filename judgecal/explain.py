@@ -13,7 +13,9 @@ Two questions an engineer asks after a drift alarm:
   baseline and a run, with both replies side by side and the human labels; each flip is
   classed ``broke`` (the baseline agreed with the consensus, the run does not), ``fixed``
   (the reverse) or ``changed`` (neither or both agree, e.g. 2 → 1 against a consensus of 4).
-  Broken items come first.
+  The worst come first, in the order of the incident's worst-flipped items
+  (:func:`judgecal.drift.rule.flip_order`): how much further from the consensus the run's
+  verdict is than the baseline's, then the item ids in natural order (item-2 before item-10).
 
 Unscored replies are never disagreements (they are counted separately), and items without a
 human consensus (a split vote) cannot be wrong; both counts are reported. Only the original
@@ -28,13 +30,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from judgecal.drift.rule import flip_harm, flip_order
 from judgecal.errors import InputError
 from judgecal.judge import ORIGINAL
 from judgecal.records import SCORED
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from judgecal.calibration import StoredSet
     from judgecal.scales import Scale
     from judgecal.store import Store
@@ -286,14 +287,13 @@ def flips(
         "notes": notes,
         "dimensions": {},
     }
-    order = {"broke": 0, "fixed": 1, "changed": 2}
     for dim in dims:
         humans = _Humans(view, dim)
         scale = humans.scale
         now, before = _reply_index(replies, dim), _reply_index(base_replies, dim)
         counts = {"compared": 0, "flipped": 0, "broke": 0, "fixed": 0, "changed": 0,
                   "became_unscored": 0, "became_scored": 0}
-        rows: list[tuple[tuple[float, ...], dict[str, Any]]] = []
+        rows: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
         for i, item in enumerate(view.items):
             a, b = before.get(item.id), now.get(item.id)
             if a is None or b is None or not mask[i]:
@@ -320,7 +320,7 @@ def flips(
             counts["flipped"] += 1
             counts[change] += 1
             shift = sb - sa
-            key = (float(order[change]), -abs(shift), -float(_nan0(humans.agreement[i])), float(i))
+            key = flip_order(flip_harm(scale.kind, sa, sb, cons), item.id)
             rows.append((key, {
                 **_item_json(item),
                 "change": change,
@@ -343,11 +343,6 @@ def _agrees(scale: Scale, score: float, consensus: float) -> bool:
     if scale.kind in _CATEGORICAL:
         return score == consensus
     return abs(score - consensus) <= 0.5
-
-
-def _nan0(value: np.floating[Any] | float) -> float:
-    v = float(value)
-    return 0.0 if math.isnan(v) else v
 
 
 # -- Markdown ------------------------------------------------------------------------------

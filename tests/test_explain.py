@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from judgecal import explain
+from judgecal.calibration.model import natural_key
+from judgecal.drift.rule import flip_order
 from judgecal.errors import InputError
 from judgecal.io.markdown import (
     escape_markdown,
@@ -83,7 +85,11 @@ def test_flips_between_a_judge_migration(demo: tuple[Store, dict[str, str]]) -> 
     assert d["became_scored"] == 25  # garbage under gpt-3.5, a verdict under PandaLM-7B
     assert d["flipped"] == d["broke"] + d["fixed"] + d["changed"] == len(d["items"])
     changes = [it["change"] for it in d["items"]]
-    assert changes == sorted(changes, key=["broke", "fixed", "changed"].index)
+    # the worst first: broke, then neither right, then fixed; each in natural id order
+    assert changes == sorted(changes, key=["broke", "changed", "fixed"].index)
+    for change in ("broke", "changed", "fixed"):
+        ids = [it["item_id"] for it in d["items"] if it["change"] == change]
+        assert ids == sorted(ids, key=natural_key)
     for it in d["items"]:
         cons = it["humans"]["consensus"]
         assert it["baseline"]["score"] != it["run"]["score"]
@@ -94,6 +100,26 @@ def test_flips_between_a_judge_migration(demo: tuple[Store, dict[str, str]]) -> 
         assert it["baseline"]["raw_text"] and it["run"]["raw_text"]
     same = explain.flips(store, runs["gpt_b"], runs["gpt_a"])
     assert same["dimensions"]["preference"]["flipped"] == 0
+
+
+def test_flips_in_natural_order_as_in_the_incident(
+        demo: tuple[Store, dict[str, str]]) -> None:
+    """item-2 before item-10, and `explain --vs` lists the flipped items in the order of the
+    drift check's (the incident's) worst-flipped items."""
+    from judgecal import drift
+    from judgecal.config import DriftSettings
+
+    store, runs = demo
+    check = drift.compare_runs(store, runs["gpt_a"], runs["panda"], DriftSettings(), n_boot=20,
+                               flipped_limit=-1)
+    worst = [it["item_id"] for it in check.flipped_items["preference"]]
+    listed = [it["item_id"] for it in explain.flips(store, runs["panda"], runs["gpt_a"],
+                                                    limit=None)["dimensions"]["preference"]["items"]]
+    assert listed == worst and len(worst) > 10
+    numbers = [int(i) for i in worst[:10]]  # PandaLM ids are numbers
+    assert numbers == sorted(numbers), worst[:10]
+    assert flip_order(1.0, "item-2") < flip_order(1.0, "item-10")
+    assert flip_order(1.0, "item-10") < flip_order(0.0, "item-2")
 
 
 def test_ordinal_ranking_by_distance(hostile: tuple[Store, dict[str, str]]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from judgecal.calibration.model import natural_key
 from judgecal.drift.cause import judge_changed, root_cause
 from judgecal.drift.prose import message
 from judgecal.drift.verdicts import (
@@ -37,6 +38,8 @@ __all__ = [
     "assess",
     "conclude",
     "distribution_watch",
+    "flip_harm",
+    "flip_order",
     "flips",
     "mdc",
     "primary_metric",
@@ -155,8 +158,27 @@ def distribution_watch(d: DimensionData) -> dict[str, Any]:
     }
 
 
+def flip_harm(kind: str, before: float, after: float, consensus: float) -> float:
+    """How much further from the human consensus a verdict moved (> 0: worse): on a binary,
+    nominal or pairwise scale 1 (right → wrong), −1 (wrong → right) or 0; on an ordinal or
+    interval scale the change of the distance. 0 without a consensus (NaN)."""
+    c = consensus
+    if c != c:  # NaN: no consensus, neither verdict is wrong
+        return 0.0
+    if kind in ("binary", "nominal", "pairwise"):
+        return float(after != c) - float(before != c)
+    return float(abs(after - c) - abs(before - c))
+
+
+def flip_order(harm: float, item_id: str) -> tuple[Any, ...]:
+    """The order of flipped items, here and in ``judgecal explain``: the worst first, then
+    the item ids in natural order (item-2 before item-10)."""
+    return (-harm, natural_key(str(item_id)))
+
+
 def flips(d: DimensionData, view_items: list[Any], limit: int) -> list[dict[str, Any]]:
-    """Items whose verdict changed, worst first (right → wrong before wrong → right)."""
+    """Items whose verdict changed, worst first (right → wrong before wrong → right); ties
+    in natural order of the item ids (:func:`flip_order`)."""
     import numpy as np
 
     from judgecal import stats
@@ -166,12 +188,7 @@ def flips(d: DimensionData, view_items: list[Any], limit: int) -> list[dict[str,
     rows = []
     for i in np.flatnonzero(both):
         c = cons[i]
-        if np.isnan(c):
-            harm = 0.0
-        else:
-            harm = float(abs(d.b[i] - c) > 0) - float(abs(d.a[i] - c) > 0) \
-                if d.scale.kind in ("binary", "nominal", "pairwise") \
-                else float(abs(d.b[i] - c) - abs(d.a[i] - c))
+        harm = flip_harm(d.scale.kind, float(d.a[i]), float(d.b[i]), float(c))
         item = view_items[i]
         rows.append({
             "item_id": item.id,
@@ -182,7 +199,7 @@ def flips(d: DimensionData, view_items: list[Any], limit: int) -> list[dict[str,
             "harm": harm,
             "segments": dict(item.segments),
         })
-    rows.sort(key=lambda r: (-r["harm"], r["item_id"]))
+    rows.sort(key=lambda r: flip_order(r["harm"], r["item_id"]))
     for r in rows:
         r.pop("harm")
     return rows[:limit] if limit >= 0 else rows
