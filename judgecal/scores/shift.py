@@ -3,7 +3,11 @@
 A quality regression with no crash has one of four root causes — model migration, prompt
 change, judge drift, input distribution shift. judgecal can speak for the judge:
 
-* an **incident** of that judge whose window overlaps the period → judge drift is a cause;
+* an **incident** of that judge whose window overlaps the *later* period → judge drift is a
+  cause. An incident that overlaps only the earlier period is listed apart
+  (``earlier_incidents``): the reference scores came partly from the drifted judge, so the
+  comparison is not clean, and the verdict is *undetermined* unless something else decides
+  it (an unverified new fingerprint);
 * a **new fingerprint** of the judge in production that no healthy calibration check has
   seen since → the judge changed unverified (run a calibration now);
 * **calibration healthy throughout** (no incident, every drift check in the period
@@ -249,14 +253,17 @@ def judge_shift(
     span_start = _parse(result["before"]["start"]) or since
     span_end = _parse(result["after"]["end"]) or now
 
-    covering = []
+    covering: list[dict[str, Any]] = []  # overlapping the later period: the judge is a cause
+    earlier: list[dict[str, Any]] = []  # overlapping only the earlier period
     for inc in incidents.list_incidents(store, judge_name=judge):
         start, end = _incident_span(inc, now)
-        if start < span_end and end > span_start:
-            covering.append({"incident_id": inc["incident_id"], "status": inc["status"],
-                             "severity": (inc.get("severity") or {}).get("level"),
-                             "window": {"start": iso(start), "end": iso(end)},
-                             "root_cause": (inc.get("root_cause") or {}).get("title")})
+        if not (start < span_end and end > span_start):
+            continue
+        row = {"incident_id": inc["incident_id"], "status": inc["status"],
+               "severity": (inc.get("severity") or {}).get("level"),
+               "window": {"start": iso(start), "end": iso(end)},
+               "root_cause": (inc.get("root_cause") or {}).get("title")}
+        (covering if end > since else earlier).append(row)
     checks = _checks(store, judge, span_start, span_end)
     healthy = [ch for ch in checks if ch["verdict"] in drift.HEALTHY_VERDICTS]
     unhealthy = [ch for ch in checks if ch["verdict"] in (drift.INCIDENT, drift.WARNING)]
@@ -268,10 +275,14 @@ def judge_shift(
             unverified.append(fp)
 
     moved = result["moved"]
+    earlier_text = (f"incident(s) {', '.join(i['incident_id'] for i in earlier)} of {judge} "
+                    "cover only the earlier period, so the scores compared against came partly "
+                    "from the drifted judge; choose an earlier period before the incident "
+                    "(--before-start, --since)")
     if covering:
         verdict = JUDGE_DRIFT
         text = (f"judge drift is a cause: {len(covering)} incident(s) of {judge} cover the "
-                f"period ({', '.join(i['incident_id'] for i in covering)}); run "
+                f"later period ({', '.join(i['incident_id'] for i in covering)}); run "
                 "`judgecal scores link` on them for the affected scores")
     elif unverified:
         verdict = JUDGE_CHANGED
@@ -279,6 +290,9 @@ def judge_shift(
                 f"{', '.join(f['fingerprint'] for f in unverified)} first seen at "
                 f"{unverified[0]['first_seen']} and no healthy calibration check since; "
                 "run a calibration (`judgecal run`) before trusting these scores")
+    elif earlier:
+        verdict = UNDETERMINED
+        text = f"cannot say whether {judge} is the cause: {earlier_text}"
     elif healthy_after and not unhealthy:
         verdict = NOT_THE_JUDGE
         text = (f"the judge is not the cause: {len(healthy)} calibration check(s) of {judge} in "
@@ -296,6 +310,7 @@ def judge_shift(
         "verdict": verdict,
         "explanation": text,
         "incidents": covering,
+        "earlier_incidents": earlier,
         "calibration_checks": [
             {k: ch[k] for k in ("check_id", "run_id", "created_at", "verdict", "severity")}
             for ch in checks
