@@ -51,8 +51,8 @@ def _pts(x: float | None) -> str:
 
 def render_check(c: dict[str, Any], *, title: str = "drift check") -> str:
     """Plain-text rendering of a drift check (``DriftCheck.to_json()``)."""
-    from judgecal.drift import describe_dimension, describe_shift
-    from judgecal.judge.fingerprint import FieldChange, describe_change
+    from judgecal.drift import describe_dimension, describe_field, describe_shift
+    from judgecal.judge.fingerprint import FieldChange
 
     lines = []
     if c.get("baseline_run_id"):
@@ -70,7 +70,7 @@ def render_check(c: dict[str, Any], *, title: str = "drift check") -> str:
         if changed:
             lines.append("fingerprint changed:")
             for f in changed:
-                lines.append("  " + describe_change(FieldChange(**f)))
+                lines.append("  " + describe_field(FieldChange(**f)))
         else:
             lines.append("fingerprint: unchanged (configured and observed halves)")
         for note in diff.get("notes") or []:

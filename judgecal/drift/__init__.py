@@ -16,7 +16,7 @@ from judgecal.drift.baselines import (
     last_healthy_run,
     snapshot_baseline,
 )
-from judgecal.drift.cause import judge_changed, root_cause
+from judgecal.drift.cause import describe_field, judge_changed, root_cause
 from judgecal.drift.checks import (
     alarm_level,
     check_run,
@@ -111,6 +111,7 @@ __all__ = [
     "current_baseline",
     "decide",
     "describe_dimension",
+    "describe_field",
     "describe_shift",
     "distribution_watch",
     "evaluate",

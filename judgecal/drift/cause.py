@@ -21,12 +21,49 @@ from judgecal.drift.verdicts import (
     SILENT_PROVIDER_UPDATE,
     UNEXPLAINED_PROVIDER_CHANGE,
 )
-from judgecal.judge.fingerprint import FingerprintDiff, describe_change
+from judgecal.judge.fingerprint import FieldChange, FingerprintDiff, describe_change
 
 __all__ = [
+    "describe_field",
+    "edited_lines",
     "judge_changed",
     "root_cause",
 ]
+
+_TEXT_FIELDS = ("configured.prompt", "configured.rubric")
+
+
+def _n(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"
+
+
+def edited_lines(detail: Any) -> str:
+    """A text diff's size in words: ``1 line changed``, ``2 lines changed, 1 line added``.
+
+    A line replaced shows in the diff as one line removed and one added: it is counted as
+    changed. A diff with no line (the stored texts are equal line by line: the edit is in
+    whitespace at a line's end or the final newline, in the swapped fields, or in a text
+    that is not stored, such as an imported run's prompt file) says so instead of "0 lines".
+    """
+    added = int((detail or {}).get("lines_added") or 0)
+    removed = int((detail or {}).get("lines_removed") or 0)
+    changed = min(added, removed)
+    parts = []
+    if changed:
+        parts.append(_n(changed, "line") + " changed")
+    if added > changed:
+        parts.append(_n(added - changed, "line") + " added")
+    if removed > changed:
+        parts.append(_n(removed - changed, "line") + " removed")
+    return ", ".join(parts) or "no line differs in the stored text"
+
+
+def describe_field(change: FieldChange) -> str:
+    """One changed fingerprint field in plain words (:func:`describe_change`, with a prompt
+    or rubric edit counted by :func:`edited_lines`)."""
+    if change.field in _TEXT_FIELDS and isinstance(change.detail, dict):
+        return f"{change.label} edited: {edited_lines(change.detail)}"
+    return describe_change(change)
 
 
 def root_cause(diff: FingerprintDiff | None, *, moved: bool) -> dict[str, Any]:
@@ -58,9 +95,8 @@ def root_cause(diff: FingerprintDiff | None, *, moved: bool) -> dict[str, Any]:
                         "configured.rubric": "the judge's rubric was edited",
                         "configured.parser": "the rule that reads the judge's verdict changed"}
                 extra = ""
-                if change.detail and "lines_added" in change.detail:
-                    extra = (f": {change.detail['lines_added']} line(s) added, "
-                             f"{change.detail['lines_removed']} removed")
+                if isinstance(change.detail, dict) and "lines_added" in change.detail:
+                    extra = f" ({edited_lines(change.detail)})"
                 add(RUBRIC_PROMPT_CHANGE, what[name] + extra)
         decoding = diff.get("configured.decoding")
         if decoding is not None and decoding.changed:

@@ -15,7 +15,7 @@ from judgecal.audit.snapshots import snapshot_check
 from judgecal.calibration import StoredSet
 from judgecal.db import schema
 from judgecal.drift.baselines import accept_baseline, baselines, current_baseline
-from judgecal.drift.cause import root_cause
+from judgecal.drift.cause import describe_field, root_cause
 from judgecal.drift.rule import assess, primary_metric
 from judgecal.drift.sequential import accumulate
 from judgecal.drift.verdicts import (
@@ -30,7 +30,7 @@ from judgecal.drift.verdicts import (
     new_check_id,
 )
 from judgecal.errors import NotFoundError
-from judgecal.judge.fingerprint import describe_change, diff_runs
+from judgecal.judge.fingerprint import diff_runs
 from judgecal.records import COMPLETED, json_safe
 from judgecal.stats._alarm import DimensionData
 
@@ -167,7 +167,7 @@ def compare_runs(
         raise NotComparableError(
             f"runs {a['run_id']} and {b['run_id']} used different calibration-set versions "
             f"({a['set_version'][:19]} vs {b['set_version'][:19]}): not comparable. "
-            + "; ".join(describe_change(f) for f in diff.changed_fields)
+            + "; ".join(describe_field(f) for f in diff.changed_fields)
         )
     level = AlarmLevel(1.0 - settings.confidence, "comparison",
                        "a single comparison of two chosen runs", settings.horizon_nights)

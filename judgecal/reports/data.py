@@ -136,6 +136,7 @@ def _resolved_at(incident: dict[str, Any]) -> str | None:
 
 def _fingerprint_history(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per run whose fingerprint differs from the run before it (and the first run)."""
+    from judgecal.drift import describe_field
     from judgecal.judge import fingerprint
 
     history: list[dict[str, Any]] = []
@@ -161,7 +162,7 @@ def _fingerprint_history(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     **base,
                     "first": False,
                     "previous_run_id": prev["run_id"],
-                    "changes": [fingerprint.describe_change(f) for f in changed],
+                    "changes": [describe_field(f) for f in changed],
                     "diffs": [
                         {"label": f.label, "lines": f.detail["diff"]}
                         for f in changed
