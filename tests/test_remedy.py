@@ -32,7 +32,7 @@ from judgecal.runs.imported import import_judgments
 from judgecal.scores.ingest import ingest_file
 from judgecal.scores.link import link_incident
 from judgecal.store import open_store, schema
-from tests.conftest import SETS
+from tests.conftest import ROOT, SETS
 from tests.helpers import llmbar_winners, run_main
 
 T0 = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
@@ -59,6 +59,7 @@ def _history(cs: Any, gpt4: dict[str, int | None], chatgpt: dict[str, int | None
     human = cs.human_matrix("preference")[:, 0]
     gold = {item.id: human[k] for k, item in enumerate(cs.items)}
     rows = []
+    inputs = []
     truth: list[float] = []
     for period, (start, days, verdicts, tag) in enumerate((
             (T0 - timedelta(days=10), 10, gpt4, old_tag),
@@ -75,11 +76,15 @@ def _history(cs: Any, gpt4: dict[str, int | None], chatgpt: dict[str, int | None
                          "segment": item.segments.get("subset", "")})
             if period == 1:
                 truth.append(1.0 if gold[item.id] == 1 else 0.0)
+                inputs.append({"score_id": rows[-1]["score_id"], "item": item.id,
+                               **{k: item.fields[k] for k in ("input", "output_1", "output_2")}})
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    return {"window_rate": float(np.mean(truth))}
+    with (path.parent / "inputs.jsonl").open("w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in inputs)
+    return {"window_rate": float(np.mean(truth)), "inputs": path.parent / "inputs.jsonl"}
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +208,112 @@ def test_scores_of_one_trace_are_resampled_together(built: dict[str, Any],
     width = est["raw"]["ci_high"] - est["raw"]["ci_low"]
     plain_raw = plain["dimensions"][0]["overall"]["estimates"]["raw"]
     assert width > 2 * (plain_raw["ci_high"] - plain_raw["ci_low"])
+
+
+def _healthy_config(tmp_path: Path, base_url: str, store: str) -> Path:
+    judge = (ROOT / "configs" / "judges" / "llmbar-gpt4-vanilla.yaml").read_text()
+    (tmp_path / "judge.yaml").write_text(judge.replace("http://127.0.0.1:8765/v1", base_url))
+    path = tmp_path / "healthy.yaml"
+    path.write_text(f"store: {store}\ncalibration_set: {SETS / 'llmbar'}\njudge: judge.yaml\n")
+    return path
+
+
+def test_rejudge_window_with_the_healthy_judge(
+        built: dict[str, Any], store_path: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kept inputs of the window, re-scored by the recorded GPT-4 judge over real HTTP:
+    the cost is shown first, a re-judge resumes without paying twice, and `correct` adds
+    the re-judged figure (which is the healthy judge's rate on exactly those items)."""
+    from judgecal.recorded.server import start_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-rejudge")
+    url = f"sqlite:///{store_path}"
+    inc = built["incident_id"]
+    rows = [json.loads(line) for line in built["inputs"].read_text().splitlines()]
+    gpt4 = llmbar_winners("GPT-4/Vanilla")
+    # a third of the inputs kept, then all of them (the first re-judge is resumed, not repaid)
+    part = tmp_path / "part.jsonl"
+    part.write_text("".join(json.dumps(r) + "\n" for r in rows[:400]))
+    with start_server(recordings={"gpt-4": "llmbar:GPT-4/Vanilla"}, sets_dir=SETS) as server:
+        config = _healthy_config(tmp_path, server.url, url)
+        base = ["--store", url, "incidents", "rejudge", inc, "--config", str(config)]
+        code, out, err = run_main([*base, "--inputs", str(part), "--dry-run"], capsys)
+        assert code == 0, err
+        assert "400 with an input, 800 without" in out and "to send 400" in out
+        assert "expected tokens ≈" in out and server.stats()["replies"] == 0
+        code, out, err = run_main([*base, "--inputs", str(part)], capsys)
+        assert code == 2 and "--yes" in err  # not a terminal: never sends unasked
+        code, out, err = run_main([*base, "--inputs", str(part), "--yes", "--json"], capsys)
+        assert code == 0, err
+        first = json.loads(out)
+        assert first["rejudge"]["requested_now"] == 400
+        assert server.stats()["replies"] == 400
+        full = tmp_path / "all.jsonl"
+        full.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        code, out, err = run_main([*base, "--inputs", str(full), "--yes", "--json"], capsys)
+        assert code == 0, err
+        second = json.loads(out)
+        assert server.stats()["replies"] == 1200  # the first 400 are not paid twice
+        code, out, err = run_main([*base, "--inputs", str(full), "--yes"], capsys)
+        assert code == 0 and "nothing to send: 1,200 scores already re-judged" in out
+        assert server.stats()["replies"] == 1200
+    assert (second["plan"]["requests"], second["plan"]["answered_before"]) == (800, 400)
+    result_json = second["rejudge"]
+    assert result_json["status"] == "completed" and result_json["requested_now"] == 800
+    store = open_store(url)
+    try:
+        result = correct_incident(store, inc, n_boot=200)
+        assert [r["run_id"] for r in store.list_runs()] == [
+            r["run_id"] for r in store.list_runs() if r["origin"] != "rejudge"]
+        assert len(store.list_runs(rejudges=True)) == len(store.list_runs()) + 2
+        assert store.get_run("latest")["origin"] != "rejudge"
+    finally:
+        store.close()
+    est = result["dimensions"][0]["overall"]["estimates"]["re_judged"]
+    expect = np.mean([1.0 if gpt4[r["item"]] == 1 else 0.0 for r in rows
+                      if gpt4[r["item"]] is not None])
+    assert est["value"] == pytest.approx(expect, abs=1e-9)
+    assert est["ci_low"] < expect < est["ci_high"]
+    assert result["rejudge"]["window_scores_rejudged"] == sum(
+        1 for r in rows if gpt4[r["item"]] is not None)
+    assert result["dimensions"][0]["overall"]["recommended"] == "re_judged"
+    # the healthy judge's own figure is close to the people's on this window
+    assert abs(est["value"] - built["window_rate"]) < 0.1
+    code, out, err = run_main(["--store", url, "incidents", "correct", inc], capsys)
+    assert code == 0, err
+    assert "re-judged" in out and "re-judged by llmbar-judge" in out
+    code, out, err = run_main(["--store", url, "incidents", "postmortem", inc], capsys)
+    assert code == 0, err
+    assert "given again by the grader we used before the change" in out
+
+
+def test_rejudge_inputs_are_checked(built: dict[str, Any], store_path: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-rejudge")
+    url = f"sqlite:///{store_path}"
+    config = _healthy_config(tmp_path, "http://127.0.0.1:9/v1", url)
+    rows = [json.loads(line) for line in built["inputs"].read_text().splitlines()][:5]
+    cmd = ["--store", url, "incidents", "rejudge", built["incident_id"], "--config",
+           str(config), "--dry-run", "--inputs"]
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("".join(json.dumps(r) + "\n" for r in [*rows, rows[0]]))
+    code, _, err = run_main([*cmd, str(twice)], capsys)
+    assert code == 2 and "twice.jsonl:6" in err and "two inputs (first on line 1)" in err
+    rows[3].pop("output_2")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, _, err = run_main([*cmd, str(bad)], capsys)
+    assert code == 2 and "bad.jsonl:4" in err and "output_2" in err
+    nameless = tmp_path / "nameless.csv"
+    nameless.write_text("id,input\nx,y\n")
+    code, _, err = run_main([*cmd, str(nameless)], capsys)
+    assert code == 2 and "missing column 'score_id'" in err and "--id-field" in err
+    store = open_store(url)
+    try:
+        assert len(store.list_runs(rejudges=True)) == len(store.list_runs())  # nothing sent
+    finally:
+        store.close()
 
 
 def test_cli_correct_stores_versions_exports_and_audits(

@@ -1,5 +1,5 @@
-"""`judgecal incidents list|show|ack|resolve|note|postmortem|correct|sample|labels` — drift
-incidents and the remedy."""
+"""`judgecal incidents list|show|ack|resolve|note|postmortem|correct|sample|labels|rejudge` —
+drift incidents and the remedy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from judgecal.cli.common import emit_json, open_store, table
-from judgecal.cli.remedy import correct, labels, sample
+from judgecal.cli.remedy import correct, labels, rejudge, sample
 
 __all__ = ["incidents"]
 
@@ -22,7 +22,7 @@ def incidents() -> None:
     worse. Its evidence never changes; acknowledging, resolving and notes are
     appended as events, each with who and why. `correct` estimates what the
     affected scores should have been; `sample` and `labels` add a labelled window
-    sample.
+    sample; `rejudge` re-scores kept production inputs with the healthy judge.
     """
 
 
@@ -162,5 +162,6 @@ def postmortem(ctx: click.Context, incident_id: str, customer: str | None,
 
 
 incidents.add_command(correct)
+incidents.add_command(rejudge)
 incidents.add_command(sample)
 incidents.add_command(labels)

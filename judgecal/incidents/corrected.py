@@ -18,7 +18,8 @@ from judgecal.io.markdown import escape_markdown_inline
 __all__ = ["fmt_estimate", "latest_correction", "markdown_lines", "plain_lines"]
 
 _METHOD = {"ppi++": "PPI++", "shift_robust": "shift-robust",
-           "window_sample_ppi++": "window-sample PPI++", "raw": "raw"}
+           "window_sample_ppi++": "window-sample PPI++", "raw": "raw",
+           "re_judged": "re-judged"}
 
 
 def latest_correction(incident: dict[str, Any]) -> dict[str, Any] | None:
@@ -113,9 +114,12 @@ def plain_lines(data: dict[str, Any], customer: str | None = None) -> list[str]:
                 text += (", most likely "
                          f"{_range(corrected['ci_low'], corrected['ci_high'], rate)}")
             sample = corrected.get("method") == "window_sample_ppi++"
+            again = corrected.get("method") == "re_judged"
             text += (" (from a random sample of the affected grades that people graded by "
-                     "hand)." if sample else ".")
-            if not sample and "judge_uninformative" in (corrected.get("flags") or []):
+                     "hand)." if sample else " (the affected grades given again by the grader "
+                     "we used before the change)." if again else ".")
+            if not (sample or again) and \
+                    "judge_uninformative" in (corrected.get("flags") or []):
                 text += (" The changed grader's grades told us almost nothing here, so this "
                          "estimate rests on the examples people graded by hand alone.")
         else:

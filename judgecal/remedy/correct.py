@@ -16,18 +16,24 @@ holds (:mod:`judgecal.remedy.window`) and says, in sentences, what the result me
   healthy judge's own bias, not the drift).
 
 Which figure is *recommended* (what the postmortem quotes): the window-sample PPI++ when
-labels of a window sample exist (no transfer assumption); else PPI++ when it and the
+labels of a window sample exist (no transfer assumption); else the re-judged figure when the
+pinned healthy judge re-scored at least 95 % of the group's scores (what the scores would
+have been without the drift; :mod:`judgecal.remedy.rejudge`); else PPI++ when it and the
 shift-robust estimate agree; else none (the estimators disagree: label a window sample).
+The re-judged figure is not part of the disagreement check: it estimates the healthy judge's
+figure, not the people's.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from judgecal.remedy.rejudge import REJUDGE_METHOD, rejudged_scores
 from judgecal.remedy.window import (
     Calibration,
     WindowScores,
@@ -53,6 +59,8 @@ __all__ = [
 ]
 
 SAMPLE_METHOD = "window_sample_ppi++"
+REJUDGE_COVERAGE = 0.95
+"""Least share of a group's scores re-judged for the re-judged figure to be the one quoted."""
 CLUSTER_NOTE = ("scores are treated as independent: no two affected scores share a "
                 "conversation or trace id (the score history's trace_id)")
 
@@ -89,6 +97,10 @@ def recommended(estimates: dict[str, Any], disagree: bool) -> str | None:
     sample = estimates.get(SAMPLE_METHOD)
     if sample is not None and sample.get("value") is not None:
         return SAMPLE_METHOD
+    again = estimates.get(REJUDGE_METHOD)
+    if again is not None and again.get("value") is not None and \
+            (again.get("diagnostics") or {}).get("coverage", 0.0) >= REJUDGE_COVERAGE:
+        return REJUDGE_METHOD
     ppi = estimates.get("ppi++")
     if not disagree and ppi is not None and ppi.get("value") is not None:
         return "ppi++"
@@ -112,9 +124,25 @@ def _messages(flags: set[str], refused: list[str]) -> list[str]:
 
 class _Corrector:
     def __init__(self, cal: Calibration, labels: dict[str, float], confidence: float,
-                 n_boot: int, seed: int):
+                 n_boot: int, seed: int, rejudged: dict[str, float] | None = None):
         self.cal, self.labels = cal, labels
         self.confidence, self.n_boot, self.seed = confidence, n_boot, seed
+        self.rejudged = rejudged or {}
+
+    def _rejudged(self, scale: Scale, positive: float | None, win: WindowScores
+                  ) -> corr.CorrectionEstimate | None:
+        """The healthy judge's figure over the group's re-judged scores, or None."""
+        mask = np.array([sid in self.rejudged for sid in win.score_ids], dtype=bool)
+        if not mask.any():
+            return None
+        part = win.select(mask)
+        values = np.array([self.rejudged[sid] for sid in part.score_ids])
+        est = corr.raw_estimate(scale, values, clusters=part.clusters(),
+                                confidence=self.confidence, positive=positive)
+        note = f"{part.n:,} of {win.n:,} scores re-judged" + (
+            f"; {est.note}" if est.note else "")
+        return replace(est, method=REJUDGE_METHOD, note=note,
+                       diagnostics={**est.diagnostics, "coverage": part.n / win.n})
 
     def figure(self, dim: str, positive: float | None, win: WindowScores, kind: str,
                group: str | None, strata: list[Any]) -> dict[str, Any]:
@@ -136,6 +164,9 @@ class _Corrector:
                 win.scores[labelled], [strata[i] for i in labelled], win.scores, strata,
                 confidence=self.confidence, positive=positive)
         check = corr.agreement_check(est)
+        again = self._rejudged(scale, positive, win)  # not an estimator of the human figure
+        if again is not None:
+            est[REJUDGE_METHOD] = again
         flags = set(check.flags)
         for e in est.values():
             flags.update(e.flags)
@@ -226,7 +257,8 @@ def correct_incident(
     scores = read_window(src, window)
     before = read_before(src, window)
     labels = window_labels(store, full_id)
-    work = _Corrector(cal, labels, confidence, n_boot, seed)
+    rejudged, rejudge_run = rejudged_scores(store, full_id)
+    work = _Corrector(cal, labels, confidence, n_boot, seed, rejudged)
     dims_out: list[dict[str, Any]] = []
     skipped = sorted(set(scores.dimensions.tolist()) - set(cal.scales))
     for dim in sorted(cal.scales):
@@ -276,6 +308,9 @@ def correct_incident(
         "confidence": confidence,
         "affected_scores": scores.n,
         "labelled_window_scores": sum(1 for s in scores.score_ids if s in labels),
+        "rejudge": None if rejudge_run is None else {
+            **rejudge_run, "window_scores_rejudged": sum(1 for s in scores.score_ids
+                                                         if s in rejudged)},
         "dimensions": dims_out,
         "not_corrected": skipped,
         "messages": messages,
@@ -288,5 +323,8 @@ def correct_incident(
                             "given the true label are those on the calibration set",
             SAMPLE_METHOD: "none beyond the random sample: the labelled scores were drawn "
                            "from the window itself (stratified by dimension and segment)",
+            REJUDGE_METHOD: "the pinned healthy judge's scores are what the affected scores "
+                            "should have been (its own agreement with people is its baseline "
+                            "run's); scores without a kept input are not in it",
         },
     }

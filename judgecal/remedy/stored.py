@@ -69,6 +69,7 @@ def headline(result: dict[str, Any]) -> list[dict[str, Any]]:
             "ppi": _figure(est.get("ppi++")),
             "shift_robust": _figure(est.get("shift_robust")),
             "window_sample": _figure(est.get("window_sample_ppi++")),
+            "re_judged": _figure(est.get("re_judged")),
             "why_none": None if rec else "the estimators disagree beyond their intervals: "
             "the calibration set does not represent the window, and no window sample is "
             "labelled yet",

@@ -9,7 +9,7 @@ from judgecal.incidents.corrected import fmt_estimate
 __all__ = ["LABELS", "fmt_estimate", "render_correction"]
 
 LABELS = {"raw": "raw (as shown)", "ppi++": "PPI++", "shift_robust": "shift-robust",
-          "window_sample_ppi++": "window sample PPI++"}
+          "window_sample_ppi++": "window sample PPI++", "re_judged": "re-judged"}
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
@@ -24,9 +24,9 @@ def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
 
 def _methods(result: dict[str, Any]) -> list[str]:
     seen = ["raw", "ppi++", "shift_robust"]
-    for d in result["dimensions"]:
-        if "window_sample_ppi++" in d["overall"]["estimates"]:
-            return [*seen, "window_sample_ppi++"]
+    for extra in ("window_sample_ppi++", "re_judged"):
+        if any(extra in d["overall"]["estimates"] for d in result["dimensions"]):
+            seen.append(extra)
     return seen
 
 
@@ -80,6 +80,11 @@ def render_correction(result: dict[str, Any], stored: dict[str, Any] | None = No
     for m in methods:
         lines.append(f"  {LABELS[m]}: {result['assumptions'][m]}")
     lines.append(f"  note: {result['cluster_note']}")
+    again = result.get("rejudge")
+    if again:
+        lines.append(f"  re-judged by {again['judge']} (run {again['run_id']}, {again['status']}): "
+                     f"{again['window_scores_rejudged']:,} of {result['affected_scores']:,} "
+                     "affected scores")
     if stored:
         lines += ["", f"stored as correction {stored['correction_id']} (version "
                   f"{stored['version']}), linked to the incident as event #{stored['event_seq']}; "

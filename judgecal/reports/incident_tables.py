@@ -21,6 +21,7 @@ __all__ = ["METHODS", "blast_tables", "correction_table"]
 METHODS = {"ppi++": "PPI++ (calibration items' human and judge labels)",
            "shift_robust": "shift-robust (confusion-matrix inversion / Rogan–Gladen)",
            "window_sample_ppi++": "PPI++ on a hand-labelled sample of the window",
+           "re_judged": "re-judged by the pinned healthy judge",
            "raw": "raw (no correction)"}
 """The correction methods in words."""
 
