@@ -32,7 +32,8 @@ def explain(
     with the human labels, the ones that broke first.
 
     \b
-    Output is Markdown (every text escaped); --json gives the full texts.
+    Output is Markdown as a terminal shows it (no backslash escapes); --json
+    gives the full texts.
         judgecal explain latest --segment motivation_app=Grammarly
         judgecal explain RUN --vs BASELINE --dimension preference --json
     """
@@ -48,4 +49,6 @@ def explain(
     if as_json:
         emit_json(result)
     else:
-        click.echo(lib.to_markdown(result), nl=False)
+        from judgecal.io.markdown import for_terminal
+
+        click.echo(for_terminal(lib.to_markdown(result)), nl=False)

@@ -64,12 +64,13 @@ def list_(ctx: click.Context, judge: str | None, status: str | None, as_json: bo
 def show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     """One incident: severity, root cause, fingerprint diff, evidence, timeline (Markdown)."""
     from judgecal.incidents import get_incident, render_markdown
+    from judgecal.io.markdown import for_terminal
 
     inc = get_incident(open_store(ctx), incident_id)
     if as_json:
         emit_json(inc)
         return
-    click.echo(render_markdown(inc), nl=False)
+    click.echo(for_terminal(render_markdown(inc)), nl=False)
 
 
 def _deliver(ctx: click.Context, config_path: str | None) -> dict[str, Any] | None:
@@ -143,22 +144,38 @@ def note(ctx: click.Context, incident_id: str, text: str, actor: str | None,
 @incidents.command("postmortem")
 @click.argument("incident_id")
 @click.option("--customer", default=None, help="Write the draft for this named customer.")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
+              help="Write the Markdown to this file (its folder is created) instead of "
+                   "printing it.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def postmortem(ctx: click.Context, incident_id: str, customer: str | None,
-               as_json: bool) -> None:
+               out_path: str | None, as_json: bool) -> None:
     """A customer-facing postmortem draft in plain words (Markdown).
 
-    What changed, how big, who was affected, what we did, what we will do.
+    What changed, how big, who was affected and in which hours, what we did, what
+    we will do; no internal ids. On the terminal without Markdown escapes; --out
+    writes the Markdown file.
     """
     from judgecal.incidents import get_incident, render_postmortem
+    from judgecal.io.markdown import for_terminal
+    from judgecal.io.paths import cannot_write, make_parent
 
     inc = get_incident(open_store(ctx), incident_id)
     text = render_postmortem(inc, customer=customer)
+    if out_path:
+        path = make_parent(out_path, "the postmortem")
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise cannot_write(path, exc, "the postmortem") from None
     if as_json:
-        emit_json({"incident_id": inc["incident_id"], "customer": customer, "markdown": text})
-        return
-    click.echo(text, nl=False)
+        emit_json({"incident_id": inc["incident_id"], "customer": customer, "markdown": text,
+                   "out": out_path})
+    elif out_path:
+        click.echo(f"wrote {out_path}")
+    else:
+        click.echo(for_terminal(text), nl=False)
 
 
 incidents.add_command(correct)

@@ -1,20 +1,41 @@
 """The customer-facing postmortem draft: plain words, no metric names, no statistics vocabulary.
+
+It says which hours were affected (a time range in UTC with its length) and shows none of
+our internal ids — run, incident, correction and check ids, fingerprint hashes and production
+tags, score ids — nor command lines: a resolution note quoted in it has them taken out
+(:func:`customer_words`). Text from people and data (the customer's name, the note) is
+escaped for Markdown; ``judgecal incidents postmortem`` undoes the escapes on a terminal.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from judgecal import drift
 from judgecal.errors import InputError
 from judgecal.incidents.corrected import latest_correction, plain_lines
-from judgecal.incidents.markdown import pct, window_of
+from judgecal.incidents.markdown import md, pct, window_of
 from judgecal.incidents.schema import RESOLVED
 
 __all__ = [
+    "customer_words",
     "render_postmortem",
 ]
+
+_INTERNAL = re.compile(
+    r"\b(?:r\d{8}T\d{6}-[0-9a-f]{6}"  # run ids
+    r"|INC-\d{8}-[0-9a-f]{6}"  # incident ids
+    r"|(?:COR|chk|CHK)-[0-9a-f]{6,}"  # correction and check ids
+    r"|sha256:[0-9a-f]{6,}"  # fingerprint hashes
+    r"|cfg:[0-9a-f]{6,}(?:/served:\S+)?"  # production tags
+    r"|score[_ -]?ids?\b[:=]?\s*\S+"  # score ids
+    r"|[0-9a-f]{32,})",  # any other long hash
+    re.IGNORECASE,
+)
+_COMMAND = re.compile(r"`[^`]*`|\bjudgecal(?:\s+[a-z][\w-]*)+", re.IGNORECASE)
+_PARENS = re.compile(r"\s*\(([^()]*)\)")
 
 _LEVEL_WORDS = {"SEV0": "critical (the highest of our three levels)",
                 "SEV2": "major (the middle of our three levels)"}
@@ -87,6 +108,51 @@ def _day(iso: str | None) -> str:
     return f"{t.day} {t.strftime('%B %Y')}"
 
 
+def customer_words(text: str) -> str:
+    """``text`` (an engineer's note) without internal ids or command lines: a parenthesis
+    holding one goes whole ("(run r2026…)", "(judgecal incidents correct)"), the rest is
+    taken out where it stands."""
+    def parens(m: re.Match[str]) -> str:
+        inner = m.group(1)
+        return "" if _INTERNAL.search(inner) or _COMMAND.search(inner) else m.group(0)
+
+    out = _PARENS.sub(parens, text)
+    out = _COMMAND.sub("", _INTERNAL.sub("", out))
+    out = re.sub(r"\s+([.,;:])", r"\1", re.sub(r"\s{2,}", " ", out))
+    return re.sub(r"(?:\b(?:run|incident|check|correction|id)\s*)+([.,;:]|$)", r"\1",
+                  out).strip()
+
+
+def _hours(start: str, end: str) -> str:
+    a = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    b = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    h = (b - a).total_seconds() / 3600
+    if h < 1:
+        return "less than an hour"
+    return f"about {h:.0f} hour{'' if round(h) == 1 else 's'}"
+
+
+def _affected_period(incident: dict[str, Any], window: tuple[str, str] | None) -> str:
+    """The hours affected, as a sentence: the blast radius's window, or else the span from
+    the last healthy check to the resolution (or to now, while open)."""
+    resolved = incident["status"] == RESOLVED
+    if window:
+        text = (f"The affected period ran from {_when(window[0])} to {_when(window[1])} "
+                f"({_hours(*window)})")
+        return text + ("." if resolved else ", the latest grades we have checked; the "
+                       "incident is still open, so later grades may be affected too.")
+    start = incident.get("last_healthy_run_at")
+    if not start:
+        return (f"The change was detected on {_when(incident['opened_at'])}; we are still "
+                "establishing when it started.")
+    end = incident.get("resolved_at")
+    if end:
+        return (f"Grades produced from {_when(start)} to {_when(end)} ({_hours(start, end)}) "
+                "may be affected.")
+    return (f"Grades produced from {_when(start)} until the incident is resolved may be "
+            "affected.")
+
+
 def _rate_metric(dim: dict[str, Any]) -> tuple[float, float] | None:
     """The plain agreement rate (share of items where judge and humans agree), before/after."""
     for key in ("accuracy", "exact_agreement"):
@@ -136,7 +202,8 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
     lines = [
         f"# Incident report: a change in our automated grading ({_day(opened)})",
         "",
-        "*Draft for review before sending.*" + (f" Prepared for {customer}." if customer else ""),
+        "*Draft for review before sending.*"
+        + (f" Prepared for {md(customer)}." if customer else ""),
         "",
         "## What changed",
         "",
@@ -182,8 +249,8 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
                        ("traffic_share",))
         customers = pct(blast, ("customers_pct", "named_customers_pct", "pct_customers"),
                          ("customers_share", "customer_share"))
-        when = (f" between {_when(window[0])} and {_when(window[1])}" if window
-                else " during the affected period")
+        when = " in that period" if window else " during the affected period"
+        lines.append(_affected_period(incident, window))
         if traffic is not None:
             lines.append(f"About {traffic:.0f} in 100 of the grades our system produced{when} "
                          "came from the changed grader.")
@@ -195,19 +262,21 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
                for c in blast.get("top_customers") or [] if isinstance(c, dict)}
         if customer:
             _check_customer(incident, customer, per, top)
+        who = md(customer) if customer else ""
         if customer and isinstance(per, dict):
             count = per.get(customer)
             if count:
-                lines.append(f"For {customer}, {count} grade(s) came from the changed grader.")
+                lines.append(f"For {who}, {count} grade(s) came from the changed grader.")
             else:
-                lines.append(f"None of {customer}'s grades came from the changed grader.")
+                lines.append(f"None of {who}'s grades came from the changed grader.")
         elif customer and top.get(customer):
-            lines.append(f"For {customer}, {top[customer]} grade(s) came from the changed "
+            lines.append(f"For {who}, {top[customer]} grade(s) came from the changed "
                          "grader.")
         elif customer:
-            lines.append(f"We are confirming exactly which of {customer}'s grades were "
+            lines.append(f"We are confirming exactly which of {who}'s grades were "
                          "affected and will send you the list.")
     else:
+        lines.append(_affected_period(incident, None))
         lines.append("We are still identifying which grades were produced by the changed "
                      "grader, and will tell you as soon as we know.")
     if incident.get("last_healthy_run_at"):
@@ -240,8 +309,9 @@ def render_postmortem(incident: dict[str, Any], customer: str | None = None) -> 
                 "we updated our corrected estimates." if again else
                 "we estimated what the affected grades should have been."))
         elif e["kind"] == "resolved":
+            note = customer_words(str(e.get("reason") or ""))
             lines.append(f"- {_when(e['at'])}: we resolved the incident."
-                         + (f" Our note: {e['reason']}" if e.get("reason") else ""))
+                         + (f" Our note: {md(note)}" if note else ""))
     if incident["status"] != RESOLVED:
         lines.append("- The incident is still open; we will update you when it is resolved.")
     lines += ["", "## What we will do", ""]

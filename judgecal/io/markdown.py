@@ -16,6 +16,11 @@ renderer shows the character itself):
 :func:`markdown_fence` is the alternative for verbatim text (a judge's raw reply): a fenced
 code block whose fence is longer than any backtick run inside, so the text cannot close it.
 
+The escapes belong in ``.md`` files only. :func:`for_terminal` turns such Markdown into what
+a terminal should show: the backslash escapes undone (outside fenced blocks, whose text is
+verbatim) and control characters removed (no escape sequence from data reaches the
+terminal), everything else as written.
+
 All functions are pure and use the standard library only (cheap to import).
 """
 
@@ -27,6 +32,7 @@ __all__ = [
     "escape_markdown",
     "escape_markdown_cell",
     "escape_markdown_inline",
+    "for_terminal",
     "markdown_fence",
     "truncate",
 ]
@@ -35,6 +41,9 @@ _INLINE = re.compile(r"([\\`*_\[\]<>&|~])")
 _LINE_START = re.compile(r"^([#+\-=>])")
 _ORDERED = re.compile(r"^(\d{1,9})([.)])")
 _WS = re.compile(r"\s+")
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")  # a backslash before ASCII punctuation
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
+_FENCE = re.compile(r"^(`{3,}|~{3,})")
 
 
 def _escape_line(line: str) -> str:
@@ -97,3 +106,26 @@ def truncate(text: str, limit: int) -> str:
     if limit <= 0 or len(text) <= limit:
         return text
     return f"{text[:limit].rstrip()}… ({len(text) - limit} more characters)"
+
+
+def for_terminal(markdown: str) -> str:
+    r"""Markdown from these helpers as a terminal should show it: no backslash escapes
+    (except inside fenced blocks, which are verbatim) and no control characters.
+
+    >>> print(for_terminal(escape_markdown_inline("blast_radius: 3 * 4 & <b>")))
+    blast_radius: 3 * 4 & <b>
+    >>> print(for_terminal("a\x1b[31mred"))
+    a[31mred
+    """
+    out: list[str] = []
+    fence: str | None = None
+    for line in _CONTROL.sub("", markdown.replace("\r\n", "\n")).split("\n"):
+        m = _FENCE.match(line)
+        if fence is None and m:
+            fence = m.group(1)
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is None:
+            line = _ESCAPED.sub(r"\1", line)
+        out.append(line)
+    return "\n".join(out)
