@@ -45,9 +45,18 @@ def _timeout_sleep(value: str) -> float | None:
 @click.option("--system-fingerprint", default=None, help="system_fingerprint to report "
               "(default: leave the field out).")
 @click.option(
+    "--profile", type=click.Choice(["default", "llamacpp"]), default="default",
+    show_default=True,
+    help="Which server to imitate. llamacpp: the reply's model echoes the requested name "
+    "(--model-id ignored), no system_fingerprint, max_completion_tokens ignored (only "
+    "max_tokens cuts a reply), one request answered at a time (the others queue).",
+)
+@click.option(
     "--fault", "faults", multiple=True, metavar="KIND=RATE",
     help="Inject a fault into this fraction of requests. Kinds: 429, 429-no-retry-after, "
-    "500, 502, 503, context-length, timeout, drop, junk, empty, truncated-stream. Repeatable.",
+    "500, 502, 503, context-length, timeout, drop, junk, empty, truncated-stream, "
+    "no-finish-reason, no-usage, and the hostile replies html, broken-json, wrong-shape, "
+    "no-message, content-number, content-list, bad-usage, echo-key. Repeatable.",
 )
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the fault draws (per item and attempt: reproducible).")
@@ -70,6 +79,7 @@ def serve_recorded(
     as_json: bool,
     model_id: str | None,
     system_fingerprint: str | None,
+    profile: str,
     faults: tuple[str, ...],
     seed: int,
     latency_ms: float,
@@ -92,6 +102,7 @@ def serve_recorded(
         judgecal serve-recorded -r gpt-3.5-turbo=pandalm:gpt-3.5-turbo
         judgecal serve-recorded -r llmbar:GPT-4/Vanilla --fault 429=0.05 --fault junk=0.02
         judgecal serve-recorded --port 0 --latency-ms 200 --model-id gpt-4o-2024-08-06
+        judgecal serve-recorded --profile llamacpp --latency-ms 500
     """
     from judgecal.cli.common import emit_json
     from judgecal.errors import InputError
@@ -137,6 +148,7 @@ def serve_recorded(
         sets_dir=sets_dir,
         model_id=model_id,
         system_fingerprint=system_fingerprint,
+        profile=profile,
         faults=rates,
         seed=seed,
         latency_ms=latency_ms,
@@ -157,6 +169,8 @@ def serve_recorded(
         for alias, spec in server.config.recordings.items():
             click.echo(f"  model {alias!r:<20} -> {spec}" if alias != "*" else
                        f"  any model              -> {spec}")
+        if profile != "default":
+            click.echo(f"  profile: {profile} (one request at a time)")
         if rates:
             click.echo("  faults: " + ", ".join(f"{k}={v:g}" for k, v in rates.items()))
         click.echo("Press Ctrl-C to stop.", err=True)

@@ -76,8 +76,23 @@ then ``data: [DONE]``. ``n > 1`` still gets one choice. Response headers
 ``X-Judgecal-Item-Id``, ``X-Judgecal-Swapped``, ``X-Judgecal-Recording`` and (for an
 injected fault) ``X-Judgecal-Fault`` say what was served.
 
+Profiles
+--------
+``profile`` (``--profile``) picks which server the recorded judge imitates
+(:data:`~judgecal.recorded.state.PROFILES`). ``default``: the behaviour above, requests
+answered concurrently. ``llamacpp``: what a local llama.cpp server does — the reply's
+``model`` always echoes the requested name (``model_id`` is ignored), there is never a
+``system_fingerprint`` (the setting is ignored), ``max_completion_tokens`` is ignored (only
+``max_tokens`` cuts the reply, with ``finish_reason`` ``"length"``), and one request is
+answered at a time: the others wait their turn (latency included), and one whose client
+hangs up while waiting is dropped unanswered. The ``no-finish-reason`` and ``no-usage``
+faults add the replies such a server sends when a generation is cut off or reports no
+token counts.
+
 Control endpoints (localhost only, no authentication): ``GET /_judgecal/stats``
-(requests and served replies per item and per model, fault and error counts),
+(requests and served replies per item and per model, fault and error counts, requests
+whose body repeated one already received for the same item — ``repeated_requests`` —,
+the most requests answered at once — ``max_concurrent``),
 ``POST /_judgecal/reset-stats``, ``GET``/``POST /_judgecal/config`` (change recordings,
 model id, faults, latency at runtime, e.g. to swap the model behind an alias silently).
 
@@ -93,6 +108,7 @@ from judgecal.recorded.recordings import (
 )
 from judgecal.recorded.server import (
     ITEM_HEADER,
+    PROFILES,
     RunningServer,
     ServerConfig,
     start_server,
@@ -103,6 +119,7 @@ __all__ = [
     "ITEM_HEADER",
     "JUNK_REPLY",
     "NO_VERDICT_REPLY",
+    "PROFILES",
     "RecordingInfo",
     "RunningServer",
     "ServerConfig",

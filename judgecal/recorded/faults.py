@@ -29,7 +29,15 @@ Kinds (see :data:`FAULT_KINDS`):
 ``bad-usage``                 the real reply, with token counts ``"lots"`` and ``-5``
 ``echo-key``                  the real reply, whose model id, ``system_fingerprint`` and
                               text repeat the request's ``Authorization`` header
+``no-finish-reason``          the whole reply without a finish reason: the key is left
+                              out of the choice (a stream ends with ``[DONE]`` and no
+                              finish chunk); a failure, not a reply
+``no-usage``                  the real reply without ``usage`` (a stream gets no usage
+                              chunk even when it asks for one): token counts unknown
 ============================  ==========================================================
+
+New kinds are added at the end of :data:`FAULT_KINDS`, so that the draws of a seeded
+configuration that does not use them stay the same.
 
 The hostile kinds (``html`` to ``echo-key``) are what a broken gateway or a hostile endpoint
 sends; a client must keep each reply unscored or retry it, never crash, never store a key.
@@ -72,6 +80,8 @@ FAULT_KINDS: tuple[str, ...] = (
     "content-list",
     "bad-usage",
     "echo-key",
+    "no-finish-reason",
+    "no-usage",
 )
 
 MALFORMED_200: dict[str, bytes] = {

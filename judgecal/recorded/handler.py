@@ -8,6 +8,7 @@ Request lines go to the ``judgecal.recorded`` logger at DEBUG level, never heade
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from judgecal.errors import InputError, JudgecalError
 from judgecal.recorded.faults import JUNK_REPLY, MALFORMED_200, draw_fault
-from judgecal.recorded.recordings import MatchError
+from judgecal.recorded.recordings import MatchError, Resolved
 from judgecal.recorded.state import ANY_MODEL, IDLE_TIMEOUT_S, ITEM_HEADER, ServerConfig
 
 if TYPE_CHECKING:
@@ -285,10 +286,45 @@ class Handler(BaseHTTPRequestHandler):
             raise _BadRequest(str(exc), exc.status, exc.code) from None
 
         item = resolved.item_id
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         with stats.lock:
             stats.item_requests[item] += 1
             stats.model_requests[model] += 1
             attempt = stats.attempts[(model, item)] = stats.attempts[(model, item)] + 1
+            seen = stats.bodies[(model, item)]
+            if digest in seen:
+                stats.repeated[item] += 1
+            seen.add(digest)
+        if config.profile != "llamacpp":
+            self._answer(body, model, prompt, recording.spec, resolved, attempt, config)
+            return
+        # llama.cpp with one slot: requests wait their turn; one that gives up while
+        # waiting (the client hung up) is dropped without an answer.
+        while not state.slot.acquire(blocking=False):
+            if not self._wait(0.05):
+                return
+        try:
+            self._answer(body, model, prompt, recording.spec, resolved, attempt, config)
+        finally:
+            state.slot.release()
+
+    def _answer(self, body: Mapping[str, Any], model: str, prompt: str, spec: str,
+                resolved: Resolved, attempt: int, config: ServerConfig) -> None:
+        stats = self.server.state.stats
+        with stats.lock:
+            stats.active += 1
+            stats.max_active = max(stats.max_active, stats.active)
+        try:
+            self._answer_inner(body, model, prompt, spec, resolved, attempt, config)
+        finally:
+            with stats.lock:
+                stats.active -= 1
+
+    def _answer_inner(self, body: Mapping[str, Any], model: str, prompt: str, spec: str,
+                      resolved: Resolved, attempt: int, config: ServerConfig) -> None:
+        state = self.server.state
+        stats = state.stats
+        item = resolved.item_id
         fault, rng = draw_fault(config.faults, config.seed, f"{model}\x00{item}\x00{attempt}")
         delay = config.latency_ms + rng.uniform(0, config.latency_jitter_ms)
         if fault:
@@ -302,7 +338,7 @@ class Handler(BaseHTTPRequestHandler):
         headers = {
             ITEM_HEADER: item,
             "X-Judgecal-Swapped": "1" if resolved.swapped else "0",
-            "X-Judgecal-Recording": recording.spec,
+            "X-Judgecal-Recording": spec,
         }
         if fault and fault != "timeout":
             headers["X-Judgecal-Fault"] = fault
@@ -316,19 +352,26 @@ class Handler(BaseHTTPRequestHandler):
             text = ""
         elif fault == "truncated-stream":
             text, finish = text[: len(text) // 2], ""
-        limit = [v for k in ("max_tokens", "max_completion_tokens")
-                 if isinstance(v := body.get(k), int) and v > 0]
+        elif fault == "no-finish-reason":
+            finish = ""
+        llamacpp = config.profile == "llamacpp"
+        # llama.cpp reads only max_tokens (and its own n_predict); max_completion_tokens
+        # is ignored, so a client sending only that gets the whole reply.
+        params = ("max_tokens",) if llamacpp else ("max_tokens", "max_completion_tokens")
+        limit = [v for k in params if isinstance(v := body.get(k), int) and v > 0]
         if limit and _tokens(text) > min(limit):
             text, finish = text[: 4 * min(limit)], finish and "length"
-        served = fault in (None, "timeout", "bad-usage", "echo-key")
-        usage: dict[str, Any] = {
+        served = fault in (None, "timeout", "bad-usage", "echo-key", "no-usage")
+        usage: dict[str, Any] | None = {
             "prompt_tokens": _tokens(prompt),
             "completion_tokens": _tokens(text),
             "total_tokens": _tokens(prompt) + _tokens(text),
         }
-        served_id = config.model_id or model
+        served_id = model if llamacpp else (config.model_id or model)
         fingerprint = None
-        if fault == "bad-usage":
+        if fault == "no-usage":
+            usage = None
+        elif fault == "bad-usage":
             usage = {"prompt_tokens": "lots", "completion_tokens": -5, "total_tokens": None}
         elif fault == "echo-key":
             # What a gateway that reflects the request's headers sends back.
@@ -344,6 +387,8 @@ class Handler(BaseHTTPRequestHandler):
             "finish": finish or None,
             "usage": usage,
             "system_fingerprint": fingerprint,
+            "finish_key": fault != "no-finish-reason",
+            "report_fingerprint": not llamacpp,
         }
         stream_options = body.get("stream_options")
         # Count before sending: a client may read the stats as soon as it has the reply.
@@ -372,7 +417,8 @@ class Handler(BaseHTTPRequestHandler):
         """Send the response of an HTTP-level fault; False if the fault is not one."""
         stats = self.server.state.stats
         if fault is None or fault in (
-            "timeout", "junk", "empty", "truncated-stream", "bad-usage", "echo-key"
+            "timeout", "junk", "empty", "truncated-stream", "bad-usage", "echo-key",
+            "no-finish-reason", "no-usage",
         ):
             return False
         if fault in MALFORMED_200:
@@ -420,10 +466,16 @@ class Handler(BaseHTTPRequestHandler):
                 "logprobs": None,
                 "finish_reason": c["finish"],
             }],
-            "usage": c["usage"],
         }
-        if c.get("system_fingerprint") or config.system_fingerprint:
-            body["system_fingerprint"] = c.get("system_fingerprint") or config.system_fingerprint
+        if not c["finish_key"]:  # the no-finish-reason fault: the key is missing altogether
+            del body["choices"][0]["finish_reason"]
+        if c["usage"] is not None:
+            body["usage"] = c["usage"]
+        fingerprint = c.get("system_fingerprint") or (
+            config.system_fingerprint if c["report_fingerprint"] else None
+        )
+        if fingerprint:
+            body["system_fingerprint"] = fingerprint
         return self._send(200, json.dumps(body).encode(), headers)
 
     def _stream(self, c: Mapping[str, Any], config: ServerConfig, headers: Mapping[str, str],
@@ -432,8 +484,11 @@ class Handler(BaseHTTPRequestHandler):
             "id": c["id"], "object": "chat.completion.chunk", "created": c["created"],
             "model": c["model"],
         }
-        if c.get("system_fingerprint") or config.system_fingerprint:
-            base["system_fingerprint"] = c.get("system_fingerprint") or config.system_fingerprint
+        fingerprint = c.get("system_fingerprint") or (
+            config.system_fingerprint if c["report_fingerprint"] else None
+        )
+        if fingerprint:
+            base["system_fingerprint"] = fingerprint
 
         def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
             data = json.dumps({**base, "choices": choices, **extra})
@@ -447,7 +502,7 @@ class Handler(BaseHTTPRequestHandler):
         events += [event([delta({"content": text[i:i + 24]})]) for i in range(0, len(text), 24)]
         if c["finish"]:
             events.append(event([delta({}, c["finish"])]))
-        if include_usage:
+        if include_usage and c["usage"] is not None:
             events.append(event([], usage=c["usage"]))
         events.append(b"data: [DONE]\n\n")
 

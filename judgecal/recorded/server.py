@@ -33,6 +33,7 @@ from judgecal.recorded.handler import Handler
 from judgecal.recorded.state import (
     DEFAULT_RECORDING,
     ITEM_HEADER,
+    PROFILES,
     ServerConfig,
     State,
     parse_recording_option,
@@ -41,6 +42,7 @@ from judgecal.recorded.state import (
 __all__ = [
     "DEFAULT_RECORDING",
     "ITEM_HEADER",
+    "PROFILES",
     "RunningServer",
     "Server",
     "ServerConfig",

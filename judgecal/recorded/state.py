@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_RECORDING",
     "IDLE_TIMEOUT_S",
     "ITEM_HEADER",
+    "PROFILES",
     "ServerConfig",
     "State",
     "Stats",
@@ -39,8 +40,18 @@ ANY_MODEL = "*"
 IDLE_TIMEOUT_S = 120.0
 """A keep-alive connection idle this long is closed by the server."""
 
+PROFILES: dict[str, str] = {
+    "default": "answers requests concurrently; reports model_id and system_fingerprint when "
+    "they are set; max_tokens and max_completion_tokens both limit the reply",
+    "llamacpp": "like a local llama.cpp server: the reply's model echoes the requested name "
+    "(model_id is ignored), no system_fingerprint, max_completion_tokens is ignored (only "
+    "max_tokens limits the reply), one request at a time (the others queue)",
+}
+"""The server behaviours the recorded judge can imitate, by name."""
+
 _RUNTIME_FIELDS = (
     "recordings",
+    "profile",
     "sets_dir",
     "model_id",
     "system_fingerprint",
@@ -90,6 +101,8 @@ class ServerConfig:
     """``Retry-After`` of the ``429`` fault."""
     timeout_sleep_s: float | None = 30.0
     """How long a ``timeout`` fault waits before answering; None: never answer."""
+    profile: str = "default"
+    """Which server to imitate (:data:`PROFILES`): ``default`` or ``llamacpp``."""
     host: str = "127.0.0.1"
     port: int = 0
     """0 picks a free port."""
@@ -112,6 +125,10 @@ class ServerConfig:
             not isinstance(self.timeout_sleep_s, int | float) or self.timeout_sleep_s < 0
         ):
             raise InputError(f"timeout_sleep_s must be >= 0 or None, got {self.timeout_sleep_s!r}")
+        if self.profile not in PROFILES:
+            raise InputError(
+                f"unknown profile {self.profile!r} (known: {', '.join(PROFILES)})"
+            )
         if not isinstance(self.seed, int):
             raise InputError(f"seed must be an integer, got {self.seed!r}")
 
@@ -152,6 +169,13 @@ class Stats:
         self.model_served: Counter[str] = Counter()
         self.attempts: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.client_disconnects = 0
+        self.bodies: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        self.repeated: Counter[str] = Counter()
+        """Requests whose body was byte for byte one already received for the same model
+        and item (a client paying again for the same question), per item."""
+        self.active = 0
+        self.max_active = 0
+        """Most chat completions being answered at the same moment (1 under ``llamacpp``)."""
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -171,6 +195,9 @@ class Stats:
                     for k, n in self.model_requests.items()
                 },
                 "client_disconnects": self.client_disconnects,
+                "repeated_requests": sum(self.repeated.values()),
+                "repeated_by_item": dict(sorted(self.repeated.items())),
+                "max_concurrent": self.max_active,
             }
 
 
@@ -182,6 +209,8 @@ class State:
         self.stop = threading.Event()
         self.ids = itertools.count(1)
         self.conn_lock = threading.Lock()
+        self.slot = threading.Lock()
+        """Held while a request is answered under the ``llamacpp`` profile (one at a time)."""
         self.loaded: dict[tuple[Path | None, str], Recording] = {}
         self.connections: set[socket.socket] = set()
 
