@@ -10,6 +10,7 @@ import click
 from judgecal.cli.common import emit_json, fmt_metric, open_store
 from judgecal.cli.main import EXIT_OK
 from judgecal.cli.progress import ProgressLine
+from judgecal.cli.runs import reply_notes
 
 
 @click.command()
@@ -142,13 +143,12 @@ def _render(p: dict[str, Any]) -> str:
         f"replies: {s['scored']} scored, {s['unscored']} unscored, {s['failed']} failed "
         f"of {s['expected']}; requested now {s['requested_now']} in {s['elapsed_s']:.1f}s",
     ]
-    if s["unscored_reasons"]:
-        reasons = ", ".join(f"{k} × {v}" for k, v in s["unscored_reasons"].items())
-        lines.append(f"unscored because: {reasons}")
-    served = s["observed_fingerprint"]["served_models"]
+    observed = s["observed_fingerprint"]
+    served = observed["served_models"]
     if served:
         shares = ", ".join(f"{k} ({v['share']:.0%})" for k, v in served.items())
         lines.append("served by: " + shares)
+    lines += reply_notes(s, observed)
     for reason in s["inconclusive_because"]:
         lines.append(f"inconclusive: {reason}")
     if p["outcome"] not in ("healthy", "inconclusive"):

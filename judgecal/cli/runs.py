@@ -2,9 +2,47 @@
 
 from __future__ import annotations
 
+__all__ = ["reply_notes", "runs"]
+
+from typing import Any
+
 import click
 
 from judgecal.cli.common import emit_json, open_store, table
+
+
+def reply_notes(summary: dict[str, Any], observed: dict[str, Any]) -> list[str]:
+    """What a run's replies say beyond the counts, one line each, for `run` and `runs show`:
+    why replies have no score (failed requests included), replies cut by max_tokens, token
+    counts (unknown is not 0), and whether the served-model fingerprint can show a swap."""
+    lines = []
+    reasons = summary.get("unscored_reasons") or {}
+    if reasons:
+        lines.append("unscored because: " + ", ".join(f"{k} × {v}" for k, v in reasons.items()))
+    truncated = summary.get("truncated") or 0
+    if truncated:
+        lines.append(
+            f"truncated: {truncated} scored repl{'y was' if truncated == 1 else 'ies were'} cut "
+            "by max_tokens (finish_reason length), the verdict read from the part that "
+            "arrived: raise decoding.max_tokens"
+        )
+    tokens = summary.get("tokens") or {}
+    if tokens:
+        known = [tokens.get("prompt"), tokens.get("completion")]
+        text = ("unknown (the endpoint reported no usage)" if known == [None, None] else
+                f"{_count(known[0])} prompt, {_count(known[1])} completion")
+        if tokens.get("unknown") and known != [None, None]:
+            text += f" ({tokens['unknown']} repl(ies) without counts, not included)"
+        lines.append(f"tokens: {text}")
+    if observed.get("informative") is False:
+        lines.append(f"served-model fingerprint uninformative: {observed.get('note')}")
+    elif observed.get("note"):
+        lines.append(f"served-model fingerprint: {observed['note']}")
+    return lines
+
+
+def _count(value: Any) -> str:
+    return "unknown" if value is None else f"{value:,}"
 
 
 @click.group()
@@ -76,6 +114,8 @@ def show(ctx: click.Context, run_id: str, with_replies: bool, as_json: bool) -> 
 
     RUN_ID may be a unique prefix or `latest`.
     """
+    from judgecal.judge.fingerprint import deep_fingerprint
+
     store = open_store(ctx)
     run = store.get_run(run_id)
     if with_replies:
@@ -107,6 +147,9 @@ def show(ctx: click.Context, run_id: str, with_replies: bool, as_json: bool) -> 
             (s.get("observed_fingerprint") or {}).get("system_fingerprints") or {}
         ).items():
             lines.append(f"  system_fingerprint {model}: {count}")
+        lines += reply_notes(s, deep_fingerprint(run)["observed"])
+        for reason in s.get("inconclusive_because") or []:
+            lines.append(f"inconclusive: {reason}")
     click.echo("\n".join(lines))
 
 

@@ -16,7 +16,17 @@ what is retried and how long to wait:
 * 401/403 and an unknown model abort the run (every request would fail the same way).
 * A reply that cannot be parsed is asked again up to ``parse_retries`` times (a judge
   that sometimes answers junk slows the run down instead of skewing it); if it stays
-  unparseable it is unscored with the reason.
+  unparseable it is unscored with the reason. A re-ask is never the identical request:
+  at temperature 0 the same question gets the same answer, paid for again. Re-ask *n*
+  appends :data:`REASK_NOTE` (with *n*) to the last user message and, when the decoding
+  pins a ``seed``, sends ``seed + n``. The stored prompt hash stays the configured
+  prompt's; the reply's ``attempts`` shows that it took more than one request.
+* A reply cut by ``max_tokens`` (``finish_reason`` ``"length"``) is kept with that finish
+  reason: if a verdict can still be read from it, it is scored (the run's summary counts
+  these replies as ``truncated``); if not, it is re-asked as above and, still cut and
+  unparseable, unscored with the reason ``truncated``.
+* A reply or stream without a finish reason (cut off on the way) is a transient failure,
+  never a reply: retried, and after ``max_retries`` *failed* with the reason.
 
 Every request carries an ``X-Judgecal-Item-Id`` header. Real providers ignore it; the
 recorded judge uses it to tell apart items whose texts are identical.
@@ -24,13 +34,17 @@ recorded judge uses it to tell apart items whose texts are identical.
 Everything an endpoint sends back is passed through the job's :class:`~judgecal.redact.Redactor`
 before it leaves the client, so an endpoint that echoes the key cannot get it stored.
 
-Set ``JUDGECAL_DEBUG_HTTP=1`` to log each request's URL, item, outcome and latency to the
-``judgecal.http`` logger (headers are never logged, so the key cannot leak).
+Set ``JUDGECAL_DEBUG_HTTP=1`` to log each request to the ``judgecal.http`` logger: URL,
+item, re-ask number, the decoding parameters sent (model, ``max_tokens``,
+``max_completion_tokens``, temperature, seed, stream), then the outcome, finish reason,
+token counts and latency (``judgecal`` shows these lines on stderr). Headers and message
+texts are never logged, so the key cannot leak.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import logging
 import os
@@ -52,6 +66,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ITEM_HEADER",
+    "REASK_NOTE",
+    "TRUNCATED",
     "UNREACHABLE_AFTER",
     "JudgeClient",
     "Outcome",
@@ -60,6 +76,17 @@ __all__ = [
 log = logging.getLogger("judgecal.http")
 
 ITEM_HEADER = "X-Judgecal-Item-Id"
+
+REASK_NOTE = (
+    "\n\n(Asked again, request {n}: an earlier reply had no verdict in the format asked "
+    "for above. Reply in exactly that format.)"
+)
+"""Appended to the last user message of re-ask ``n`` (1, 2, ...) after an unparseable reply."""
+
+TRUNCATED = "truncated"
+"""The unscored reason of a reply cut by ``max_tokens`` from which no verdict could be read."""
+
+_LOGGED_PARAMS = ("model", "max_tokens", "max_completion_tokens", "temperature", "seed")
 
 
 @dataclass
@@ -189,15 +216,27 @@ class JudgeClient:
         the Authorization header into error messages), and what it sends is stored."""
         return self._redactor(text) if self._redactor is not None else text
 
-    def _log(self, item_id: str, status: str, started: float) -> None:
-        if self._debug:
-            log.debug(
-                "POST %s/chat/completions item=%s -> %s (%.0f ms)",
-                self._url,
-                item_id,
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+    def _log(self, item_id: str, kwargs: dict[str, Any], reask: int, status: str,
+             started: float, outcome: Outcome | None = None) -> None:
+        if not self._debug:
+            return
+        sent = " ".join(f"{k}={kwargs[k]}" for k in _LOGGED_PARAMS if k in kwargs)
+        got = ""
+        if outcome is not None:
+            prompt, completion = outcome.prompt_tokens, outcome.completion_tokens
+            got = (f" finish={outcome.finish_reason} "
+                   f"tokens={_or_unknown(prompt)}+{_or_unknown(completion)}")
+        log.debug(
+            "POST %s/chat/completions item=%s reask=%d %s stream=%s -> %s%s (%.0f ms)",
+            self._url,
+            item_id,
+            reask,
+            sent,
+            self.judge.stream,
+            status,
+            got,
+            (time.perf_counter() - started) * 1000,
+        )
 
     def _unreachable(self, reason: str) -> None:
         """Abort the run when the endpoint was never reached and keeps refusing."""
@@ -233,6 +272,21 @@ class JudgeClient:
         kwargs["extra_headers"] = {ITEM_HEADER: item_id}
         return kwargs
 
+    def _reask_kwargs(self, kwargs: dict[str, Any], n: int) -> dict[str, Any]:
+        """Re-ask ``n`` of the request ``kwargs``: never the identical request (see the
+        module docstring)."""
+        messages = [dict(m) for m in kwargs["messages"]]
+        last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+        note = REASK_NOTE.format(n=n)
+        if last is None:
+            messages.append({"role": "user", "content": note.strip()})
+        else:
+            messages[last]["content"] = f"{messages[last].get('content') or ''}{note}"
+        out = {**kwargs, "messages": messages}
+        if isinstance(kwargs.get("seed"), int):
+            out["seed"] = kwargs["seed"] + n
+        return out
+
     def _backoff(self, attempt: int) -> float:
         cap = min(self.judge.backoff_max_s, self.judge.backoff_base_s * (2**attempt))
         return self._rng.uniform(0, cap)
@@ -254,7 +308,8 @@ class JudgeClient:
         import openai
 
         assert self._client is not None, "use JudgeClient as an async context manager"
-        kwargs = self._request_kwargs(messages, item_id)
+        first = self._request_kwargs(messages, item_id)
+        kwargs = first
         attempts = 0
         transient_failures = 0
         parse_failures = 0
@@ -266,7 +321,7 @@ class JudgeClient:
             try:
                 outcome = await self._once(kwargs)
             except _Retryable as exc:
-                self._log(item_id, exc.reason, started)
+                self._log(item_id, kwargs, parse_failures, exc.reason, started)
                 self._unreachable(exc.reason)
                 last_reason = exc.reason
                 transient_failures += 1
@@ -307,7 +362,7 @@ class JudgeClient:
                     error=self._redact(f"HTTP {exc.status_code}: {_error_message(exc)}"),
                     latency_ms=(time.perf_counter() - started) * 1000,
                 )
-            self._log(item_id, "reply", started)
+            self._log(item_id, kwargs, parse_failures, "reply", started, outcome)
             self._replies += 1
             outcome.served_model = self._redact(outcome.served_model)
             outcome.system_fingerprint = self._redact(outcome.system_fingerprint)
@@ -318,7 +373,10 @@ class JudgeClient:
             outcome.parsed = parse(outcome.text)
             if outcome.parsed.score is None and parse_failures < self.parse_retries:
                 parse_failures += 1
+                kwargs = self._reask_kwargs(first, parse_failures)
                 continue
+            if outcome.parsed.score is None and outcome.finish_reason == "length":
+                outcome.parsed = dataclasses.replace(outcome.parsed, reason=TRUNCATED)
             return outcome
 
     async def _once(self, kwargs: dict[str, Any]) -> Outcome:
@@ -405,6 +463,10 @@ class JudgeClient:
             system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
             finish_reason=finish,
         )
+
+
+def _or_unknown(count: int | None) -> str:
+    return "?" if count is None else str(count)
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -11,9 +11,11 @@ rule, judgecal version — and one over all of them.
 model ids the provider reported serving, with their shares, and the ``system_fingerprint``
 values. Not every endpoint makes this half informative: many OpenAI-compatible servers
 (llama.cpp, vLLM, gateways) simply echo the requested model name, and many omit
-``system_fingerprint``. :func:`deep_fingerprint` says so (``observed.informative``) instead
-of trusting an echo: a silent provider update behind an echoing endpoint is invisible here
-and shows up only as an *unexplained* change of agreement.
+``system_fingerprint``. :func:`served_half` decides, :func:`deep_fingerprint` says so
+(``observed.informative`` and ``observed.note``) instead of trusting an echo, and a run
+stores the same two fields in its summary's ``observed_fingerprint`` (shown by
+``judgecal run`` and ``judgecal runs show``): a silent provider update behind an echoing
+endpoint is invisible here and shows up only as an *unexplained* change of agreement.
 
 Production tag
 --------------
@@ -48,6 +50,7 @@ __all__ = [
     "dominant_model",
     "parse_production_tag",
     "production_tag",
+    "served_half",
 ]
 
 CONFIGURED_PARTS: tuple[tuple[str, str], ...] = (
@@ -182,18 +185,7 @@ def deep_fingerprint(run: Mapping[str, Any]) -> dict[str, Any]:
         "model"
     )
     observed = _observed(run)
-    served = set(observed["served_models"])
-    note = None
-    informative = True
-    if not served:
-        informative = False
-        note = "the endpoint reported no served model id"
-    elif served == {requested}:
-        informative = False
-        note = (
-            f"the endpoint only echoed the requested name '{requested}': it does not say which "
-            "model actually served the replies"
-        )
+    informative, note = served_half(observed, requested)
     observed.update(
         dominant_served_model=dominant_model(observed),
         requested_model=requested,
@@ -203,6 +195,39 @@ def deep_fingerprint(run: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"configured": configured, "observed": observed}
     out["tag"] = production_tag(out)
     return out
+
+
+def served_half(
+    observed: Mapping[str, Any] | None, requested: str | None
+) -> tuple[bool, str | None]:
+    """Whether the observed half can show a change of the model behind the endpoint, and
+    a note in plain words when it cannot (or only partly can).
+
+    Uninformative: no served model id other than the requested name (none at all, or an
+    echo, as llama.cpp and many gateways send) *and* no ``system_fingerprint``. An echoed
+    name with a ``system_fingerprint`` is informative, with a note that only the
+    fingerprint can show a change.
+
+    >>> served_half({"served_models": {"m": {"count": 3}}}, "m")[0]
+    False
+    >>> served_half({"served_models": {"m-0613": {"count": 3}}}, "m")
+    (True, None)
+    """
+    observed = observed or {}
+    served = {str(k) for k in (observed.get("served_models") or {})}
+    has_fp = bool(observed.get("system_fingerprints"))
+    if served and served != {requested}:
+        return True, None
+    said = (
+        "the endpoint reported no served model id" if not served
+        else f"the endpoint only echoed the requested name '{requested}'"
+    )
+    if has_fp:
+        return True, f"{said}: only its system_fingerprint can show a change of model"
+    return False, (
+        f"{said} and sent no system_fingerprint: it does not say which model actually "
+        "served the replies (a model swapped behind it would not show in the fingerprint)"
+    )
 
 
 def production_tag(run_or_fingerprint: Mapping[str, Any]) -> str:

@@ -25,6 +25,7 @@ from judgecal.config import JudgeConfig, RunConfig
 from judgecal.errors import ConfigError, Problem
 from judgecal.judge.client import JudgeClient, Outcome
 from judgecal.judge.completion import token_count
+from judgecal.judge.fingerprint import served_half
 from judgecal.judge.prompt import (
     ORIGINAL,
     SWAPPED,
@@ -172,8 +173,17 @@ def summarize_replies(
     settings_max_unscored: float,
     min_items: int,
     stopped: str | None = None,
+    requested_model: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Status and summary of a run from its stored replies.
+
+    ``unscored_reasons`` counts the reason of every reply without a score, failed requests
+    included (``transient_failure: …``). ``truncated`` counts the scored replies that were
+    cut by ``max_tokens`` (``finish_reason`` ``"length"``): their verdict was read from the
+    part that arrived. ``tokens`` are ``None`` when no reply reported a count (an endpoint
+    without ``usage``), never 0; ``tokens.unknown`` counts replies without counts. With
+    ``requested_model``, ``observed_fingerprint`` also says whether the served-model half
+    is informative (:func:`judgecal.judge.fingerprint.served_half`).
 
     ``stopped`` says why the replay stopped before every request was answered (the run's
     deadline, an endpoint that failed everything): such a run is inconclusive whatever
@@ -201,10 +211,15 @@ def summarize_replies(
     if stopped:
         problems.append(stopped)
     total = sum(served.values())
-    observed = {
+    observed: dict[str, Any] = {
         "served_models": {k: {"count": v, "share": v / total} for k, v in served.most_common()},
         "system_fingerprints": dict(fingerprints.most_common()),
     }
+    if requested_model is not None:
+        observed["informative"], observed["note"] = served_half(observed, requested_model)
+    answered = [r for r in replies if r.get("raw_text") is not None or r["status"] == SCORED]
+    prompt_counts = [token_count(r["prompt_tokens"]) for r in answered]
+    completion_counts = [token_count(r["completion_tokens"]) for r in answered]
     summary = {
         "expected": n_expected,
         "scored": counts[SCORED],
@@ -216,12 +231,22 @@ def summarize_replies(
         "per_dimension": {d: dict(c) for d, c in per_dim.items()},
         "observed_fingerprint": observed,
         "inconclusive_because": problems,
+        "truncated": sum(
+            1 for r in replies if r["status"] == SCORED and r.get("finish_reason") == "length"
+        ),
         "tokens": {
-            "prompt": sum(token_count(r["prompt_tokens"]) or 0 for r in replies),
-            "completion": sum(token_count(r["completion_tokens"]) or 0 for r in replies),
+            "prompt": _total(prompt_counts),
+            "completion": _total(completion_counts),
+            "unknown": sum(1 for c in completion_counts if c is None),
         },
     }
     return (INCONCLUSIVE if problems else COMPLETED), summary
+
+
+def _total(counts: list[int | None]) -> int | None:
+    """The sum of the known counts; None when none is known (unknown is not 0)."""
+    known = [c for c in counts if c is not None]
+    return sum(known) if known else None
 
 
 def unusable_replies(replies: list[dict[str, Any]]) -> str | None:
@@ -346,6 +371,7 @@ def execute_run(
             config.run.max_unscored_rate,
             config.run.min_items,
             stopped,
+            requested_model=judge.model,
         )
         summary["elapsed_s"] = elapsed
         summary["requested_now"] = len(todo)
