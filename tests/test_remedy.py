@@ -490,3 +490,62 @@ def test_postmortem_and_markdown_quote_the_stored_figures(built: dict[str, Any],
     assert "For cust-1, the share of preference comparisons" in for_customer
     md = incidents.render_markdown(incident)
     assert "Corrected figures" in md and "PPI++" in md
+
+
+def test_scores_show_one_suspicious_score(built: dict[str, Any], store_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`scores show`: the judge and fingerprint of one score, the baseline in force, the
+    calibration runs around it with their agreement, the incident whose window holds it and
+    its corrected figure."""
+    url = f"sqlite:///{store_path}"
+    inc = built["incident_id"]
+    code, out, err = run_main(["--store", url, "scores", "show", "s1-00007", "--json"], capsys)
+    assert code == 0, err
+    story = json.loads(out)
+    assert story["judge"] == JUDGE and story["score"]["dimension"] == "preference"
+    assert story["run_before"] is not None and story["run_after"] is None
+    assert story["fingerprint_match"] == {"before": True, "after": False}
+    assert "matches the calibration run before it" in story["fingerprint_matches"]
+    assert story["run_before"]["metrics"]["kappa"]["ci_low"] is not None
+    assert story["baseline_in_force"]["actor"] == "alice"
+    (held,) = story["incidents"]
+    assert held["incident_id"] == inc and held["corrected"] is None
+    # a score from before the swap: matches the healthy run after it, no incident holds it
+    code, out, err = run_main(["--store", url, "scores", "show", "s0-00007", "--json"], capsys)
+    assert code == 0, err
+    early = json.loads(out)
+    assert early["fingerprint_match"] == {"before": False, "after": True}
+    assert early["incidents"] == [] and early["baseline_in_force"] is None
+    code, _, err = run_main(["--store", url, "incidents", "correct", inc], capsys)
+    assert code == 0, err
+    code, out, err = run_main(["--store", url, "scores", "show", "s1-00007"], capsys)
+    assert code == 0, err
+    assert f"incident {inc}" in out and "corrected" in out and "version 1" in out
+    assert "baseline in force: run" in out and "kappa" in out
+    code, _, err = run_main(["--store", url, "scores", "show", "nope"], capsys)
+    assert code == 2 and "no score 'nope'" in err
+    # the same score read in place from a warehouse table (text timestamps, other names)
+    import pandas as pd
+    import sqlalchemy as sa
+
+    store = open_store(url)
+    try:
+        frame = pd.read_sql(sa.select(schema.score_history), store.engine)
+    finally:
+        store.close()
+    frame["scored_at"] = pd.to_datetime(frame["scored_at"], unit="us", utc=True
+                                        ).dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    wh = store_path.parent / "warehouse.db"
+    engine = sa.create_engine(f"sqlite:///{wh}")
+    frame.rename(columns={"score_id": "id"}).to_sql("scores", engine, index=False)
+    engine.dispose()
+    cfg = store_path.parent / "source.yaml"
+    cfg.write_text(f"score_source:\n  url: sqlite:///{wh}\n  table: scores\n"
+                   "  columns:\n    score_id: id\n")
+    code, out, err = run_main(["--store", url, "scores", "show", "s1-00007", "--source",
+                               str(cfg), "--json"], capsys)
+    assert code == 0, err
+    in_place = json.loads(out)
+    assert "read in place" in in_place["source"]
+    assert in_place["score"] == story["score"]
+    assert in_place["incidents"][0]["incident_id"] == inc

@@ -1,4 +1,4 @@
-"""`judgecal scores ingest|link|export|shift` — the production score history."""
+"""`judgecal scores ingest|link|export|shift|show` — the production score history."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from judgecal.cli.common import emit_json, open_store, table
+from judgecal.cli.common import emit_json, fmt_metric, open_store, table
 from judgecal.records import now as clock_now
 
 # Exit codes of `scores ingest` (documented in the README and in --help).
@@ -61,13 +61,14 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 @click.group()
 def scores() -> None:
-    """Production score history: ingest, link, export, shift.
+    """Production score history: ingest, link, export, shift, show.
 
     \b
     judgecal scores ingest scores.parquet
     judgecal scores link INCIDENT
     judgecal scores export INCIDENT --out affected.csv
     judgecal scores shift --judge quality-judge --since 2026-03-01
+    judgecal scores show SCORE_ID
     """
 
 
@@ -359,3 +360,70 @@ def shift(ctx: click.Context, judge: str, since: str, until: str | None,
         if cause["evidence"]:
             line += f" [{cause['evidence']}]"
         click.echo(line)
+
+
+# -- show --------------------------------------------------------------------------------------
+@scores.command()
+@click.argument("score_id")
+@click.option("--source", "source_config", default=None, envvar="JUDGECAL_SCORE_SOURCE",
+              type=click.Path(dir_okay=False),
+              help="Read the score in place (a YAML file with a score_source: block).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def show(ctx: click.Context, score_id: str, source_config: str | None, as_json: bool) -> None:
+    """Which judge produced one score, and what was known of that judge then.
+
+    The judge and fingerprint on the score and when it was scored; the baseline in force;
+    the calibration runs just before and after it with their agreement and intervals;
+    whether the score's fingerprint matches what those runs saw; every incident whose
+    window holds it, with its corrected figure once `incidents correct` has run.
+    """
+    from judgecal.scores.show import score_story
+
+    store = open_store(ctx)
+    with _source(store, source_config) as src:
+        story = score_story(store, score_id, source=src)
+    if as_json:
+        emit_json(story)
+        return
+    click.echo(_render_story(story))
+
+
+def _render_story(s: dict[str, Any]) -> str:
+    sc = s["score"]
+    lines = [f"score {sc['score_id']}: {sc['dimension']} = {sc['score']:g}, scored "
+             f"{sc['scored_at']} by judge {sc['judge']}",
+             f"fingerprint {sc['fingerprint'] or '(none)'}: {s['fingerprint_matches']}",
+             f"customer {sc['customer'] or '—'}, segment {sc['segment'] or '—'}"
+             + (f", trace {sc['trace_id']}" if sc.get("trace_id") else ""),
+             f"from {s['source']}"]
+    base = s["baseline_in_force"]
+    lines.append("baseline in force: " + (
+        f"run {base['run_id']} (accepted {base['accepted_at']} by {base['actor']})" if base
+        else "none (the judge was not monitored then)"))
+    for label, run in (("calibration run before", s["run_before"]),
+                       ("calibration run after", s["run_after"])):
+        if run is None:
+            lines.append(f"{label}: none")
+            continue
+        lines.append(f"{label}: {run['run_id']} {run['started_at']} ({run['status']}), "
+                     f"tag {run['production_tag']}")
+        for name, m in run["metrics"].items():
+            lines.append(f"  {sc['dimension']} {name}: {fmt_metric(m)}")
+    if not s["incidents"]:
+        lines.append("incidents: none whose window holds this score")
+    for inc in s["incidents"]:
+        lines.append(f"incident {inc['incident_id']} ({inc['severity']}, {inc['status']}): "
+                     f"window {inc['window']['start']} → {inc['window']['end']}")
+        fix = inc["corrected"]
+        if fix and fix.get("corrected"):
+            c, shown = fix["corrected"], fix.get("shown") or {}
+            lines.append(f"  {fix['target']}: shown {_num(shown.get('value'))}, corrected "
+                         f"{_num(c.get('value'))} [{_num(c.get('ci_low'))}, "
+                         f"{_num(c.get('ci_high'))}] ({c.get('method')}, version "
+                         f"{fix['version']})")
+        elif fix:
+            lines.append(f"  no corrected figure: {fix.get('why_none')}")
+        else:
+            lines.append(f"  not corrected yet: judgecal incidents correct {inc['incident_id']}")
+    return "\n".join(lines)
