@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,17 @@ def test_artifacts_audit_and_plain_language(demo: DemoResult) -> None:
         assert jargon not in postmortem
     assert "What changed" in postmortem and "Who was affected" in postmortem
     assert "3. The swap" in demo.artifacts["steps"]
+    # the affected hours in words, and none of our internal ids or commands
+    assert re.search(r"The affected period ran from \d+ \w+ \d{4} at \d\d:\d\d UTC to "
+                     r"\d+ \w+ \d{4} at \d\d:\d\d UTC \(about \d+ hours\)", postmortem)
+    internal = re.compile(r"\br\d{8}T\d{6}-[0-9a-f]{6}|INC-\d{8}-|COR-|sha256:|cfg:|"
+                          r"judgecal |score_id")
+    assert not internal.search(postmortem), internal.search(postmortem)
+    # an outcome is not repeated as its own verdict ("→ incident (incident)")
+    assert not re.search(r"→ (\w+) \(\1\)", demo.artifacts["steps"])
+    assert "→ incident" in demo.artifacts["steps"]
+    # no lock file left beside the store
+    assert list(report.parent.glob("*.lock")) == []
 
 
 def test_remedy_corrects_the_swap_window_against_the_human_labels(demo: DemoResult) -> None:
