@@ -187,14 +187,20 @@ class Store:
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """One run, by id or unique prefix; ``latest`` is the newest run, ``latest~N`` the
-        N-th before it (a remedy's re-judge runs are not counted)."""
+        N-th before it, ``latest@JUDGE`` / ``latest~N@JUDGE`` the same among the runs of one
+        judge (a remedy's re-judge runs are not counted)."""
+        ref = re.fullmatch(r"latest(?:~(\d+))?(?:@(.+))?", run_id)
         with self.engine.connect() as conn:
-            if run_id == "latest" or re.fullmatch(r"latest~\d+", run_id):
-                back = int(run_id.split("~")[1]) if "~" in run_id else 0
+            if ref is not None:
+                back = int(ref.group(1) or 0)
+                judge = ref.group(2)
+                where = [schema.runs.c.origin != REJUDGE]
+                if judge is not None:
+                    where.append(schema.runs.c.judge_name == judge)
                 newest = (
                     conn.execute(
                         select(schema.runs)
-                        .where(schema.runs.c.origin != REJUDGE)
+                        .where(*where)
                         .order_by(schema.runs.c.started_at.desc())
                         .offset(back)
                         .limit(1)
@@ -205,7 +211,13 @@ class Store:
                 row = None if newest is None else dict(newest)
                 if row is None:
                     count = conn.execute(select(func.count()).select_from(schema.runs)
-                                         .where(schema.runs.c.origin != REJUDGE)).scalar()
+                                         .where(*where)).scalar()
+                    if judge is not None and not count:
+                        judges = conn.execute(select(schema.runs.c.judge_name).distinct()
+                                              .where(where[0])).scalars().all()
+                        raise NotFoundError(
+                            f"{run_id}: no run of judge {judge!r} in the store {self.url}"
+                            + (f" (its judges: {', '.join(sorted(judges))})" if judges else ""))
                     raise NotFoundError(self._too_far_back(run_id, int(count or 0)))
             else:
                 row = by_id_or_prefix(conn, schema.runs.c.run_id, run_id, "run id")
@@ -217,8 +229,11 @@ class Store:
     def _too_far_back(self, ref: str, count: int) -> str:
         if count == 0:
             return f"{ref}: there are no runs in the store {self.url} yet"
-        newest = "latest" if count == 1 else f"latest to latest~{count - 1}"
-        return f"{ref}: the store {self.url} holds {count} run(s) ({newest})"
+        scope = ref[ref.index("@"):] if "@" in ref else ""
+        newest = f"latest{scope}" if count == 1 else \
+            f"latest{scope} to latest~{count - 1}{scope}"
+        what = f"run(s) of judge {scope[1:]!r}" if scope else "run(s)"
+        return f"{ref}: the store {self.url} holds {count} {what} ({newest})"
 
     def list_runs(self, judge_name: str | None = None, limit: int = 50, *,
                   rejudges: bool = False) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ file and line) and output paths that cannot be written."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import socket
 from pathlib import Path
 
@@ -143,6 +144,26 @@ def test_latest_beyond_the_runs_is_bad_input_and_says_how_many(
     code, _, err = run_main(["--store", f"sqlite:///{tmp_path / 'empty.db'}", "metrics",
                              "latest"], capsys)
     assert code == 2 and "latest: there are no runs in the store" in err, err
+
+
+def test_latest_can_be_scoped_to_a_judge(
+    demo: tuple[Store, dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, _ = demo
+    url = str(store.engine.url)
+    runs = store.list_runs(limit=100)
+    judge = runs[-1]["judge_name"]
+    mine = [r["run_id"] for r in runs if r["judge_name"] == judge]
+    for n, run_id in enumerate(mine):
+        ref = f"latest~{n}@{judge}" if n else f"latest@{judge}"
+        code, out, err = run_main(["--store", url, "runs", "show", ref, "--json"], capsys)
+        assert code == 0, err
+        assert json.loads(out)["run_id"] == run_id
+    code, _, err = run_main(["--store", url, "runs", "show", f"latest~{len(mine)}@{judge}"],
+                            capsys)
+    assert code == 2 and f"holds {len(mine)} run(s) of judge '{judge}'" in err, err
+    code, _, err = run_main(["--store", url, "runs", "show", "latest@nobody"], capsys)
+    assert code == 2 and "no run of judge 'nobody'" in err and judge in err, err
 
 
 def test_run_id_prefixes_are_not_wildcards(
