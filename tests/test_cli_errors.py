@@ -396,3 +396,35 @@ def test_out_of_range_numbers_are_usage_errors(
     assert code == 2, err
     _plain(err)
     assert f"Invalid value for '{option}'" in err
+
+
+def test_metrics_shows_the_stored_report_and_recomputes_when_asked(
+    demo: tuple[Store, dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One interval per figure: `metrics` shows the report stored with the run (the one its
+    drift check and the trust report used, here with 20 resamples), recomputing only when
+    asked; the two differ only in their bootstrap."""
+    store, runs = demo
+    url = str(store.engine.url)
+    stored = store.latest_metric_report(runs["gpt_a"])
+    assert stored is not None
+    code, out, err = run_main(["--store", url, "metrics", runs["gpt_a"], "--json"], capsys)
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["report"] == "stored with the run"
+    assert shown["dimensions"] == json.loads(json.dumps(stored["dimensions"]))
+    code, out, err = run_main(["--store", url, "metrics", runs["gpt_a"], "--recompute",
+                               "--json"], capsys)
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["report"] == "computed now"
+    for dim, d in again["dimensions"].items():
+        for name, m in d["metrics"].items():
+            old = shown["dimensions"][dim]["metrics"][name]
+            assert m["value"] == pytest.approx(old["value"])  # same point estimate
+    kappa_old = next(iter(shown["dimensions"].values()))["metrics"]["kappa"]
+    kappa_new = next(iter(again["dimensions"].values()))["metrics"]["kappa"]
+    assert (kappa_old["ci_low"], kappa_old["ci_high"]) != (kappa_new["ci_low"],
+                                                           kappa_new["ci_high"])
+    code, out, err = run_main(["--store", url, "metrics", runs["gpt_a"]], capsys)
+    assert code == 0 and "(report stored with the run)" in out, err

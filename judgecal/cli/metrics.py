@@ -19,9 +19,12 @@ from judgecal.cli.common import emit_json, fmt_metric, open_store
     type=click.IntRange(min=1),
     help="Segments with fewer scored items are reported as too small.",
 )
-@click.option("--bootstrap", "n_boot", default=1000, show_default=True,
-              type=click.IntRange(min=0), help="Bootstrap resamples.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--bootstrap", "n_boot", default=None, type=click.IntRange(min=0),
+              help="Bootstrap resamples of a recomputed report [default: 1000].")
+@click.option("--seed", default=None, type=int,
+              help="Seed of a recomputed report's bootstrap [default: 0].")
+@click.option("--recompute", is_flag=True,
+              help="Compute the report again instead of showing the one stored with the run.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def metrics(
@@ -29,34 +32,48 @@ def metrics(
     run_id: str,
     by: str | None,
     min_segment_items: int,
-    n_boot: int,
-    seed: int,
+    n_boot: int | None,
+    seed: int | None,
+    recompute: bool,
     as_json: bool,
 ) -> None:
     """Agreement of a run with the human consensus, per dimension, with intervals.
 
-    RUN_ID may be a unique prefix or `latest`. Next to each judge metric stands
-    the human ceiling: the same metric for each rater against the others.
+    RUN_ID may be a unique prefix, `latest` or `latest@JUDGE`. Next to each judge
+    metric stands the human ceiling: the same metric for each rater against the
+    others. Shows the report stored when the run finished (the one its drift check
+    and the trust report used); --by, --bootstrap, --seed or --recompute compute it
+    again (an imported run has no stored report: it is computed).
     """
-    from judgecal.agreement import agreement_report
     from judgecal.calibration import StoredSet
 
     store = open_store(ctx)
     run = store.get_run(run_id)
     view = StoredSet.load(store, run["set_version"])
-    report = agreement_report(
-        view,
-        store.replies(run["run_id"]),
-        n_boot=n_boot,
-        seed=seed,
-        by=by,
-        min_segment_items=min_segment_items,
-    )
-    report = {"run_id": run["run_id"], "judge": run["judge_name"]} | report
+    stored = None
+    if not (recompute or by or n_boot is not None or seed is not None):
+        stored = store.latest_metric_report(run["run_id"])
+    if stored is not None:
+        report = stored
+        origin = "stored with the run"
+    else:
+        from judgecal.agreement import agreement_report
+
+        report = agreement_report(
+            view,
+            store.replies(run["run_id"]),
+            n_boot=1000 if n_boot is None else n_boot,
+            seed=0 if seed is None else seed,
+            by=by,
+            min_segment_items=min_segment_items,
+        )
+        origin = "computed now"
+    report = {"run_id": run["run_id"], "judge": run["judge_name"], "report": origin} | report
     if as_json:
         emit_json(report)
         return
-    lines = [f"run {run['run_id']}  judge {run['judge_name']}  set {view.name}"]
+    lines = [f"run {run['run_id']}  judge {run['judge_name']}  set {view.name}  "
+             f"(report {origin})"]
     for dim, d in report["dimensions"].items():
         lines.append(f"\n{dim} ({d['scale']}): n={d['n']} scored, {d['unscored']} unscored")
         width = max((len(k) for k in d["metrics"]), default=10)
