@@ -267,6 +267,33 @@ class RunSettings(_Strict):
     it a little above the schedule's interval (36 hours for a nightly job)."""
 
 
+class Price(_Strict):
+    """What one model costs, per million tokens."""
+
+    prompt_per_million: float = Field(ge=0)
+    """Price of a million prompt (input) tokens."""
+    completion_per_million: float = Field(ge=0)
+    """Price of a million completion (output) tokens."""
+
+
+class CostSettings(_Strict):
+    """What runs cost, and the most a night may spend."""
+
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Price per model name, e.g. ``gpt-4o: {prompt_per_million: 2.5,
+    completion_per_million: 10}``. A reply is priced by the model that served it when that
+    name is listed, else by the judge's requested ``model``; a reply with neither listed (or
+    without token counts) is counted as unpriced."""
+    currency: str = Field(default="USD", min_length=1, max_length=12)
+    """The unit of the prices, shown with every cost."""
+    budget_per_night: float | None = Field(default=None, gt=0)
+    """The most one night's run may cost. Before each request the run reserves its worst case (the
+    rendered prompt at 2 characters per token, or the ratio seen so far, plus
+    ``decoding.max_tokens``, times 1 + ``parse_retries``); a request that would take the
+    night past the budget is not sent and the run ends inconclusive (exit 3) with what it
+    spent. Needs the judge's ``model`` in ``prices``."""
+
+
 class DriftSettings(_Strict):
     """The drift rule: when a move of agreement against the baseline is a warning or an incident.
 
@@ -391,12 +418,23 @@ class RunConfig(_Strict):
     """The drift rule (see ``drift.*``)."""
     notify: NotifySettings = Field(default_factory=NotifySettings)
     """Notifications beyond the exit code (see ``notify.*``)."""
+    cost: CostSettings = Field(default_factory=CostSettings)
+    """Token prices and the nightly budget (see ``cost.*``)."""
     score_source: dict[str, Any] | None = None
     """Production scores read in place from a warehouse table (``url``, ``table``,
     ``schema``, ``columns``, ``time_type``); checked by :mod:`judgecal.scores.source` when
     ``judgecal scores … --source CONFIG`` uses it."""
     source: Path | None = Field(default=None, exclude=True)
     """The file this config was read from (not a YAML key)."""
+
+    @model_validator(mode="after")
+    def _budget_priced(self) -> RunConfig:
+        if self.cost.budget_per_night is not None and self.judge.model not in self.cost.prices:
+            raise ValueError(
+                f"cost.budget_per_night needs a price for the judge's model "
+                f"'{self.judge.model}' in cost.prices (it has: "
+                f"{', '.join(sorted(self.cost.prices)) or 'none'})")
+        return self
 
     def secrets(self) -> list[str]:
         """Every secret this job knows (read from the environment, never stored): the judge's

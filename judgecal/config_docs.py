@@ -22,11 +22,13 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from judgecal.config import (
+    CostSettings,
     Decoding,
     DriftSettings,
     JudgeConfig,
     NotifySettings,
     ParseRule,
+    Price,
     PromptSpec,
     RunConfig,
     RunSettings,
@@ -41,6 +43,8 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("drift", DriftSettings),
     ("notify", NotifySettings),
     ("notify.webhook", WebhookSettings),
+    ("cost", CostSettings),
+    ("cost.prices.MODEL", Price),
     ("judge", JudgeConfig),
     ("judge.decoding", Decoding),
     ("judge.prompts.DIMENSION", PromptSpec),

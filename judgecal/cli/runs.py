@@ -14,7 +14,8 @@ from judgecal.cli.common import emit_json, open_store, table
 def reply_notes(summary: dict[str, Any], observed: dict[str, Any]) -> list[str]:
     """What a run's replies say beyond the counts, one line each, for `run` and `runs show`:
     why replies have no score (failed requests included), replies cut by max_tokens, token
-    counts (unknown is not 0), and whether the served-model fingerprint can show a swap."""
+    counts (unknown is not 0), the cost and the budget, and whether the served-model
+    fingerprint can show a swap."""
     lines = []
     reasons = summary.get("unscored_reasons") or {}
     if reasons:
@@ -34,6 +35,16 @@ def reply_notes(summary: dict[str, Any], observed: dict[str, Any]) -> list[str]:
         if tokens.get("unknown") and known != [None, None]:
             text += f" ({tokens['unknown']} repl(ies) without counts, not included)"
         lines.append(f"tokens: {text}")
+    cost = summary.get("cost")
+    if cost:
+        text = f"{cost['total']:.4f} {cost['currency']}"
+        if cost.get("unpriced"):
+            text += f" ({cost['unpriced']} repl(ies) unpriced, not included)"
+        if cost.get("budget_per_night") is not None:
+            text += f"; budget {cost['budget_per_night']:g} {cost['currency']} a night"
+            if cost.get("requests_refused"):
+                text += f", {cost['requests_refused']:,} request(s) not sent"
+        lines.append(f"cost: {text}")
     if observed.get("informative") is False:
         lines.append(f"served-model fingerprint uninformative: {observed.get('note')}")
     elif observed.get("note"):

@@ -343,7 +343,8 @@ def trust_report_data(
             "name": name,
             "verdict": verdict,
             "watch": watch,
-            "runs": [_run_row(r, reports.get(r["run_id"]), dims) for r in jruns],
+            "runs": (rows := [_run_row(r, reports.get(r["run_id"]), dims) for r in jruns]),
+            "monthly_cost": _monthly_cost(rows),
             "first_at": _when(jruns[0]),
             "last_at": _when(jruns[-1]),
             "dimensions": dims,
@@ -403,9 +404,25 @@ def _run_row(
         "model": (fp.get("parts") or {}).get("model"),
         "config_hash": run["config_hash"],
         "unscored_rate": summary.get("unscored_rate"),
+        "cost": (summary.get("cost") or {}).get("total"),
+        "currency": (summary.get("cost") or {}).get("currency"),
         "headline": headline,
         "has_report": report is not None,
     }
+
+
+def _monthly_cost(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cost per calendar month (UTC) of the runs that recorded one, oldest first."""
+    months: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        if r["cost"] is None or not r["at"]:
+            continue
+        key = (str(r["at"])[:7], str(r["currency"]))
+        m = months.setdefault(key, {"month": key[0], "currency": key[1], "total": 0.0,
+                                    "runs": 0})
+        m["total"] += float(r["cost"])
+        m["runs"] += 1
+    return [months[k] for k in sorted(months)]
 
 
 def _glossary() -> list[dict[str, str]]:

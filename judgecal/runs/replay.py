@@ -43,6 +43,7 @@ from judgecal.records import (
     now,
 )
 from judgecal.redact import Redactor, install_log_filter, stored_url
+from judgecal.runs.cost import BudgetGate, price_of, run_cost
 from judgecal.store import Store, run_lock
 
 if TYPE_CHECKING:
@@ -358,10 +359,11 @@ def execute_run(
             on_start(len(work), len(work) - len(todo))
         started = time.perf_counter()
         stopped = None
+        gate = _budget_gate(config, store.replies(run_id) if resumed else [])
         if todo:
             stopped = asyncio.run(
                 _replay(
-                    run_id, config, cs, todo, store, on_reply, http_client, redactor
+                    run_id, config, cs, todo, store, on_reply, http_client, redactor, gate
                 )
             )
         elapsed = time.perf_counter() - started
@@ -374,6 +376,12 @@ def execute_run(
             requested_model=judge.model,
         )
         summary["elapsed_s"] = elapsed
+        cost = run_cost(store.replies(run_id), config.cost, judge.model)
+        if cost is not None:
+            if gate is not None:
+                cost["budget_per_night"] = gate.limit
+                cost["requests_refused"] = gate.refused
+            summary["cost"] = cost
         summary["requested_now"] = len(todo)
         summary["stale_after_hours"] = config.run.stale_after_hours
         summary["max_unscored_rate"] = config.run.max_unscored_rate
@@ -440,6 +448,20 @@ class _Writer:
             raise self.error
 
 
+def _budget_gate(config: RunConfig, stored: list[dict[str, Any]]) -> BudgetGate | None:
+    """The night's budget gate (None without ``cost.budget_per_night``), with what the
+    replies already stored in this run cost counted as spent."""
+    limit = config.cost.budget_per_night
+    if limit is None:
+        return None
+    judge = config.judge
+    price = config.cost.prices[judge.model]  # checked when the config is read
+    spent = run_cost(stored, config.cost, judge.model) or {}
+    max_completion = judge.decoding.max_tokens or 4096
+    return BudgetGate(limit, price, max_completion, spent=float(spent.get("total") or 0.0),
+                      attempts=1 + judge.parse_retries)
+
+
 async def _replay(
     run_id: str,
     config: RunConfig,
@@ -449,13 +471,14 @@ async def _replay(
     on_reply: ReplyCallback | None,
     http_client: Any,
     redactor: Redactor,
+    gate: BudgetGate | None = None,
 ) -> str | None:
     """Send ``todo``; returns why the replay stopped early, or None when it did not."""
     writer = _Writer(store, run_id, on_reply)
     deadline = config.run.deadline_s
     try:
         async with asyncio.timeout(deadline):
-            return await _fan_out(config, cs, todo, writer, http_client, redactor)
+            return await _fan_out(config, cs, todo, writer, http_client, redactor, gate)
     except TimeoutError:
         return (
             f"the run's deadline of {deadline:g} s (run.deadline_s) passed before every "
@@ -472,6 +495,7 @@ async def _fan_out(
     writer: _Writer,
     http_client: Any,
     redactor: Redactor,
+    gate: BudgetGate | None = None,
 ) -> str | None:
     judge = config.judge
     # An endpoint that fails every request (an HTML error page for everything, 503s all
@@ -489,6 +513,13 @@ async def _fan_out(
 
         async def one(item_id: str, dim: str, variant: str, messages: list[dict[str, str]]) -> None:
             nonlocal failures_in_a_row, last_failure
+            reservation, chars = 0.0, 0
+            if gate is not None:
+                chars = sum(len(m.get("content") or "") for m in messages)
+                held = gate.reserve(chars)
+                if held is None:
+                    return  # not sent: it would take the night past its budget
+                reservation = held
             scale = cs.dimensions[dim].scale
             rule = judge.prompts[dim].parse
             outcome = await client.complete(
@@ -498,6 +529,13 @@ async def _fan_out(
             )
             record = _record(item_id, dim, variant, _prompt_hash(messages), outcome, redactor)
             writer.put(record)  # persisted the moment it arrives (see _Writer)
+            if gate is not None:
+                if record.status == FAILED:
+                    gate.release(reservation)
+                else:
+                    gate.settle(reservation, chars, record.prompt_tokens,
+                                record.completion_tokens,
+                                price_of(config.cost, record.served_model, judge.model))
             if record.status == FAILED:
                 failures_in_a_row += 1
                 last_failure = record.unscored_reason or ""
@@ -536,6 +574,8 @@ async def _fan_out(
             f"the endpoint failed {failures_in_a_row} requests in a row "
             f"(last: {last_failure}); the rest were not sent"
         )
+    if gate is not None and gate.refused:
+        return gate.why_stopped(config.cost.currency)
     return None
 
 
