@@ -17,6 +17,8 @@ EXIT_OK = 0
 EXIT_INVALID = 2
 EXIT_REJECTED_ROWS = 10
 
+_ADAPTERS = ("langfuse", "mlflow", "otel")  # judgecal.scores.formats.FORMATS, without importing it
+
 _SOURCE_HELP = (
     "YAML file with a 'score_source:' block (url, table, schema, columns): read the scores in "
     "place from that table instead of the store's ingested history. Env: JUDGECAL_SCORE_SOURCE."
@@ -82,16 +84,44 @@ def scores() -> None:
               help="All or nothing: any bad row and nothing of the file is committed (exit 2).")
 @click.option("--chunk-rows", default=100_000, show_default=True, type=click.IntRange(1),
               help="Rows read and written at a time (bounds memory).")
+@click.option("--format", "fmt", default=None,
+              type=click.Choice(["csv", "tsv", "jsonl", "parquet", *_ADAPTERS]),
+              help="The file's format (default: from its extension; a .json file from its "
+              "content). langfuse, mlflow, otel: another tool's export, see "
+              "docs/score-formats.md.")
+@click.option("--judge", default=None, help="Adapters: the judge's name for every score.")
+@click.option("--judge-field", default=None, metavar="FIELD",
+              help="Adapters: read the judge from this field (e.g. configId, metadata.judge, "
+              "an attribute).")
+@click.option("--fingerprint-field", default=None, metavar="FIELD",
+              help="Adapters: read the fingerprint from this field.")
+@click.option("--customer-field", default=None, metavar="FIELD",
+              help="Adapters: read the customer from this field.")
+@click.option("--segment-field", default=None, metavar="FIELD",
+              help="Adapters: read the segment from this field.")
+@click.option("--trace-field", default=None, metavar="FIELD",
+              help="Adapters: read trace_id from this field (e.g. sessionId).")
+@click.option("--include-sources", default=None, metavar="A,B",
+              help="Adapters: the score sources kept (langfuse default EVAL, of EVAL, API, "
+              "ANNOTATION; mlflow default LLM_JUDGE, of LLM_JUDGE, HUMAN, CODE).")
+@click.option("--value-map", "value_map", multiple=True, metavar="LABEL=NUMBER",
+              help="Adapters: the number of a category label, e.g. --value-map yes=1 "
+              "--value-map no=0. Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.pass_context
 def ingest(ctx: click.Context, files: tuple[str, ...], mappings: tuple[str, ...], atomic: bool,
-           chunk_rows: int, as_json: bool) -> None:
-    """Ingest production scores from CSV, JSONL or Parquet files.
+           chunk_rows: int, fmt: str | None, judge: str | None, judge_field: str | None,
+           fingerprint_field: str | None, customer_field: str | None,
+           segment_field: str | None, trace_field: str | None, include_sources: str | None,
+           value_map: tuple[str, ...], as_json: bool) -> None:
+    """Ingest production scores from CSV, JSONL or Parquet files, or from Langfuse,
+    MLflow or OpenTelemetry exports (--format).
 
     Columns: score_id, scored_at, judge, fingerprint, dimension, score, customer, segment
     (fingerprint, customer and segment may be empty or absent). Timestamps are ISO-8601;
     a value without an offset is taken as UTC. Idempotent by score_id: ingesting the same
-    file twice changes nothing.
+    file twice changes nothing. An export's records that are not judge scores (another
+    source, free text, a failed evaluation) are skipped and counted by reason.
 
     \b
     Exit codes:
@@ -101,28 +131,23 @@ def ingest(ctx: click.Context, files: tuple[str, ...], mappings: tuple[str, ...]
       10  good rows committed, bad rows rejected (reported by line)
     """
     from judgecal.scores import ingest_file, parse_mapping
+    from judgecal.scores.formats import FormatOptions
 
     mapping = parse_mapping(list(mappings))
+    options = FormatOptions(
+        judge=judge, judge_field=judge_field, fingerprint_field=fingerprint_field,
+        customer_field=customer_field, segment_field=segment_field, trace_field=trace_field,
+        include_sources=None if include_sources is None else frozenset(
+            s.strip().upper() for s in include_sources.split(",") if s.strip()),
+        value_map=_value_map(value_map))
     store = open_store(ctx)
     results = []
     for path in files:
         result = ingest_file(store.engine, path, mapping=mapping, atomic=atomic,
-                             chunk_rows=chunk_rows)
+                             chunk_rows=chunk_rows, fmt=fmt, options=options)
         results.append(result)
         if not as_json:
-            for problem in result.problems:
-                click.echo(f"bad row: {problem}", err=True)
-            if result.bad_rows > len(result.problems):
-                click.echo(f"... and {result.bad_rows - len(result.problems)} more bad rows",
-                           err=True)
-            state = "committed" if result.committed else "NOT committed (--atomic)"
-            if not result.committed and not result.bad_rows:
-                state = "nothing to commit"
-            click.echo(
-                f"{path}: {result.rows_read:,} rows read, {result.inserted:,} new, "
-                f"{result.duplicates:,} already present, {result.bad_rows:,} bad; {state} "
-                f"({result.rows_per_s:,.0f} rows/s)"
-            )
+            _print_ingest(path, result)
     if as_json:
         emit_json(results[0].to_json() if len(results) == 1 else [r.to_json() for r in results])
     if any(r.bad_rows and not r.committed for r in results):
@@ -130,6 +155,42 @@ def ingest(ctx: click.Context, files: tuple[str, ...], mappings: tuple[str, ...]
     if any(r.bad_rows for r in results):
         ctx.exit(EXIT_REJECTED_ROWS)
     ctx.exit(EXIT_OK)
+
+
+def _value_map(pairs: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for pair in pairs:
+        label, eq, number = pair.rpartition("=")
+        try:
+            value = float(number)
+        except ValueError:
+            value = float("nan")
+        if not eq or not label.strip() or value != value or value in (float("inf"),
+                                                                      float("-inf")):
+            raise click.BadParameter(f"expected LABEL=NUMBER, got {pair!r}",
+                                     param_hint="--value-map")
+        out[label.strip()] = value
+    return out
+
+
+def _print_ingest(path: str, result: Any) -> None:
+    for problem in result.problems:
+        click.echo(f"bad row: {problem}", err=True)
+    if result.bad_rows > len(result.problems):
+        click.echo(f"... and {result.bad_rows - len(result.problems)} more bad rows", err=True)
+    state = "committed" if result.committed else "NOT committed (--atomic)"
+    if not result.committed and not result.bad_rows:
+        state = "nothing to commit"
+    skipped = ""
+    if result.skipped:
+        by_count = sorted(result.skipped_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+        reasons = ", ".join(f"{reason}: {n:,}" for reason, n in by_count)
+        skipped = f", {result.skipped:,} skipped ({reasons})"
+    click.echo(
+        f"{path}: {result.rows_read:,} rows read, {result.inserted:,} new, "
+        f"{result.duplicates:,} already present, {result.bad_rows:,} bad{skipped}; {state} "
+        f"({result.rows_per_s:,.0f} rows/s)"
+    )
 
 
 # -- link / export: an incident, or an explicit window -----------------------------------------

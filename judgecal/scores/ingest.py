@@ -48,7 +48,8 @@ from sqlalchemy import Connection
 from judgecal.db import schema
 from judgecal.errors import InputError, Problem, StoreError
 from judgecal.messages import excerpt
-from judgecal.scores import rollup
+from judgecal.scores import formats, rollup
+from judgecal.scores.formats import FormatOptions
 from judgecal.scores.rows import MAX_REPORTED, TS, read_chunks, validate
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "IngestResult", "ingest_file"]
@@ -70,6 +71,11 @@ class IngestResult:
     committed: bool = False
     elapsed_s: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    skipped: int = 0
+    """Records of an export that are not judge scores by design (counted in rows_read)."""
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    skips: list[Problem] = field(default_factory=list)
+    """The first skipped records, where they are and why."""
 
     @property
     def duplicates(self) -> int:
@@ -92,13 +98,18 @@ class IngestResult:
             "duplicates": self.duplicates,
             "bad_rows": self.bad_rows,
             "bad_rows_shown": len(self.problems),
+            "skipped": self.skipped,
+            "skipped_by_reason": dict(self.skipped_by_reason),
+            "skipped_shown": _as_json(self.skips),
             "elapsed_s": round(self.elapsed_s, 3),
             "rows_per_s": round(self.rows_per_s),
-            "problems": [
-                {"file": p.file, "line": p.line, "field": p.field, "message": p.message}
-                for p in self.problems
-            ],
+            "problems": _as_json(self.problems),
         }
+
+
+def _as_json(problems: list[Problem]) -> list[dict[str, Any]]:
+    return [{"file": p.file, "line": p.line, "field": p.field, "message": p.message}
+            for p in problems]
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -478,6 +489,7 @@ def ingest_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     fmt: str | None = None,
     progress: Callable[[IngestResult], None] | None = None,
+    options: FormatOptions | None = None,
 ) -> IngestResult:
     """Ingest one file into ``score_history`` of the store at ``engine``.
 
@@ -486,7 +498,9 @@ def ingest_file(
     engine:
         The store's SQLAlchemy engine (SQLite or PostgreSQL), already migrated.
     path:
-        A ``.csv``, ``.jsonl``/``.ndjson`` or ``.parquet`` file (or ``fmt``).
+        A ``.csv``, ``.jsonl``/``.ndjson`` or ``.parquet`` file (or ``fmt``), or another
+        tool's export: ``fmt`` ``langfuse``, ``mlflow`` or ``otel`` (:mod:`.formats`; a
+        ``.json`` file whose content shows which needs no ``fmt``).
     mapping:
         Canonical column → column name in the file, for files that use other names.
     atomic:
@@ -495,6 +509,9 @@ def ingest_file(
         Rows read, validated and written at a time (bounds memory).
     progress:
         Called after every chunk with the running totals.
+    options:
+        For an adapter format: the judge, the fields to read, the sources kept, the value
+        map (:class:`judgecal.scores.formats.FormatOptions`).
 
     Returns
     -------
@@ -506,7 +523,7 @@ def ingest_file(
     from judgecal.io.tabular import detect_format
 
     p = Path(path)
-    kind = fmt or detect_format(p)
+    kind = fmt or formats.detect(p) or detect_format(p)
     if not p.is_file():
         raise InputError(Problem(file=str(p), message="file not found"))
     if chunk_rows < 1:
@@ -514,7 +531,17 @@ def ingest_file(
     result = IngestResult(path=str(p), format=kind, atomic=atomic)
     mapping = dict(mapping or {})
     file_problems: list[Problem] = []
-    chunks = read_chunks(p, kind, mapping, chunk_rows, file_problems)
+    skips = formats.Skips()
+    formats.check_options(p, kind, options)
+    if kind in formats.FORMATS:
+        if mapping:
+            raise InputError(Problem(file="--map", message=f"--map renames the columns of "
+                                     f"judgecal's own files; a {kind} export is mapped by "
+                                     "its adapter (see docs/score-formats.md)"))
+        chunks = formats.read_chunks(p, kind, options or formats.FormatOptions(), chunk_rows,
+                                     file_problems, skips)
+    else:
+        chunks = read_chunks(p, kind, mapping, chunk_rows, file_problems)
 
     started = time.perf_counter()
     conn = engine.connect()
@@ -561,6 +588,9 @@ def ingest_file(
         raise
     finally:
         conn.close()
+    result.skipped, result.skips = skips.count, list(skips.shown)
+    result.rows_read += skips.count
+    result.skipped_by_reason = dict(skips.by_reason)
     result.problems.sort(key=lambda problem: problem.line or 0)
     result.elapsed_s = time.perf_counter() - started
     return result
