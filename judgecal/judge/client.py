@@ -298,9 +298,13 @@ class JudgeClient:
         item_id: str,
         parse: Callable[[str | None], Parsed],
     ) -> Outcome:
-        """Request one verdict, retrying transient failures, and parse it."""
-        async with self._semaphore:
-            return await self._complete(messages, item_id, parse)
+        """Request one verdict, retrying transient failures, and parse it.
+
+        ``concurrency`` bounds the requests in flight, not the verdicts being worked on: a
+        request waiting out a backoff or a ``Retry-After`` holds no slot, so a throttled
+        reply does not idle a connection the other requests could use.
+        """
+        return await self._complete(messages, item_id, parse)
 
     async def _complete(
         self, messages: list[dict[str, str]], item_id: str, parse: Callable[[str | None], Parsed]
@@ -316,10 +320,12 @@ class JudgeClient:
         last_reason = ""
         while True:
             attempts += 1
-            await self._limiter.wait()
             started = time.perf_counter()
             try:
-                outcome = await self._once(kwargs)
+                async with self._semaphore:  # released before any backoff below
+                    await self._limiter.wait()
+                    started = time.perf_counter()
+                    outcome = await self._once(kwargs)
             except _Retryable as exc:
                 self._log(item_id, kwargs, parse_failures, exc.reason, started)
                 self._unreachable(exc.reason)

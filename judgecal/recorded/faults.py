@@ -9,7 +9,9 @@ in whatever order they arrive. Over many requests each kind happens at its rate.
 Kinds (see :data:`FAULT_KINDS`):
 
 ============================  ==========================================================
-``429``                       HTTP 429 ``rate_limit_exceeded`` with ``Retry-After``
+``429``                       HTTP 429 ``rate_limit_exceeded`` with ``Retry-After``,
+                              answered at once (no ``latency``: a rate limiter turns a
+                              request away before any model runs)
 ``429-no-retry-after``        the same without ``Retry-After``
 ``500`` ``502`` ``503``       HTTP 5xx with an OpenAI-style ``server_error`` body
 ``context-length``            HTTP 400 ``context_length_exceeded`` (final, not retryable)

@@ -327,6 +327,8 @@ class Handler(BaseHTTPRequestHandler):
         item = resolved.item_id
         fault, rng = draw_fault(config.faults, config.seed, f"{model}\x00{item}\x00{attempt}")
         delay = config.latency_ms + rng.uniform(0, config.latency_jitter_ms)
+        if fault and fault.startswith("429"):
+            delay = 0.0  # a rate limiter turns a request away before any model runs
         if fault:
             with stats.lock:
                 stats.faults[fault] += 1
