@@ -11,6 +11,7 @@ idempotency (twice = once).
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -373,3 +374,103 @@ def test_cli_ingest_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     code, _, err = run_main([*base, str(DATA / "otel-logs.json"), "--judge", "x",
                              "--value-map", "pass"], capsys)
     assert code == 2 and "LABEL=NUMBER" in err
+
+
+# -- a folder of Parquet files read in place through DuckDB --------------------------------------
+def _drop_volatile(result: dict[str, Any]) -> dict[str, Any]:
+    """A link result without where and when it was computed."""
+    return {k: v for k, v in result.items() if k not in ("source", "summary", "computed_at")}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, floats to 1e-6 (sums by another engine differ in the last bits)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
+    return bool(a == b)
+
+
+def test_parquet_folder_read_in_place(store_url: str, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("duckdb_engine")
+    from datetime import timedelta
+
+    import pyarrow.compute as pc
+
+    from judgecal.scores import (
+        Window,
+        blast_radius,
+        export_affected,
+        find_onset,
+        judge_shift,
+        open_source,
+    )
+    from judgecal.scores.generate import generate, write_history
+
+    h = generate(4_000, days=10, customers=20, seed=5, switch_day=6.3)
+    folder = tmp_path / "exports" / "scores"
+    (folder / "month=2026-01").mkdir(parents=True)
+    days = pc.day(h.table.column("scored_at"))
+    parts = [folder / "early.parquet", folder / "month=2026-01" / "late.parquet"]
+    cut = pc.less(pc.subtract(days, pc.min(days)), 5)
+    write_history(h.table.filter(cut), parts[0])
+    write_history(h.table.filter(pc.invert(cut)), parts[1])
+    config = tmp_path / "conf" / "source.yaml"
+    config.parent.mkdir()
+    config.write_text("score_source:\n  parquet: ../exports/scores\n", encoding="utf-8")
+
+    store = open_store(store_url)
+    src = open_source(config)
+    try:
+        for part in parts:
+            assert ingest_file(store.engine, part).bad_rows == 0
+        stored = store_source(store.engine)
+        healthy = h.switch_at - timedelta(days=1)
+        onset = find_onset(src, "quality-judge", last_healthy_at=healthy)
+        assert onset.to_json() == find_onset(stored, "quality-judge",
+                                             last_healthy_at=healthy).to_json()
+        assert onset.at == h.first_new_score_at
+        in_place = blast_radius(src, onset, "quality-judge", end=h.end)
+        ingested = blast_radius(stored, onset, "quality-judge", end=h.end)
+        assert in_place["affected_scores"] > 0
+        assert _same(_drop_volatile(in_place), _drop_volatile(ingested))
+        assert "Parquet files" in in_place["source"] and "DuckDB" in in_place["source"]
+        window = Window("quality-judge", onset.at, h.end, onset.fingerprints)
+        assert export_affected(src, window, tmp_path / "a.csv") == in_place["affected_scores"]
+        shift = judge_shift(store, "quality-judge", since=h.switch_at, until=h.end, source=src)
+        same = judge_shift(store, "quality-judge", since=h.switch_at, until=h.end)
+        assert (shift["before"]["scores"], shift["after"]["scores"]) == (
+            same["before"]["scores"], same["after"]["scores"])
+    finally:
+        src.close()
+        store.close()
+    # the command line, from another working directory: the path is the YAML file's
+    code, out, err = run_main(["--store", store_url, "scores", "link", "--judge",
+                               "quality-judge", "--onset", onset.at.isoformat(), "--until",
+                               h.end.isoformat(), "--source", str(config), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["scores_in_window"] == ingested["scores_in_window"]
+
+
+def test_parquet_source_config_errors(tmp_path: Path) -> None:
+    from judgecal.errors import ConfigError
+    from judgecal.scores import load_source_config
+
+    config = tmp_path / "source.yaml"
+    config.write_text("score_source:\n  parquet: nowhere/\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_source_config(config)
+    (tmp_path / "empty").mkdir()
+    config.write_text("score_source:\n  parquet: empty\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="no Parquet file matches"):
+        load_source_config(config)
+    config.write_text("score_source:\n  parquet: empty\n  url: sqlite://\n  table: t\n",
+                      encoding="utf-8")
+    with pytest.raises(ConfigError, match="not both"):
+        load_source_config(config)
+    config.write_text("score_source:\n  table: t\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="or parquet"):
+        load_source_config(config)

@@ -18,6 +18,12 @@ a config — nothing is copied::
         judge: grader
       time_type: auto       # auto | timestamp | text | epoch_s | epoch_ms | epoch_us
 
+Or a folder of Parquet files (or one file, or a glob; relative to the YAML file's folder),
+read in place through an in-memory DuckDB (:mod:`judgecal.scores.parquet_source`)::
+
+    score_source:
+      parquet: exports/scores/
+
 Unmapped canonical names are expected under their own name. ``customer`` and ``segment``
 may be mapped to ``null`` when the table has no such column. ``trace_id`` (the conversation
 or trace a score belongs to, optional) is read only when it is mapped.
@@ -39,7 +45,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from sqlalchemy import Engine
 
 from judgecal.errors import ConfigError, InputError, Problem
@@ -302,11 +308,24 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str
-    table: str
+    url: str | None = None
+    table: str | None = None
+    parquet: str | None = None
+    """A folder, file or glob of Parquet files read through DuckDB instead of url/table."""
     schema_: str | None = None
     columns: dict[str, str | None] = {}
     time_type: TimeType = "auto"
+
+    @model_validator(mode="after")
+    def _one_place(self) -> SourceConfig:
+        if self.parquet is not None:
+            if self.url is not None or self.schema_ is not None:
+                raise ValueError("give either parquet (a folder, file or glob) or url and "
+                                 "table, not both")
+        elif self.url is None or self.table is None:
+            raise ValueError("give url and table (a database table), or parquet (a folder, "
+                             "file or glob of Parquet files)")
+        return self
 
     @field_validator("columns")
     @classmethod
@@ -350,7 +369,8 @@ def load_source_config(path: str | Path) -> SourceConfig:
     if not isinstance(block, dict):
         raise ConfigError(
             Problem(file=str(p), field="score_source",
-                    message="expected a 'score_source:' mapping with url, table and columns")
+                    message="expected a 'score_source:' mapping with url, table and columns "
+                            "(or parquet)")
         )
     block = dict(block)
     if "schema" in block:
@@ -359,7 +379,12 @@ def load_source_config(path: str | Path) -> SourceConfig:
         config = SourceConfig.model_validate(block)
     except ValidationError as exc:
         raise ConfigError(render_errors(doc, exc, ("score_source",))) from None
-    config.url = _expand_env(config.url, str(p))
+    if config.url is not None:
+        config.url = _expand_env(config.url, str(p))
+    if config.parquet is not None:
+        from judgecal.scores.parquet_source import parquet_pattern
+
+        config.parquet = parquet_pattern(config.parquet, p.parent)
     return config
 
 
@@ -369,28 +394,36 @@ def open_source(config: SourceConfig | str | Path) -> ScoreSource:
     from judgecal.errors import StoreError
 
     cfg = config if isinstance(config, SourceConfig) else load_source_config(config)
-    try:
-        engine = sa.create_engine(normalize_url(cfg.url))
-    except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as exc:
-        raise StoreError(
-            f"cannot open the score source: {exc}; install its SQLAlchemy dialect "
-            "(e.g. pip install 'judgecal-drift[postgres]' or 'judgecal-drift[duckdb]')"
-        ) from None
+    if cfg.parquet is not None:
+        from judgecal.scores.parquet_source import DEFAULT_VIEW, parquet_engine, parquet_pattern
+
+        engine = parquet_engine(parquet_pattern(cfg.parquet), cfg.table or DEFAULT_VIEW)
+        cfg = cfg.model_copy(update={"table": cfg.table or DEFAULT_VIEW})
+    else:
+        try:
+            engine = sa.create_engine(normalize_url(str(cfg.url)))
+        except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as exc:
+            raise StoreError(
+                f"cannot open the score source: {exc}; install its SQLAlchemy dialect "
+                "(e.g. pip install 'judgecal-drift[postgres]' or 'judgecal-drift[duckdb]')"
+            ) from None
     names = {name: cfg.columns.get(name, None if name in ONLY_WHEN_MAPPED else name)
              for name in CANONICAL}
     real = [col for col in names.values() if col]
-    table = sa.table(cfg.table, *[sa.column(col) for col in dict.fromkeys(real)],
+    table = sa.table(str(cfg.table), *[sa.column(col) for col in dict.fromkeys(real)],
                      schema=cfg.schema_)
     columns: dict[str, sa.ColumnElement[Any]] = {}
     for name, col in names.items():
         columns[name] = table.c[col] if col else sa.null()
     where = f"{cfg.schema_ + '.' if cfg.schema_ else ''}{cfg.table}"
+    at = (f"the Parquet files {cfg.parquet} (DuckDB)" if cfg.parquet is not None
+          else engine.url.render_as_string(hide_password=True))
     source = ScoreSource(
         engine=engine,
         selectable=table,
         columns=columns,
         codec=TimeCodec("aware"),
-        description=f"{where} read in place at {engine.url.render_as_string(hide_password=True)}",
+        description=f"{where} read in place at {at}",
         owns_engine=True,
         info={"table": where, "mapping": {k: v for k, v in names.items()
                                            if v != k and (v or k in cfg.columns)}},
