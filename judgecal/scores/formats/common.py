@@ -295,6 +295,7 @@ def json_documents(path: Path, problems: list[Problem]) -> Iterator[tuple[int, A
                          ) from None
     for offset, value in docs:
         yield text.count("\n", 0, offset) + 1, value, text, offset
+    _NEWLINES.clear()  # the file's text is not kept once it is read
 
 
 def _one_per_line(raw: bytes) -> bool:
@@ -381,16 +382,15 @@ def _walk(value: Any, path: tuple[Step, ...], where: str, parents: list[Any]
                          [*parents, value])
 
 
-_NEWLINES: dict[int, list[int]] = {}
+_NEWLINES: list[tuple[str, list[int]]] = []
 
 
 def _newlines(text: str) -> list[int]:
-    """Offsets of the newlines of ``text`` (cached for the document being read)."""
-    key = id(text)
-    if key not in _NEWLINES:
-        _NEWLINES.clear()
-        _NEWLINES[key] = [m.start() for m in re.finditer("\n", text)]
-    return _NEWLINES[key]
+    """Offsets of the newlines of ``text`` (kept for the document being read: the cache
+    holds the text itself, so it is never mistaken for another one)."""
+    if not _NEWLINES or _NEWLINES[0][0] is not text:
+        _NEWLINES[:] = [(text, [m.start() for m in re.finditer("\n", text)])]
+    return _NEWLINES[0][1]
 
 
 def _offsets(text: str, pos: int, path: tuple[Step, ...]) -> list[int]:
