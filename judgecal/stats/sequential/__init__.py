@@ -119,6 +119,7 @@ from judgecal.stats.sequential._state import (
     SequentialDecision,
     SequentialState,
     new_state,
+    night_correlation,
     reset,
     update,
 )
@@ -138,6 +139,7 @@ __all__ = [
     "log_normal_mixture",
     "minimum_detectable_drop",
     "new_state",
+    "night_correlation",
     "normal_mixture_boundary",
     "reset",
     "update",

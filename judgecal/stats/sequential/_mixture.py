@@ -97,6 +97,7 @@ def e_process(
     *,
     prior_scale_points: float = DEFAULT_PRIOR_SCALE_POINTS,
     shared_baseline: bool = True,
+    correlation: Any = None,
 ) -> Trajectory:
     """The e-process ``M_T`` after every night, vectorised over leading axes.
 
@@ -128,6 +129,16 @@ def e_process(
     shared_baseline : bool
         False drops the shared-baseline term (``g = 0``): the *naive* e-process that treats
         the nights as independent. Not valid; for the benchmark's comparison only.
+    correlation : array-like of shape (..., T, T), optional
+        The null correlation of ``Z`` when it is not the one-factor model of ``fraction``:
+        e.g. nights that replay rotating blocks of the set (:func:`judgecal.stats.sequential.
+        night_correlation`). Then ``fraction`` and ``shared_baseline`` are not used, and the
+        score and information come from the Cholesky factor ``C = L Lᵀ``: with the whitened
+        nights ``w = L⁻¹ Z`` and drifted means ``L⁻¹ (a ⊙ 1[t ≥ τ])``, the sums over the
+        first ``T`` whitened nights are the exact Gaussian likelihood ratio of the first
+        ``T`` nights (the leading block of a Cholesky factor is the factor of the leading
+        block), so ``M`` stays a martingale under that null. Nights without evidence are
+        made independent of the others (they add nothing).
 
     Returns
     -------
@@ -138,6 +149,9 @@ def e_process(
     se = np.asarray(se_points, dtype=np.float64)
     if delta.shape != se.shape or delta.ndim < 1:
         raise ValueError("delta_points and se_points must be arrays of the same shape (..., T)")
+    if correlation is not None:
+        u, v = _score_information_correlated(delta, se, np.asarray(correlation, np.float64))
+        return _trajectory(u, v, prior_scale_points)
     f = np.clip(np.broadcast_to(np.asarray(fraction, dtype=np.float64), delta.shape), 0.0, 1.0)
     ok = np.isfinite(delta) & np.isfinite(se) & (se > 0) & np.isfinite(f)
     safe_se = np.where(ok, se, 1.0)
@@ -145,7 +159,6 @@ def e_process(
     z = np.where(ok, delta / safe_se, 0.0)
     g = np.where(ok & shared_baseline, np.sqrt(np.where(ok, f, 0.0) / 2.0), 0.0)
     x = 1.0 / (1.0 - g * g)
-    n_nights = delta.shape[-1]
 
     def cum(values: np.ndarray) -> np.ndarray:  # (..., T+1) with a leading 0
         c = np.cumsum(values, axis=-1)
@@ -160,6 +173,37 @@ def e_process(
     denominator = 1.0 + big_h[..., None, :]
     u = -(p - q * big_g[..., None, :] / denominator)
     v = np.maximum(r - q * q / denominator, 0.0)
+    return _trajectory(u, v, prior_scale_points)
+
+
+def _score_information_correlated(delta: np.ndarray, se: np.ndarray, corr: np.ndarray
+                                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``U[τ, T]`` and ``V[τ, T]`` (τ, T 0-based; only τ ≤ T used) under the null correlation
+    ``corr`` of ``Z``, through its Cholesky factor (see :func:`e_process`)."""
+    n_nights = delta.shape[-1]
+    if corr.shape[-2:] != (n_nights, n_nights):
+        raise ValueError("correlation must have shape (..., T, T) for T nights")
+    ok = np.isfinite(delta) & np.isfinite(se) & (se > 0)
+    safe_se = np.where(ok, se, 1.0)
+    a = np.where(ok, 1.0 / safe_se, 0.0)
+    z = np.where(ok, delta / safe_se, 0.0)
+    both = ok[..., :, None] & ok[..., None, :]
+    eye = np.eye(n_nights, dtype=bool)
+    c = np.where(eye, 1.0, np.where(both, np.broadcast_to(corr, both.shape), 0.0))
+    lower = np.linalg.cholesky(c)
+    t_idx = np.arange(n_nights)
+    drifted = a[..., :, None] * (t_idx[:, None] >= t_idx[None, :])  # [t, τ] = a_t·1[t ≥ τ]
+    rhs = np.concatenate([z[..., :, None], drifted], axis=-1)
+    white = np.linalg.solve(lower, rhs)  # L⁻¹ [Z | mean columns]
+    w, m = white[..., :, :1], white[..., :, 1:]
+    u = -np.cumsum(m * w, axis=-2)  # [T, τ]: sums over the first T whitened nights
+    v = np.cumsum(m * m, axis=-2)
+    return np.swapaxes(u, -1, -2), np.maximum(np.swapaxes(v, -1, -2), 0.0)
+
+
+def _trajectory(u: np.ndarray, v: np.ndarray, prior_scale_points: float) -> Trajectory:
+    """The e-process and its change point from the score and information ``[..., τ, T]``."""
+    n_nights = u.shape[-1]
     taus = np.arange(1, n_nights + 1, dtype=np.float64)
     valid = taus[:, None] <= taus[None, :]  # τ ≤ T
     log_terms = np.log(change_prior(taus))[:, None] + log_normal_mixture(

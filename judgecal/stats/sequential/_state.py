@@ -37,30 +37,103 @@ class NightObservation:
     n_baseline_items: int
     """Items the baseline scored: ``n_items / n_baseline_items`` is 1 on a full replay."""
     run_id: str | None = None
+    cover: dict[str, Any] | None = None
+    """Which part of the set tonight's comparison covered, when not the whole set (a sampled
+    night's block, or the rest of an expanded night): ``{"key": permutation key, "n":
+    items permuted, "spans": [[start, end], ...]}``, positions in the seeded permutation of
+    the item ids (:mod:`judgecal.drift.sampling`). None: the whole set (or a random subset
+    of it)."""
 
 
 @dataclass(frozen=True)
 class Night:
-    """A night kept in the state (JSON: ``[delta, se, n_items, n_baseline_items, run_id]``)."""
+    """A night kept in the state (JSON: ``[delta, se, n_items, n_baseline_items, run_id]``,
+    and the cover as a sixth element when there is one)."""
 
     delta_points: float
     se_points: float
     n_items: int
     n_baseline_items: int
     run_id: str | None = None
+    cover: dict[str, Any] | None = None
 
     @property
     def fraction(self) -> float:
         return min(1.0, self.n_items / self.n_baseline_items) if self.n_baseline_items else 1.0
 
     def to_json(self) -> list[Any]:
-        return [self.delta_points, self.se_points, self.n_items, self.n_baseline_items,
-                self.run_id]
+        row = [self.delta_points, self.se_points, self.n_items, self.n_baseline_items,
+               self.run_id]
+        return row if self.cover is None else [*row, self.cover]
 
     @classmethod
     def from_json(cls, row: list[Any]) -> Night:
         return cls(float(row[0]), float(row[1]), int(row[2]), int(row[3]),
-                   None if row[4] is None else str(row[4]))
+                   None if row[4] is None else str(row[4]),
+                   dict(row[5]) if len(row) > 5 and row[5] is not None else None)
+
+
+def _cover_size(night: Night) -> float:
+    if night.cover is None:
+        return float(night.n_baseline_items or night.n_items or 1)
+    return float(sum(max(0, int(e) - int(s)) for s, e in night.cover["spans"]) or 1)
+
+
+def _overlap(x: Night, y: Night) -> float:
+    """Items the two covers share (expected, when they come from different permutations)."""
+    if x.cover is None and y.cover is None:
+        return min(_cover_size(x), _cover_size(y))
+    if x.cover is None or y.cover is None:
+        return _cover_size(y if x.cover is None else x)
+    if x.cover["key"] != y.cover["key"] or x.cover["n"] != y.cover["n"]:
+        # Another permutation: as good as random subsets of each other.
+        return _cover_size(x) * _cover_size(y) / max(int(x.cover["n"]), int(y.cover["n"]), 1)
+    return float(sum(max(0, min(int(e1), int(e2)) - max(int(s1), int(s2)))
+                     for s1, e1 in x.cover["spans"] for s2, e2 in y.cover["spans"]))
+
+
+def night_correlation(nights: tuple[Night, ...] | list[Night]) -> np.ndarray | None:
+    """The null correlation of the nights' ``Z`` when some night covered part of the set only
+    (None when every night covered the whole set: the one-factor model of the fractions).
+
+    Each comparison's Δ shares the baseline's noise on the items it shares with another:
+    with covers ``C_s``, ``C_t`` and the shares ``r = n_items / |C|`` of their items
+    compared, ``corr(Z_s, Z_t) = |C_s ∩ C_t| · √(r_s r_t) / (2 √(|C_s| |C_t|))`` (the
+    baseline is half of each paired variance). For two whole-set nights this is the
+    one-factor ``√(f_s f_t) / 2``; for two sampled nights on disjoint blocks it is 0; for two
+    nights on the same block it is 1/2 — not the ``√(f_s f_t) / 2`` of random subsets.
+    """
+    if all(n.cover is None for n in nights):
+        return None
+    size = [_cover_size(n) for n in nights]
+    share = [min(1.0, n.n_items / s) for n, s in zip(nights, size, strict=True)]
+    t = len(nights)
+    corr = np.eye(t)
+    for i in range(t):
+        for j in range(i):
+            rho = (_overlap(nights[i], nights[j]) * math.sqrt(share[i] * share[j])
+                   / (2.0 * math.sqrt(size[i] * size[j])))
+            corr[i, j] = corr[j, i] = min(rho, 0.5)
+    return corr
+
+
+def _trajectory_of(nights: tuple[Night, ...], prior_scale_points: float) -> Trajectory:
+    return e_process(
+        [n.delta_points for n in nights], [n.se_points for n in nights],
+        [n.fraction for n in nights], prior_scale_points=prior_scale_points,
+        correlation=night_correlation(nights))
+
+
+def _night_numbers(nights: tuple[Night, ...]) -> list[int]:
+    """The night (1-based) of each comparison: an expanded night adds two comparisons (its
+    sample, then the rest of the set) under one run id, and counts once."""
+    out: list[int] = []
+    last: str | None = None
+    for i, n in enumerate(nights):
+        same = i > 0 and n.run_id is not None and n.run_id == last
+        out.append(out[-1] if same else (out[-1] + 1 if out else 1))
+        last = n.run_id
+    return out
 
 
 @dataclass(frozen=True)
@@ -257,11 +330,9 @@ def update(state: SequentialState, observation: NightObservation
     assert observation.delta_points is not None and observation.se_points is not None
     night = Night(float(observation.delta_points), float(observation.se_points),
                   int(observation.n_items), int(observation.n_baseline_items),
-                  observation.run_id)
+                  observation.run_id, observation.cover)
     nights = (*state.nights, night)
-    traj = e_process(
-        [n.delta_points for n in nights], [n.se_points for n in nights],
-        [n.fraction for n in nights], prior_scale_points=state.prior_scale_points)
+    traj = _trajectory_of(nights, state.prior_scale_points)
     log_e = float(traj.log_e[-1])
     crossed_at = state.crossed_at
     newly = crossed_at is None and bool(
@@ -277,9 +348,8 @@ def _decision(state: SequentialState, *, newly: bool, was_reset: bool, skipped: 
               trajectory: Trajectory | None = None) -> SequentialDecision:
     nights = state.nights
     if trajectory is None and nights:
-        trajectory = e_process(
-            [n.delta_points for n in nights], [n.se_points for n in nights],
-            [n.fraction for n in nights], prior_scale_points=state.prior_scale_points)
+        trajectory = _trajectory_of(nights, state.prior_scale_points)
+    numbers = _night_numbers(nights)
     change_point = drop = mdc = floor = None
     notes: list[str] = []
     if trajectory is not None:
@@ -304,12 +374,12 @@ def _decision(state: SequentialState, *, newly: bool, was_reset: bool, skipped: 
     return SequentialDecision(
         crossed=state.crossed_at is not None,
         newly_crossed=newly,
-        nights=len(nights),
+        nights=numbers[-1] if numbers else 0,
         e_value=min(math.exp(min(state.log_e_value, 690.0)), 1e300),
         threshold=1.0 / state.alpha,
         alpha=state.alpha,
-        crossed_at=state.crossed_at,
-        change_point=change_point,
+        crossed_at=None if state.crossed_at is None else numbers[state.crossed_at - 1],
+        change_point=None if change_point is None else numbers[change_point - 1],
         change_point_run_id=nights[change_point - 1].run_id if change_point else None,
         drop_points=drop,
         mdc_points=mdc,
