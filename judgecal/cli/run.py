@@ -76,6 +76,9 @@ def run(
 
     def on_start(total: int, done: int) -> None:
         nonlocal bar
+        if bar is not None:  # a sampled night that expands starts a second replay
+            bar.close()
+            bar = None
         if show_progress and total > done:
             bar = ProgressLine(config.judge.name, total - done, sys.stderr)
             bar.start()
@@ -143,6 +146,8 @@ def _render(p: dict[str, Any]) -> str:
         f"replies: {s['scored']} scored, {s['unscored']} unscored, {s['failed']} failed "
         f"of {s['expected']}; requested now {s['requested_now']} in {s['elapsed_s']:.1f}s",
     ]
+    if s.get("sampling"):
+        lines.append(s["sampling"]["text"])
     observed = s["observed_fingerprint"]
     served = observed["served_models"]
     if served:
