@@ -10,6 +10,7 @@ that contains them.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -265,6 +266,45 @@ class RunSettings(_Strict):
     """A judge whose last conclusive drift check is older than this is *stale*: watched on
     paper only (``judgecal status``; exit 6 from a run that could not conclude either). Set
     it a little above the schedule's interval (36 hours for a nightly job)."""
+    sample_share: float | None = Field(default=None, gt=0, le=1)
+    """Replay only a rotating share of the set each night, e.g. ``0.25`` (a *sampled
+    night*). The item ids, in natural order, are shuffled once by a permutation seeded by
+    the set version and ``sample_seed``, and cut into ``ceil(1 / sample_share)`` blocks of
+    equal size (± 1 item); night *k* replays block *k* mod blocks, *k* counting the
+    judge's closed runs on this set version, so every item is replayed within that many
+    nights and a killed night resumes with the same items. A night whose sample cannot rule
+    out a drop of incident size (its interval of ± one standard error reaches
+    ``drift.sev2_points``), or on which anything alarms, requests the rest of the set in the
+    same run (*expanded*). A night without an accepted baseline replays the whole set.
+    Unset (default): every night replays the whole set."""
+    sample_cycle_nights: int | None = Field(default=None, ge=1)
+    """The nights in which a sampled judge covers the whole set: the number of blocks
+    (``sample_share`` 1 / this when only this is given; when both are given they must
+    agree, ``ceil(1 / sample_share)``)."""
+    sample_seed: int = 0
+    """Seed of the sampling permutation (with the set version): change it to draw other
+    blocks. Against one baseline keep it fixed — the evidence across nights knows which
+    nights shared items only within one permutation."""
+
+    @model_validator(mode="after")
+    def _sample_cycle(self) -> RunSettings:
+        share, cycle = self.sample_share, self.sample_cycle_nights
+        if share is not None and cycle is not None and math.ceil(1 / share - 1e-9) != cycle:
+            raise ValueError(
+                f"run.sample_share {share:g} cuts the set into {math.ceil(1 / share - 1e-9)} "
+                f"blocks, so every item is covered within {math.ceil(1 / share - 1e-9)} "
+                f"nights, not run.sample_cycle_nights {cycle}: give one of them, or both "
+                "agreeing")
+        return self
+
+    @property
+    def sample_blocks(self) -> int | None:
+        """Blocks of a sampled night (None: every night replays the whole set)."""
+        if self.sample_share is not None:
+            blocks = math.ceil(1 / self.sample_share - 1e-9)
+        else:
+            blocks = self.sample_cycle_nights or 1
+        return blocks if blocks > 1 else None
 
 
 class Price(_Strict):

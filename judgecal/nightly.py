@@ -35,6 +35,7 @@ while agreement did not really move; repeated every night until a new baseline i
 if TYPE_CHECKING:
     from judgecal.calibration import CalibrationSet
     from judgecal.config import RunConfig
+    from judgecal.drift.sampling import SamplePlan
     from judgecal.runs.replay import ReplyCallback, RunResult
     from judgecal.store import Store
 
@@ -87,9 +88,15 @@ def run_nightly(
     The whole job holds the run lock of the judge and set. The run is closed only after its
     metric report is stored, so a job killed at any point resumes the same run; a run that
     was closed but never drift-checked (killed in between) is checked first.
+
+    With ``run.sample_share`` a night that has a baseline replays tonight's block of the set
+    (:mod:`judgecal.drift.sampling`) and, when the sample cannot rule out a drop of incident
+    size or anything alarms on it, requests the rest of the set in the same run before the
+    run is measured and checked. The summary's ``sampling`` says which.
     """
     from judgecal.agreement import agreement_report
     from judgecal.calibration import StoredSet
+    from judgecal.drift.sampling import plan_night
     from judgecal.runs.replay import check_compatible, execute_run, lock_key
     from judgecal.store import run_lock
 
@@ -101,10 +108,16 @@ def run_nightly(
             # The previous job was killed after closing its run: finishing that run *is*
             # tonight's job; starting another would pay for every reply again.
             return missed
+        plan = plan_night(store, config.judge.name, cs.version, [i.id for i in cs.items],
+                          config.run)
         result = execute_run(
             config, store, cs, on_start=on_start, on_reply=on_reply, http_client=http_client,
             finish=False, hold_lock=False,
+            only=None if plan is None else plan.only(config.judge.prompts),
         )
+        if plan is not None:
+            result = _expand_if_unclear(config, store, cs, plan, result, on_start=on_start,
+                                        on_reply=on_reply, http_client=http_client)
         existing = store.latest_metric_report(result.run_id)
         if existing is not None and result.requested == 0:
             report = existing  # stored before a kill; the replies have not changed since
@@ -119,6 +132,48 @@ def run_nightly(
         store.finish_run(result.run_id, result.status, result.summary)
         watch = after_run(store, result.run_id, config, http_client=http_client)
     return Nightly(result=result, report=report, watch=watch)
+
+
+def _expand_if_unclear(
+    config: RunConfig,
+    store: Store,
+    cs: CalibrationSet,
+    plan: SamplePlan,
+    result: RunResult,
+    **replay: Any,
+) -> RunResult:
+    """Tonight's sample against the baseline; when it is not clear, the rest of the set is
+    requested in the same (still open) run. Either way the summary says what was replayed.
+
+    Deterministic: a night killed while expanding takes the same decision when it resumes
+    (same replies, same seed, the evidence of the same earlier nights), and then only the
+    replies still missing are requested."""
+    from sqlalchemy import update
+
+    from judgecal.db import schema
+    from judgecal.drift.sampling import screen
+    from judgecal.runs.replay import RunResult, execute_run
+
+    if result.status == COMPLETED:
+        n_boot = config.drift.bootstrap or max(config.run.bootstrap, 1000)
+        check = drift.check_sample(store, result.run_id, config.drift, plan, result.summary,
+                                   n_boot=n_boot, seed=config.run.seed)
+        why = None if check is None else screen(check, config.drift)
+        if why is not None:
+            plan.expanded, plan.because = True, why
+            rest = execute_run(config, store, cs, finish=False, hold_lock=False, **replay)
+            with store.engine.begin() as conn:
+                conn.execute(update(schema.runs).where(schema.runs.c.run_id == rest.run_id)
+                             .values(n_expected=int(rest.summary["expected"])))
+            result = RunResult(
+                run_id=rest.run_id, status=rest.status, resumed=result.resumed,
+                requested=result.requested + rest.requested,
+                summary=rest.summary | {
+                    "requested_now": result.requested + rest.requested,
+                    "elapsed_s": result.summary.get("elapsed_s", 0.0)
+                    + rest.summary.get("elapsed_s", 0.0)})
+    result.summary["sampling"] = plan.to_json()
+    return result
 
 
 def _check_missed(store: Store, config: RunConfig, cs: CalibrationSet) -> Nightly | None:
@@ -212,6 +267,19 @@ class AfterRun:
         }
 
 
+def _plan_of(store: Store, run_id: str) -> SamplePlan | None:
+    """A sampled night's plan, rebuilt from its run summary and the stored set."""
+    from judgecal.calibration import StoredSet
+    from judgecal.drift.sampling import SamplePlan
+
+    run = store.get_run(run_id)
+    sampled = (run.get("summary") or {}).get("sampling")
+    if not sampled:
+        return None
+    view = StoredSet.load(store, run["set_version"])
+    return SamplePlan.from_json(sampled, run["set_version"], [i.id for i in view.items])
+
+
 def after_run(store: Store, run_id: str, config: RunConfig, *, http_client: Any = None
               ) -> AfterRun:
     """The nightly follow-up of a recorded run: drift check against the baseline, incident or
@@ -225,7 +293,8 @@ def after_run(store: Store, run_id: str, config: RunConfig, *, http_client: Any 
     """
     n_boot = config.drift.bootstrap or max(config.run.bootstrap, 1000)
     check = drift.check_run(store, run_id, config.drift, n_boot=n_boot,
-                            seed=config.run.seed, actor="judgecal run")
+                            seed=config.run.seed, actor="judgecal run",
+                            sampling=_plan_of(store, run_id))
     outcome = record_check(store, check)
     result = AfterRun(check=json_safe(check.to_json()), outcome=outcome, delivery=None)
     if check.verdict == drift.INCONCLUSIVE:

@@ -4,7 +4,8 @@ One room per part: :mod:`~judgecal.drift.verdicts` (verdicts, severities, the ch
 :mod:`~judgecal.drift.baselines` (accepted reference runs), :mod:`~judgecal.drift.rule` (the
 rule on loaded data), :mod:`~judgecal.drift.cause` (root cause), :mod:`~judgecal.drift.prose`
 (the words), :mod:`~judgecal.drift.sequential` (evidence accumulated across nights),
-:mod:`~judgecal.drift.checks` (load, rule, save) and :mod:`~judgecal.drift.watch`
+:mod:`~judgecal.drift.checks` (load, rule, save), :mod:`~judgecal.drift.sampling` (which
+items a sampled night replays, and when it expands) and :mod:`~judgecal.drift.watch`
 (is each judge watched at all). The statistics live in :mod:`judgecal.stats`. The rule and
 its measured false-alarm rate and power are written up in ``docs/drift.md``.
 """
@@ -20,6 +21,7 @@ from judgecal.drift.cause import describe_field, judge_changed, root_cause
 from judgecal.drift.checks import (
     alarm_level,
     check_run,
+    check_sample,
     checks_for_run,
     compare_runs,
     evaluate,
@@ -105,6 +107,7 @@ __all__ = [
     "assess",
     "baselines",
     "check_run",
+    "check_sample",
     "checks_for_run",
     "compare_runs",
     "conclude",

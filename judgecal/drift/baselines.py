@@ -70,7 +70,8 @@ def accept_baseline(
     """Make a completed run the baseline of its judge on its set version.
 
     Raises :class:`InputError` for a run that is still running or inconclusive (an
-    inconclusive run is never a baseline). Accepting the current baseline again is a no-op.
+    inconclusive run is never a baseline), or a sampled night that did not expand.
+    Accepting the current baseline again is a no-op.
     """
     run = store.get_run(run_id)
     if run["origin"] == REJUDGE:
@@ -80,6 +81,11 @@ def accept_baseline(
         raise InputError(
             f"run {run['run_id']} is {run['status']}: only a completed run can be a baseline"
         )
+    sampled = (run.get("summary") or {}).get("sampling") or {}
+    if sampled and not sampled.get("expanded"):
+        raise InputError(
+            f"run {run['run_id']} is a sampled night ({sampled.get('text')}): a baseline "
+            "must have replayed the whole set — accept a full or expanded night")
     if not actor.strip() or not reason.strip():
         raise InputError("accepting a baseline needs who (actor) and why (reason)")
     existing = current_baseline(store, run["judge_name"], run["set_version"])

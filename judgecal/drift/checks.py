@@ -17,7 +17,7 @@ from judgecal.db import schema
 from judgecal.drift.baselines import accept_baseline, baselines, current_baseline
 from judgecal.drift.cause import describe_field, root_cause
 from judgecal.drift.rule import assess, primary_metric
-from judgecal.drift.sequential import accumulate
+from judgecal.drift.sequential import accumulate, sampled_parts, standard_error_points
 from judgecal.drift.verdicts import (
     BASELINE_ACCEPTED,
     HEALTHY,
@@ -36,11 +36,13 @@ from judgecal.stats._alarm import DimensionData
 
 if TYPE_CHECKING:
     from judgecal.config import DriftSettings
+    from judgecal.drift.sampling import SamplePlan
     from judgecal.store import Store
 
 __all__ = [
     "alarm_level",
     "check_run",
+    "check_sample",
     "checks_for_run",
     "compare_runs",
     "evaluate",
@@ -95,8 +97,13 @@ def check_run(
     n_boot: int = 1000,
     seed: int = 0,
     actor: str = "judgecal",
+    sampling: SamplePlan | None = None,
 ) -> DriftCheck:
     """Tonight's drift check of a finished run against its judge's baseline (not saved).
+
+    ``sampling``: the run was a sampled night (:mod:`judgecal.drift.sampling`); the check
+    says so, compares the sample (or, expanded, the whole set) and adds the evidence across
+    nights with the parts of the set each comparison covered.
 
     With no baseline on the run's set version the verdict is ``no_baseline`` — or, when the
     judge has a baseline on another version only, ``not_comparable`` (it needs a new one).
@@ -143,7 +150,24 @@ def check_run(
                           "this run is the baseline", root_cause=root_cause(None, moved=False))
     level = alarm_level(store, baseline_run, run, settings)
     return evaluate(store, baseline_run, run, settings, level, n_boot=n_boot, seed=seed,
-                    sequential=settings.sequential)
+                    sequential=settings.sequential, sampling=sampling)
+
+
+def check_sample(store: Store, run_id: str, settings: DriftSettings, plan: SamplePlan,
+                 summary: dict[str, Any], *, n_boot: int = 1000, seed: int = 0
+                 ) -> DriftCheck | None:
+    """A sampled night's sample against the baseline while its run is still open (not saved;
+    :func:`judgecal.drift.sampling.screen` reads it to decide whether to expand), with the
+    ``summary`` the run will be closed with (its observed fingerprint). None when there is
+    no baseline to compare with."""
+    run = dict(store.get_run(run_id), summary=summary, status=COMPLETED)
+    base = current_baseline(store, run["judge_name"], run["set_version"])
+    if base is None or base["run_id"] == run["run_id"]:
+        return None
+    baseline_run = store.get_run(base["run_id"])
+    level = alarm_level(store, baseline_run, run, settings)
+    return evaluate(store, baseline_run, run, settings, level, n_boot=n_boot, seed=seed,
+                    sequential=settings.sequential, sampling=plan, screening=True)
 
 
 def compare_runs(
@@ -237,12 +261,18 @@ def evaluate(
     flipped_limit: int | None = None,
     with_mdc: bool = True,
     sequential: bool = False,
+    sampling: SamplePlan | None = None,
+    screening: bool = False,
 ) -> DriftCheck:
     """Compare ``run`` with ``baseline_run`` at the given alarm level (no saving).
 
     ``sequential``: then also add tonight to each dimension's evidence across nights against
     this baseline (read from the saved checks; :mod:`judgecal.drift.sequential`) — the
     nightly check does, a manual comparison does not.
+
+    ``sampling``: a sampled night. Unless it expanded, only the sample's replies are compared
+    (a run killed while expanding holds some of the rest too). ``screening``: the check of
+    the sample that decides the expansion (the night is not yet a sampled or expanded one).
     """
     diff = diff_runs(baseline_run, run)
     check = DriftCheck(
@@ -259,6 +289,11 @@ def evaluate(
     view = StoredSet.load(store, run["set_version"])
     replies_a = store.replies(baseline_run["run_id"])
     replies_b = store.replies(run["run_id"])
+    if sampling is not None and not sampling.expanded:
+        sample = set(sampling.items)
+        replies_b = [r for r in replies_b if r["item_id"] in sample]
+    if sampling is not None and not screening:
+        check.sampling = sampling.to_json()
     dims_a = {r["dimension"] for r in replies_a}
     dims_b = {r["dimension"] for r in replies_b}
     data: list[DimensionData] = []
@@ -272,6 +307,10 @@ def evaluate(
                              view.human_matrix(dim), a, b, pa, pb))
     assess(check, view, (replies_a, replies_b), data, settings, level, n_boot=n_boot,
            seed=seed, flipped_limit=flipped_limit, with_mdc=with_mdc)
+    if sampling is not None:
+        for d, entry in zip(data, check.dimensions, strict=True):
+            entry["se_points"] = standard_error_points(d, n_boot, seed)
     if sequential:
-        accumulate(store, check, data, settings, n_boot=n_boot, seed=seed)
+        accumulate(store, check, data, settings, n_boot=n_boot, seed=seed,
+                   parts=None if sampling is None else sampled_parts(view, sampling))
     return check

@@ -55,8 +55,22 @@ def describe_shift(w: dict[str, Any]) -> str:
     return ""
 
 
+def _sampling(check: DriftCheck) -> list[str]:
+    """The first line of a sampled night: what it replayed, and whether it expanded."""
+    s = check.sampling
+    if not s:
+        return []
+    sampled = f"sampled {100 * s['share']:.0f}% ({s['items']:,} of {s['of']:,} items)"
+    if s.get("expanded"):
+        return [f"Expanded to the full set because {s['because']}; the night first {sampled}. "
+                "The verdict below is on the whole set."]
+    return [f"This night {sampled}, block {s['block'] + 1} of {s['blocks']} (every item "
+            f"within {s['blocks']} nights): the sample rules out a drop of incident size, so "
+            "the rest of the set was not requested."]
+
+
 def message(check: DriftCheck) -> str:
-    parts = []
+    parts = _sampling(check)
     for e in check.dimensions:
         if e["delta_points"] is None:
             parts.append(describe_dimension(e))

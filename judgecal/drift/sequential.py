@@ -41,9 +41,15 @@ from judgecal.drift.verdicts import RANK, SEV_NOTICE, SEV_WARNING, DriftCheck
 from judgecal.stats import sequential as seq
 
 if TYPE_CHECKING:
+    from judgecal.calibration import StoredSet
     from judgecal.config import DriftSettings
+    from judgecal.drift.sampling import SamplePlan
     from judgecal.stats._alarm import DimensionData
     from judgecal.store import Store
+
+Part = tuple[Any, dict[str, Any] | None]
+"""One comparison of a night for the evidence: a mask over the set's items (None: all the
+night compared) and its cover (None: the whole set)."""
 
 __all__ = [
     "ONE_SE_ALPHA",
@@ -51,6 +57,7 @@ __all__ = [
     "accumulate",
     "onset_before",
     "previous_states",
+    "sampled_parts",
     "standard_error_points",
 ]
 
@@ -97,6 +104,40 @@ def standard_error_points(d: DimensionData, n_boot: int, seed: int) -> float | N
     return 100.0 * (iv.ci_high - iv.ci_low) / 2.0
 
 
+def sampled_parts(view: StoredSet, plan: SamplePlan) -> list[Part]:
+    """The comparisons a sampled night adds to the evidence: its sample; an expanded night its
+    sample and then the rest of the set, apart — the decision to expand was taken on the
+    sample, so adding the whole set as one comparison would let that decision choose what
+    the evidence sees (see ``docs/drift.md``)."""
+    import numpy as np
+
+    if not plan.expanded:
+        return [(None, plan.cover())]
+    sample = set(plan.items)
+    universe = set(plan.order)
+    ids = [item.id for item in view.items]
+    in_sample = np.array([i in sample for i in ids], dtype=bool)
+    in_rest = np.array([i in universe and i not in sample for i in ids], dtype=bool)
+    return [(in_sample, plan.cover()), (in_rest, plan.cover(rest=True))]
+
+
+def _part(d: DimensionData, mask: Any, n_boot: int, seed: int
+          ) -> tuple[float | None, float | None, int]:
+    """The change (points), its standard error and the items compared on ``mask``."""
+    import numpy as np
+
+    from judgecal import stats
+    from judgecal.stats._alarm import DimensionData as Data
+
+    sub = Data(d.dimension, d.scale, d.metric, d.human[mask], d.a[mask], d.b[mask],
+               d.present_a[mask], d.present_b[mask])
+    n = int(np.count_nonzero(~np.isnan(sub.a) & ~np.isnan(sub.b)))
+    iv = stats.alarm_interval(sub, ONE_SE_ALPHA, n_boot, seed)
+    if iv.value is None or iv.ci_low is None or iv.ci_high is None:
+        return None, None, n
+    return 100.0 * iv.value, 100.0 * (iv.ci_high - iv.ci_low) / 2.0, n
+
+
 def _run_times(store: Store, run_id: str | None) -> dict[str, Any] | None:
     if run_id is None:
         return None
@@ -131,9 +172,15 @@ def accumulate(
     *,
     n_boot: int,
     seed: int,
+    parts: list[Part] | None = None,
 ) -> DriftCheck:
     """Update each dimension's sequential state with tonight's comparison (after the per-night
-    rule has run on ``check``) and let a crossing raise the verdict (see module doc)."""
+    rule has run on ``check``) and let a crossing raise the verdict (see module doc).
+
+    ``parts``: a sampled night's comparisons and the parts of the set they cover
+    (:func:`sampled_parts`); None: one comparison of the whole set."""
+    import dataclasses
+
     import numpy as np
 
     from judgecal import stats
@@ -168,9 +215,20 @@ def accumulate(
         scored_by_baseline = int(np.count_nonzero(~np.isnan(d.a)))
         state = states.get(d.dimension) or seq.new_state(
             judge, version, check.baseline_run_id or "", d.dimension, alpha=alpha)
-        state, decision = seq.update(state, seq.NightObservation(
-            check.baseline_run_id or "", delta, se, int(entry["n_common"]), scored_by_baseline,
-            check.run_id))
+        newly = False
+        for mask, cover in parts or [(None, None)]:
+            obs: tuple[float | None, float | None, int]
+            if mask is None:
+                obs = (delta, se, int(entry["n_common"]))
+            else:
+                d_part, se_part, n_part = _part(d, mask, n_boot, seed)
+                obs = (None if d_part is None else d_part * (1.0 if better else -1.0),
+                       se_part, n_part)
+            state, decision = seq.update(state, seq.NightObservation(
+                check.baseline_run_id or "", obs[0], obs[1], obs[2], scored_by_baseline,
+                check.run_id, cover))
+            newly = newly or decision.newly_crossed
+        decision = dataclasses.replace(decision, newly_crossed=newly)
         sev = _severity(decision, state.min_drop_points, delta, settings)
         change_run = _run_times(store, decision.change_point_run_id)
         entry["sequential"] = decision.to_json() | {

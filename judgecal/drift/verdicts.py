@@ -139,6 +139,9 @@ class DriftCheck:
     """The sequential test across nights (:mod:`judgecal.drift.sequential`): its level, which
     dimensions it found, and the run from which the change is estimated to start; None when
     it did not run (no baseline, a manual comparison, ``drift.sequential: false``)."""
+    sampling: dict[str, Any] | None = None
+    """A sampled night (:mod:`judgecal.drift.sampling`): its share, block, and whether and why
+    it expanded to the whole set; None for a night that replayed the whole set."""
 
     @property
     def run_id(self) -> str:
@@ -176,6 +179,7 @@ class DriftCheck:
             "settings": self.settings,
             "bootstrap": self.bootstrap,
             "sequential": self.sequential,
+            "sampling": self.sampling,
         }
 
 
