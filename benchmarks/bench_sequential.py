@@ -8,9 +8,16 @@ items drawn with replacement from LLMBar's 419, a drop made by mixing in real Ch
 2 points, and a baseline that is itself a noisy night. Nothing is visible in the fingerprint:
 every night is *routine*.
 
-Two designs: a **full night** replays all 1,000 items; a **25 % night** replays a random
-quarter of them (a new draw every night) and is compared with the full baseline on those
-250 items.
+Two designs: a **full night** replays all 1,000 items; a **25 % night** is a *sampled night*
+as ``run.sample_share: 0.25`` runs it (:mod:`judgecal.drift.sampling`): the items of each
+sequence are permuted once and cut into 4 blocks of 250, night t replays block t mod 4, and
+the night *expands* to the whole set (the other 750 items requested) unless the sample rules
+out a drop of incident size — Δ − 1 SE above −``sev2_points`` (``sampling.unclear_reason``)
+— and nothing alarms on it (nightly rule, watch, or the sequential test after the sample's
+comparison). On a sampled night only the sequential test can alarm; on an expanded night the
+nightly rule and watch read the whole set, and the sequential test gets the sample and the
+rest as two comparisons with their covers (``sequential.night_correlation``). The judge cost
+saved is the share of requests not sent (expansions counted) over the 30 nights.
 
 Scenarios, 30 nights against one baseline each: healthy nights (false alarms); a 4-point
 and a 2-point drop from the first night after the baseline (as in ``bench_detection.py``) and
@@ -74,6 +81,7 @@ sys.path.insert(0, str(HERE))
 import bench_detection as bd  # noqa: E402
 
 from judgecal import drift  # noqa: E402
+from judgecal.drift import sampling  # noqa: E402
 from judgecal.stats import DimensionData, alarm_interval  # noqa: E402
 from judgecal.stats import sequential as seq  # noqa: E402
 from judgecal.stats._bootstrap import percentile_interval, weight_batches  # noqa: E402
@@ -132,7 +140,7 @@ class Replayer:
 
     def __init__(self) -> None:
         self.weights = {n: np.concatenate(list(weight_batches(n, N_BOOT, BOOT_SEED)))
-                        for n in (N_ITEMS, N_ITEMS // 4)}
+                        for n in (N_ITEMS, N_ITEMS // 4, N_ITEMS - N_ITEMS // 4)}
         self.z_nightly = NormalDist().inv_cdf(1 - ROUTINE_NIGHTLY / 2)
         self.z_today = NormalDist().inv_cdf(1 - ROUTINE_TODAY / 2)
 
@@ -209,6 +217,20 @@ class Scenario:
     kind: str = "noisy"  # noisy | identical | rescore
 
 
+BLOCKS = 4
+"""Blocks of a sampled night (``run.sample_share: 0.25``)."""
+
+
+@dataclass
+class Sampled:
+    """One sequence of sampled nights: the sample's, the rest's and the whole set's figures
+    (all drawn; which are read depends on the expansions)."""
+
+    sample: Nights
+    rest: Nights
+    full: Nights
+
+
 class Simulation:
     def __init__(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
@@ -222,6 +244,47 @@ class Simulation:
             self.mix[(lam, drop)] = bd.calibrate_mix(self.gold, self.good, self.bad, lam,
                                                      drop / 100.0)
         return self.mix[(lam, drop)]
+
+    def sampled(self, sc: Scenario, lam: float) -> Sampled:
+        """A sequence of sampled nights: every night's verdicts on the whole set are drawn (an
+        expansion may read them), the blocks rotate over one permutation."""
+        nights, gold, base, runs = self._draw(sc, lam)
+        perm = self.rng.permutation(N_ITEMS)
+        blocks = np.split(perm, BLOCKS)
+        samples = [np.sort(blocks[t % BLOCKS]) for t in range(1, NIGHTS + 1)]
+        rests = [np.sort(np.concatenate([b for k, b in enumerate(blocks) if k != t % BLOCKS]))
+                 for t in range(1, NIGHTS + 1)]
+        sample = self.replayer.nights(gold, base, [r[s] for r, s in zip(runs, samples,
+                                                                        strict=True)], samples)
+        rest = self.replayer.nights(gold, base, [r[s] for r, s in zip(runs, rests, strict=True)],
+                                    rests)
+        if len(self.checked) < 4 * len(COLUMNS) and sc.kind == "noisy":
+            self._check_against_rule(gold, base, [r[s] for r, s in zip(runs, samples,
+                                                                       strict=True)],
+                                     samples, sample, lam, 0.25)
+        return Sampled(sample, rest, nights)
+
+    def _draw(self, sc: Scenario, lam: float
+              ) -> tuple[Nights, np.ndarray, np.ndarray, list[np.ndarray]]:
+        rng = self.rng
+        idx = rng.integers(0, self.gold.size, N_ITEMS)
+        gold = self.gold[idx]
+        base = (bd.night(rng, self.good, idx, lam) if sc.kind == "noisy"
+                else self.good.original[idx].copy())
+        runs = []
+        for t in range(1, NIGHTS + 1):
+            if sc.kind == "identical":
+                v = self.good.original[idx].copy()
+            elif sc.kind == "rescore":
+                v = self.good.original[idx].copy()
+                redo = (rng.random(N_ITEMS) < RESCORE_SHARE) & (rng.random(N_ITEMS) < 0.5)
+                v[redo] = self.good.swapped[idx][redo]
+            elif sc.drop and t >= sc.onset:
+                v = bd.drifted(rng, self.good, self.bad, idx, lam, self.mix_share(lam, sc.drop))
+            else:
+                v = bd.night(rng, self.good, idx, lam)
+            runs.append(v)
+        return self.replayer.nights(gold, base, runs, None), gold, base, runs
 
     def sequence(self, sc: Scenario, lam: float, fraction: float) -> tuple[Nights, np.ndarray]:
         rng = self.rng
@@ -321,6 +384,141 @@ def run_scenario(sim: Simulation, sc: Scenario, lam: float, fraction: float, cou
     }
 
 
+def _slots_correlation() -> np.ndarray:
+    """The null correlation of a sampled sequence's comparisons: per night the sample (block
+    t mod 4) and the rest of the set (unused when the night did not expand)."""
+    cover = [{"key": "k", "n": N_ITEMS, "spans": [[s, e]]}
+             for s, e in sampling.blocks_of(N_ITEMS, BLOCKS)]
+    nights = []
+    for t in range(1, NIGHTS + 1):
+        k = t % BLOCKS
+        rest = {"key": "k", "n": N_ITEMS,
+                "spans": [sp for b, c in enumerate(cover) if b != k for sp in c["spans"]]}
+        nights += [seq.Night(0.0, 1.0, N_ITEMS // BLOCKS, N_ITEMS, f"r{t}", cover[k]),
+                   seq.Night(0.0, 1.0, N_ITEMS - N_ITEMS // BLOCKS, N_ITEMS, f"r{t}", rest)]
+    corr = seq.night_correlation(nights)
+    assert corr is not None
+    return corr
+
+
+def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[str, Any]:
+    """Sampled nights with expansion: the decision night by night, vectorised over sequences."""
+    rows = [sim.sampled(sc, lam) for _ in range(count)]
+
+    def stack(part: str, name: str) -> np.ndarray:
+        return np.stack([getattr(getattr(r, part), name) for r in rows])
+
+    d_s, se_s, d_r, se_r = (stack("sample", "delta"), stack("sample", "se"),
+                            stack("rest", "delta"), stack("rest", "se"))
+    alarm_s = stack("sample", "nightly")
+    corr_all = _slots_correlation()
+    # The comparisons as the nightly check keeps them: left-aligned per sequence (a night that
+    # did not expand adds one, an expanded night two), padded with NaN at the end.
+    width = 2 * NIGHTS
+    obs_d = np.full((count, width), np.nan)
+    obs_se = np.full((count, width), np.nan)
+    slot = np.full((count, width), -1)
+    used = np.zeros(count, dtype=int)
+    expanded = np.zeros((count, NIGHTS), dtype=bool)
+    crossed = np.zeros(count, dtype=bool)
+    rows_i = np.arange(count)
+
+    def add(mask: np.ndarray, d: np.ndarray, e: np.ndarray, slot_id: int) -> None:
+        where = used[mask]
+        obs_d[rows_i[mask], where], obs_se[rows_i[mask], where] = d[mask], e[mask]
+        slot[rows_i[mask], where] = slot_id
+        used[mask] += 1
+
+    def correlation(n: int) -> np.ndarray:
+        ids = slot[:, :n]
+        c = corr_all[np.maximum(ids, 0)[:, :, None], np.maximum(ids, 0)[:, None, :]]
+        pad = (ids < 0)[:, :, None] | (ids < 0)[:, None, :]
+        return np.where(pad, np.eye(n), c)
+
+    def trajectory(n: int) -> seq.Trajectory:
+        return seq.e_process(obs_d[:, :n], obs_se[:, :n], correlation=correlation(n))
+
+    settings = bd.SETTINGS
+    everyone = np.ones(count, dtype=bool)
+    for t in range(NIGHTS):
+        add(everyone, d_s[:, t], se_s[:, t], 2 * t)
+        n = int(used.max())
+        traj = trajectory(n)
+        last = (used - 1)[:, None]
+        crossed |= np.take_along_axis(seq.alarms(traj, ALPHA_SEQUENTIAL), last, 1)[:, 0]
+        unclear = np.array([sampling.unclear_reason("p", float(d), float(e), settings)
+                            is not None for d, e in zip(d_s[:, t], se_s[:, t], strict=True)])
+        expanded[:, t] = unclear | alarm_s[:, t] | crossed
+        add(expanded[:, t], d_r[:, t], se_r[:, t], 2 * t + 1)
+    n = int(used.max())
+    traj = trajectory(n)
+    night_of = np.where(slot[:, :n] >= 0, slot[:, :n] // 2, NIGHTS)
+
+    def by_night(flags: np.ndarray) -> np.ndarray:
+        out = np.zeros((count, NIGHTS + 1), dtype=bool)
+        np.logical_or.at(out, (rows_i[:, None].repeat(n, 1), night_of), flags)
+        return out[:, :NIGHTS]
+
+    seq_flags = seq.alarms(traj, ALPHA_SEQUENTIAL)
+    seq_cross = by_night(seq_flags)
+    naive = by_night(seq.alarms(seq.e_process(obs_d[:, :n], obs_se[:, :n],
+                                              correlation=np.eye(n)), ALPHA_SEQUENTIAL))
+    whole = by_night(seq.alarms(traj, ALPHA_TOTAL))
+    nightly = expanded & stack("full", "nightly")
+    today = expanded & stack("full", "today")
+    first = {
+        "combined": first_true(seq_cross | nightly),
+        "sequential": first_true(seq_cross),
+        "nightly": first_true(nightly),
+        "today": first_true(today),
+        "naive": first_true(naive),
+        "whole": first_true(whole),
+        "watch": first_true(expanded & stack("full", "watch")),
+    }
+    _check_update_covers(obs_d[:2, :n], obs_se[:2, :n], slot[:2, :n], traj.log_e[:2])
+    cp_ok = []
+    for i, night in enumerate(first["sequential"]):
+        if night >= sc.onset and sc.drop:
+            cp = int(traj.change_point[i, int(np.argmax(seq_flags[i]))])
+            cp_ok.append(cp > 0 and abs(int(night_of[i, cp - 1]) + 1 - sc.onset) <= 1)
+    ok = np.isfinite(se_s) & (se_s > 0)
+    z = np.where(ok, d_s / np.where(ok, se_s, 1.0), np.nan)
+    requests = N_ITEMS // BLOCKS + (N_ITEMS - N_ITEMS // BLOCKS) * expanded
+    return {
+        "first": first,
+        "change_point_within_1": cp_ok,
+        "mean_se": float(np.nanmean(np.where(ok, se_s, np.nan))) if ok.any() else 0.0,
+        "z": z,
+        "expanded": float(expanded.mean()),
+        "saved": 1.0 - float(requests.mean()) / N_ITEMS,
+    }
+
+
+def _check_update_covers(delta: np.ndarray, se: np.ndarray, slot: np.ndarray,
+                         log_e: np.ndarray) -> None:
+    """The sampled sequences' e-process against update() with covers, comparison by
+    comparison through JSON (as the nightly check keeps them)."""
+    cover = [[[s, e]] for s, e in sampling.blocks_of(N_ITEMS, BLOCKS)]
+    for i in range(delta.shape[0]):
+        state = seq.new_state("judge", "v", "base", "preference", alpha=ALPHA_SEQUENTIAL)
+        for j in range(delta.shape[1]):
+            if slot[i, j] < 0:
+                break
+            if not np.isfinite(delta[i, j]) or not np.isfinite(se[i, j]) or se[i, j] <= 0:
+                break  # skipped: the state leaves it out, the array keeps its place
+            t, rest = int(slot[i, j]) // 2 + 1, int(slot[i, j]) % 2 == 1
+            k = t % BLOCKS
+            spans = [sp for b, c in enumerate(cover) if b != k for sp in c] if rest \
+                else cover[k]
+            n = N_ITEMS - N_ITEMS // BLOCKS if rest else N_ITEMS // BLOCKS
+            obs = seq.NightObservation("base", float(delta[i, j]), float(se[i, j]), n, N_ITEMS,
+                                       f"run{t}", {"key": "k", "n": N_ITEMS, "spans": spans})
+            state, _ = seq.update(seq.SequentialState.from_json(
+                json.loads(json.dumps(state.to_json()))), obs)
+            if abs(state.log_e_value - log_e[i, j]) > 1e-8:
+                raise AssertionError("update() with covers differs from e_process()")
+
+
 def _check_update_api(delta: np.ndarray, se: np.ndarray, f: np.ndarray, first: np.ndarray,
                       log_e: np.ndarray) -> None:
     """The vectorised e-process against the state machine, night by night through JSON."""
@@ -383,11 +581,19 @@ def np_bound(drop: float, nights: int, se_null: float, se_drift: float, fraction
     return NormalDist().cdf(drop * math.sqrt(v) - NormalDist().inv_cdf(1 - ALPHA_TOTAL))
 
 
+def _run(sim: Simulation, sc: Scenario, lam: float, fraction: float, count: int
+         ) -> dict[str, Any]:
+    if fraction < 1.0:
+        return run_sampled(sim, sc, lam, count)
+    return run_scenario(sim, sc, lam, fraction, count) | {"expanded": None, "saved": 0.0}
+
+
 def column(sim: Simulation, lam: float, fraction: float, count: int) -> dict[str, Any]:
     out: dict[str, Any] = {"noise_lambda": lam, "fraction": fraction, "sequences": count}
     unstable = float(np.mean(sim.good.original != sim.good.swapped))
     out["verdicts_differing"] = unstable * 2 * (lam / 2) * (1 - lam / 2)
-    null = run_scenario(sim, Scenario("healthy"), lam, fraction, count)
+    null = _run(sim, Scenario("healthy"), lam, fraction, count)
+    out["expanded"], out["saved"] = null["expanded"], null["saved"]
     z = null["z"]
     zbar = np.nanmean(z, axis=1)
     var = float(np.nanvar(z))
@@ -399,8 +605,9 @@ def column(sim: Simulation, lam: float, fraction: float, count: int) -> dict[str
     for name, drop, within, onset in (("a", 4.0, 3, 1), ("b", 2.0, 7, 1),
                                       ("a_late", 4.0, 3, LATE_ONSET),
                                       ("b_late", 2.0, 7, LATE_ONSET)):
-        res = run_scenario(sim, Scenario(name, drop, onset), lam, fraction, count)
-        entry: dict[str, Any] = {"drop": drop, "within": within, "onset": onset}
+        res = _run(sim, Scenario(name, drop, onset), lam, fraction, count)
+        entry: dict[str, Any] = {"drop": drop, "within": within, "onset": onset,
+                                 "expanded": res["expanded"], "saved": res["saved"]}
         for key in ("combined", "sequential", "nightly", "today", "whole"):
             night = res["first"][key]
             early = (night > 0) & (night < onset)
@@ -412,12 +619,12 @@ def column(sim: Simulation, lam: float, fraction: float, count: int) -> dict[str
                 entry["delay"] = delay_quantiles(delays)
         entry["change_point_within_1"] = rate(np.array(res["change_point_within_1"], bool))
         entry["mean_se"] = res["mean_se"]
-        if onset == 1:
-            entry["best_possible"] = np_bound(drop, within, out["mean_se"], res["mean_se"],
-                                              fraction)
+        if onset == 1:  # the bound of a design that never expands is not the sampled one's
+            entry["best_possible"] = (np_bound(drop, within, out["mean_se"], res["mean_se"],
+                                               fraction) if fraction == 1.0 else None)
         out[name] = entry
     for kind in ("identical", "rescore"):
-        res = run_scenario(sim, Scenario(kind, kind=kind), 0.0, fraction, max(count // 2, 20))
+        res = _run(sim, Scenario(kind, kind=kind), 0.0, fraction, max(count // 2, 20))
         out[f"d_{kind}"] = rate(res["first"]["combined"] > 0)
     traj_info = 2.0 / (out["mean_se"] ** 2 * fraction)
     out["mdc_floor_points"] = seq.minimum_detectable_drop(traj_info, ALPHA_SEQUENTIAL)
@@ -439,8 +646,18 @@ def _delay(d: dict[str, Any]) -> str:
     return f"{f(m[0])} [{f(m[1])}–{f(m[2])}] / {f(p[0])}"
 
 
+def _best(entry: dict[str, Any]) -> str:
+    best = entry.get("best_possible")
+    return "—" if best is None else f"{100 * best:.0f}%"
+
+
+def _share(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.0f}%"
+
+
 def table(cols: list[dict[str, Any]]) -> str:
-    head = [f"λ={c['noise_lambda']:g} {'full' if c['fraction'] == 1 else '25%'}" for c in cols]
+    head = [f"λ={c['noise_lambda']:g} {'full' if c['fraction'] == 1 else '25% sampled'}"
+            for c in cols]
     lines: list[tuple[str, list[str]]] = [
         ("verdicts differing night to night", [f"{100 * c['verdicts_differing']:.1f}%"
                                                for c in cols]),
@@ -460,8 +677,7 @@ def table(cols: list[dict[str, Any]]) -> str:
         ("    nightly alone @ .02/30", [_pct(c["a"]["nightly"]) for c in cols]),
         ("    nightly today @ .05/30", [_pct(c["a"]["today"]) for c in cols]),
         ("    sequential @ .05 (whole budget)", [_pct(c["a"]["whole"]) for c in cols]),
-        ("    best possible (Neyman–Pearson)", [f"{100 * c['a']['best_possible']:.0f}%"
-                                               for c in cols]),
+        ("    best possible (Neyman–Pearson)", [_best(c["a"]) for c in cols]),
         ("    delay median [95%] / p90", [_delay(c["a"]["delay"]) for c in cols]),
         ("    change point ±1 night", [_pct(c["a"]["change_point_within_1"]) for c in cols]),
         ("(b) 2 pts from night 1, ≤7 nights, all", [_pct(c["b"]["combined"]) for c in cols]),
@@ -469,8 +685,7 @@ def table(cols: list[dict[str, Any]]) -> str:
         ("    nightly alone @ .02/30", [_pct(c["b"]["nightly"]) for c in cols]),
         ("    nightly today @ .05/30", [_pct(c["b"]["today"]) for c in cols]),
         ("    sequential @ .05 (whole budget)", [_pct(c["b"]["whole"]) for c in cols]),
-        ("    best possible (Neyman–Pearson)", [f"{100 * c['b']['best_possible']:.0f}%"
-                                               for c in cols]),
+        ("    best possible (Neyman–Pearson)", [_best(c["b"]) for c in cols]),
         ("    delay median [95%] / p90", [_delay(c["b"]["delay"]) for c in cols]),
         (f"4 pts from night {LATE_ONSET}, ≤3 nights, all",
          [_pct(c["a_late"]["combined"]) for c in cols]),
@@ -487,6 +702,12 @@ def table(cols: list[dict[str, Any]]) -> str:
         ("(d) identical re-run: any alarm", [_pct(c["d_identical"]) for c in cols]),
         ("    5% re-scoring: any alarm", [_pct(c["d_rescore"]) for c in cols]),
         ("sequential MDC floor (points, 80%)", [f"{c['mdc_floor_points']:.1f}" for c in cols]),
+        ("nights expanded: healthy / 4 pts n1", [_share(c.get("expanded")) + " / "
+                                                 + _share(c["a"].get("expanded"))
+                                                 for c in cols]),
+        ("judge requests saved: healthy / 4 pts", [f"{100 * c['saved']:.0f}% / "
+                                                   f"{100 * c['a']['saved']:.0f}%"
+                                                   for c in cols]),
     ]
     width = max(len(label) for label, _ in lines)
     cw = max(15, *(len(v) for _, vals in lines for v in vals))
@@ -500,7 +721,7 @@ def verdict(cols: list[dict[str, Any]]) -> str:
     lines = [f"targets (every test combined; α split: nightly rule + watches {ALPHA_NIGHTLY:g} "
              f"= {ALPHA_NIGHTLY:g}/30 per routine night, sequential {ALPHA_SEQUENTIAL:g})"]
     for c in cols:
-        name = f"λ={c['noise_lambda']:g} {'full' if c['fraction'] == 1 else '25%'}"
+        name = f"λ={c['noise_lambda']:g} {'full' if c['fraction'] == 1 else '25% sampled'}"
         a, b, fa = c["a"]["combined"], c["b"]["combined"], c["fa_combined"]
         checks = [
             ("(a) 4 pts ≤3 nights ≥ 90%", a["rate"] >= TARGETS["a"], _pct(a),
@@ -524,7 +745,7 @@ def verdict(cols: list[dict[str, Any]]) -> str:
                 extra += (f"; best possible at 5 %: {100 * best:.0f}%"
                          + (" — above what any valid test on the nightly Δκ can reach"
                             if best < TARGETS[label[1]] else ""))
-            lines.append(f"  {name:<11} {label:<46} {figure:<16} "
+            lines.append(f"  {name:<18} {label:<46} {figure:<16} "
                          f"{'PASS' if ok else 'MISS'}{extra}")
     return "\n".join(lines)
 
