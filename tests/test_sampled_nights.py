@@ -194,7 +194,7 @@ def test_a_killed_sampled_night_resumes_with_the_same_items(
         drift.accept_baseline(store, baseline, actor="test", reason="first night")
     finally:
         store.close()
-    recorded.configure(latency_ms=60)
+    recorded.configure(latency_ms=250)  # slow enough that Ctrl-C lands mid-run under load
     recorded.reset_stats()
     proc = _judgecal("run", "--config", str(cfg), "--json")
     deadline = time.monotonic() + 60

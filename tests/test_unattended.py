@@ -278,7 +278,7 @@ def test_missing_key_from_the_cli_is_exit_2_and_creates_no_store(tmp_path: Path)
 def test_ctrl_c_ends_the_run_cleanly_and_it_resumes(
     recorded: RunningServer, tmp_path: Path
 ) -> None:
-    recorded.configure(latency_ms=50)
+    recorded.configure(latency_ms=250)  # 200 items take ~6 s: Ctrl-C lands mid-run under load
     db = tmp_path / "s.db"
     url = f"sqlite:///{db}"
     cfg = write_config(tmp_path / "nightly.yaml", recorded.url, url, limit=200)
