@@ -33,7 +33,7 @@ from __future__ import annotations
 import io
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,10 +47,11 @@ from sqlalchemy import Connection
 
 from judgecal.db import schema
 from judgecal.errors import InputError, Problem, StoreError
+from judgecal.io.prefetch import prefetched
 from judgecal.messages import excerpt
 from judgecal.scores import formats, rollup
 from judgecal.scores.formats import FormatOptions
-from judgecal.scores.rows import MAX_REPORTED, TS, read_chunks, validate
+from judgecal.scores.rows import MAX_REPORTED, TS, prepared, read_chunks
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "IngestResult", "ingest_file"]
 
@@ -551,8 +552,9 @@ def ingest_file(
             conn.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MiB page cache
         writer = _Writer(conn)
         conn.commit()
-        for n_read, clean, lines, problems, n_bad, read_problems in _prepared(
-            chunks, str(p), file_problems
+        # the next chunk is read and validated while this one is written
+        for n_read, clean, lines, problems, n_bad, read_problems in prefetched(
+            prepared(chunks, str(p), file_problems), name="judgecal-ingest-reader"
         ):
             # a row the reader could not read (a line that is not UTF-8 ...) was read too
             result.rows_read += n_read + sum(1 for q in read_problems if q.line is not None)
@@ -594,22 +596,6 @@ def ingest_file(
     result.problems.sort(key=lambda problem: problem.line or 0)
     result.elapsed_s = time.perf_counter() - started
     return result
-
-
-_Prepared = tuple[int, pa.Table, np.ndarray, list[Problem], int, list[Problem]]
-"""(rows read, good rows, their lines, their problems, bad rows, problems the reader
-reported)."""
-
-
-def _prepared(chunks: Iterator[tuple[pa.Table, np.ndarray]], path: str,
-              file_problems: list[Problem]) -> Iterator[_Prepared]:
-    """Validated chunks; a last item with no rows carries the reader's late problems."""
-    seen = 0
-    for table, lines in chunks:
-        clean, clean_lines, problems, n_bad = validate(table, lines, path)
-        new, seen = file_problems[seen:], len(file_problems)
-        yield table.num_rows, clean, clean_lines, problems, n_bad, new
-    yield 0, pa.table({}), np.zeros(0, dtype=np.int64), [], 0, file_problems[seen:]
 
 
 def _record(result: IngestResult, problems: list[Problem], n_bad: int) -> None:

@@ -22,7 +22,7 @@ from judgecal.errors import InputError, Problem
 from judgecal.messages import excerpt, field_text
 from judgecal.scores.source import CANONICAL, OPTIONAL, parse_instant
 
-__all__ = ["MAX_REPORTED", "MAX_TEXT", "TS", "read_chunks", "validate"]
+__all__ = ["MAX_REPORTED", "MAX_TEXT", "TS", "Prepared", "prepared", "read_chunks", "validate"]
 
 MAX_REPORTED = 200
 """Bad rows kept in detail (all are counted)."""
@@ -400,3 +400,19 @@ def _too_long(column: Any) -> np.ndarray:
             dtype=bool,
         ))
     return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+
+
+Prepared = tuple[int, pa.Table, np.ndarray, list[Problem], int, list[Problem]]
+"""(rows read, good rows, their lines, their problems, bad rows, problems the reader
+reported)."""
+
+
+def prepared(chunks: Iterator[tuple[pa.Table, np.ndarray]], path: str,
+              file_problems: list[Problem]) -> Iterator[Prepared]:
+    """Validated chunks; a last item with no rows carries the reader's late problems."""
+    seen = 0
+    for table, lines in chunks:
+        clean, clean_lines, problems, n_bad = validate(table, lines, path)
+        new, seen = file_problems[seen:], len(file_problems)
+        yield table.num_rows, clean, clean_lines, problems, n_bad, new
+    yield 0, pa.table({}), np.zeros(0, dtype=np.int64), [], 0, file_problems[seen:]
