@@ -549,3 +549,12 @@ def test_scores_show_one_suspicious_score(built: dict[str, Any], store_path: Pat
     assert "read in place" in in_place["source"]
     assert in_place["score"] == story["score"]
     assert in_place["incidents"][0]["incident_id"] == inc
+    # the remedy reads the same window in place
+    figures = []
+    for extra in ([], ["--source", str(cfg)]):
+        code, out, err = run_main(["--store", url, "incidents", "correct", inc, "--no-record",
+                                   "--json", *extra], capsys)
+        assert code == 0, err
+        figures.append(json.loads(out)["dimensions"][0]["overall"]["estimates"]["ppi++"])
+    assert figures[0]["value"] == figures[1]["value"]
+    assert figures[0]["n_window"] == figures[1]["n_window"] == 1200

@@ -22,10 +22,14 @@ __all__ = ["correct", "labels", "rejudge", "sample"]
 @click.option("--actor", default=None, help="Who corrected (recorded with the version).")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the shift-robust bootstrap.")
+@click.option("--source", "source_config", default=None, envvar="JUDGECAL_SCORE_SOURCE",
+              type=click.Path(dir_okay=False),
+              help="Read the window's scores in place (a YAML file with a score_source: "
+              "block) instead of the store's ingested history.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def correct(ctx: click.Context, incident_id: str, top: int, out: str | None, no_record: bool,
-            actor: str | None, seed: int, as_json: bool) -> None:
+            actor: str | None, seed: int, source_config: str | None, as_json: bool) -> None:
     """Corrected figures for an incident's affected window, with 95% intervals.
 
     Per dimension, segment and customer, side by side: the raw figure as shown, PPI++ from
@@ -51,7 +55,16 @@ def correct(ctx: click.Context, incident_id: str, top: int, out: str | None, no_
     if out:
         export_format(out)  # a wrong extension is refused before anything is stored
     store = open_store(ctx)
-    result = correct_incident(store, incident_id, top=top, seed=seed)
+    if source_config:
+        from judgecal.scores import open_source
+
+        src = open_source(source_config)
+        try:
+            result = correct_incident(store, incident_id, top=top, seed=seed, source=src)
+        finally:
+            src.close()
+    else:
+        result = correct_incident(store, incident_id, top=top, seed=seed)
     stored = None
     if not no_record:
         stored = save_correction(store, result, actor=actor)
