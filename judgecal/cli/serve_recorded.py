@@ -68,6 +68,14 @@ def _timeout_sleep(value: str) -> float | None:
               help="Retry-After seconds of the 429 fault.")
 @click.option("--timeout-sleep", default="30", show_default=True, metavar="SECONDS|never",
               help="How long the timeout fault waits before answering ('never': it does not).")
+@click.option("--batch-polls", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Batch API: looks at a batch for which it stays in_progress (a slow batch).")
+@click.option("--batch-expire", type=click.FloatRange(0, 1), default=None, metavar="SHARE",
+              help="Batch API: batches expire after answering this share of their requests "
+              "(the rest are batch_expired error lines). Default: batches complete.")
+@click.option("--batch-order", type=click.Choice(["shuffled", "input", "reversed"]),
+              default="shuffled", show_default=True,
+              help="Batch API: the order of a finished batch's result lines.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind (keep it local: there is no authentication).")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
@@ -86,6 +94,9 @@ def serve_recorded(
     latency_jitter_ms: float,
     retry_after: float,
     timeout_sleep: str,
+    batch_polls: int,
+    batch_expire: float | None,
+    batch_order: str,
     host: str,
     port: int,
 ) -> None:
@@ -93,7 +104,8 @@ def serve_recorded(
 
     Answers POST /v1/chat/completions from the verdicts real judges gave on the items
     of the shipped calibration sets, found by the item's texts in the prompt, and
-    injects faults on request. Runs until Ctrl-C. Stats: GET /_judgecal/stats;
+    injects faults on request. The batch API (/v1/files, /v1/batches) answers each line
+    the same way. Runs until Ctrl-C. Stats: GET /_judgecal/stats;
     runtime changes: POST /_judgecal/config.
 
     \b
@@ -155,6 +167,9 @@ def serve_recorded(
         latency_jitter_ms=latency_jitter_ms,
         retry_after_s=retry_after,
         timeout_sleep_s=_timeout_sleep(timeout_sleep),
+        batch_polls=batch_polls,
+        batch_expire=batch_expire,
+        batch_order=batch_order,
         host=host,
         port=port,
     )

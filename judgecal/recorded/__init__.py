@@ -97,6 +97,11 @@ the most requests answered at once — ``max_concurrent``),
 model id, faults, latency at runtime, e.g. to swap the model behind an alias silently).
 
 Fault injection: :mod:`judgecal.recorded.faults`.
+
+Batch API: ``/v1/files`` and ``/v1/batches`` (upload, create, look, cancel, list, result
+files), each line answered as the live route answers it, with a slow batch, expiry with a
+partial output, error-file lines and reordered results on request:
+:mod:`judgecal.recorded.batch`.
 """
 
 from judgecal.recorded.faults import FAULT_KINDS, JUNK_REPLY

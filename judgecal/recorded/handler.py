@@ -198,6 +198,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, state.config.to_dict())
             elif route in ("/health", "/_judgecal/health"):
                 self._send_json(200, {"status": "ok"})
+            elif self.server.batches.handles(route):
+                self._batch_api("GET", route, b"")
             else:
                 raise _BadRequest(f"no route GET {self.path}", 404, "not_found")
         except _BadRequest as exc:
@@ -217,6 +219,8 @@ class Handler(BaseHTTPRequestHandler):
                 except (InputError, TypeError, ValueError) as exc:
                     raise _BadRequest(str(exc), code="invalid_config") from None
                 self._send_json(200, config.to_dict())
+            elif self.server.batches.handles(route):
+                self._batch_api("POST", route, self._read_body())
             elif route == "/_judgecal/reset-stats":
                 self._read_body()
                 with self.server.state.stats.lock:
@@ -227,6 +231,13 @@ class Handler(BaseHTTPRequestHandler):
                 raise _BadRequest(f"no route POST {self.path}", 404, "not_found")
         except _BadRequest as exc:
             self._send(exc.status, _error_body(str(exc), exc.type, exc.code, exc.param))
+
+    def _batch_api(self, method: str, route: str, body: bytes) -> None:
+        """The batch API's routes (:mod:`judgecal.recorded.batch`)."""
+        query = self.path.partition("?")[2]
+        reply = self.server.batches.handle(method, route, query, body,
+                                           self.headers.get("Content-Type"))
+        self._send(reply.status, reply.body, content_type=reply.content_type)
 
     def _model_entry(self, name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": 0, "owned_by": "judgecal-recorded"}

@@ -29,6 +29,7 @@ from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from judgecal.recorded.batch import BatchService
 from judgecal.recorded.handler import Handler
 from judgecal.recorded.state import (
     DEFAULT_RECORDING,
@@ -63,6 +64,8 @@ class Server(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.state = state
+        self.batches = BatchService(state)
+        """The batch API (``/v1/files``, ``/v1/batches``)."""
         super().__init__(address, Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:

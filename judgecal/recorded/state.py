@@ -61,6 +61,9 @@ _RUNTIME_FIELDS = (
     "latency_jitter_ms",
     "retry_after_s",
     "timeout_sleep_s",
+    "batch_polls",
+    "batch_expire",
+    "batch_order",
 )
 
 
@@ -103,6 +106,13 @@ class ServerConfig:
     """How long a ``timeout`` fault waits before answering; None: never answer."""
     profile: str = "default"
     """Which server to imitate (:data:`PROFILES`): ``default`` or ``llamacpp``."""
+    batch_polls: int = 0
+    """Looks (``GET /v1/batches/{id}``) for which a batch stays ``in_progress`` (a slow
+    batch); it finishes at the next one (:mod:`judgecal.recorded.batch`)."""
+    batch_expire: float | None = None
+    """Share of a batch's requests answered before it *expires* (None: batches complete)."""
+    batch_order: str = "shuffled"
+    """Order of a batch's result lines: ``shuffled`` (seeded), ``input`` or ``reversed``."""
     host: str = "127.0.0.1"
     port: int = 0
     """0 picks a free port."""
@@ -129,6 +139,17 @@ class ServerConfig:
             raise InputError(
                 f"unknown profile {self.profile!r} (known: {', '.join(PROFILES)})"
             )
+        if isinstance(self.batch_polls, bool) or not isinstance(self.batch_polls, int) \
+                or self.batch_polls < 0:
+            raise InputError(f"batch_polls must be an integer >= 0, got {self.batch_polls!r}")
+        if self.batch_expire is not None and (
+            not isinstance(self.batch_expire, int | float) or not 0 <= self.batch_expire <= 1
+        ):
+            raise InputError(f"batch_expire must be between 0 and 1 or None, "
+                             f"got {self.batch_expire!r}")
+        if self.batch_order not in ("shuffled", "input", "reversed"):
+            raise InputError(f"batch_order must be shuffled, input or reversed, "
+                             f"got {self.batch_order!r}")
         if not isinstance(self.seed, int):
             raise InputError(f"seed must be an integer, got {self.seed!r}")
 
@@ -173,6 +194,8 @@ class Stats:
         self.repeated: Counter[str] = Counter()
         """Requests whose body was byte for byte one already received for the same model
         and item (a client paying again for the same question), per item."""
+        self.batch: Counter[str] = Counter()
+        """Batch API counters: files_uploaded, created, looks, cancelled, lines_answered."""
         self.active = 0
         self.max_active = 0
         """Most chat completions being answered at the same moment (1 under ``llamacpp``)."""
@@ -198,6 +221,7 @@ class Stats:
                 "repeated_requests": sum(self.repeated.values()),
                 "repeated_by_item": dict(sorted(self.repeated.items())),
                 "max_concurrent": self.max_active,
+                "batches": dict(sorted(self.batch.items())),
             }
 
 
