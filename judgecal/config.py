@@ -200,6 +200,20 @@ class JudgeConfig(_Strict):
     swap_order: bool = False
     """Pairwise dimensions: also judge every item with the two responses swapped
     (measures position consistency)."""
+    batch: bool = False
+    """Send the run through the endpoint's OpenAI-compatible batch API (``/v1/files`` and
+    ``/v1/batches``, completion window 24 h) instead of one request per reply: the same chat
+    requests as JSONL lines, at a provider's batch price. The batch's id is stored the moment
+    it is created, so a killed run finds it again instead of submitting another; a batch that
+    expires, fails or is cancelled, or that ``run.deadline_s`` does not wait for, keeps what
+    it answered and leaves the run inconclusive (exit 3). Unparseable replies are re-asked
+    live (``parse_retries``), as are requests the batch answered with a transient error.
+    ``stream`` does not apply to batch requests."""
+    batch_poll_s: float = Field(default=30.0, gt=0)
+    """Seconds between two looks at a submitted batch's status (``batch: true``)."""
+    batch_max_requests: int = Field(default=50_000, ge=1, le=50_000)
+    """Most requests in one batch (OpenAI's limit is 50,000); a larger run is sent as several
+    batches, one after the other."""
 
     @field_validator("base_url")
     @classmethod

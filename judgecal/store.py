@@ -328,6 +328,31 @@ class Store:
             ).all()
         return {str(s): int(n) for s, n in rows}
 
+    # -- batches ----------------------------------------------------------------------
+    def save_batch(self, run_id: str, input_file_id: str, requests: int,
+                   endpoint: str | None = None) -> None:
+        """Record an uploaded batch input file of ``run_id`` (before its batch is created)."""
+        stamp = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(schema.run_batches.insert().values(
+                input_file_id=input_file_id, run_id=run_id, endpoint=endpoint,
+                requests=requests, state="uploaded", created_at=stamp, updated_at=stamp))
+
+    def update_batch(self, input_file_id: str, **values: Any) -> None:
+        """Change a batch's ``batch_id``, ``state``, ``status`` or ``outcome``, committed now."""
+        with self.engine.begin() as conn:
+            conn.execute(update(schema.run_batches)
+                         .where(schema.run_batches.c.input_file_id == input_file_id)
+                         .values(updated_at=utcnow(), **values))
+
+    def run_batches(self, run_id: str) -> list[dict[str, Any]]:
+        """The batches of a run, oldest first."""
+        t = schema.run_batches
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.run_id == run_id)
+                                .order_by(t.c.created_at, t.c.input_file_id)).mappings().all()
+        return [dict(r) for r in rows]
+
     # -- metric reports ---------------------------------------------------------------
     def save_metric_report(self, run_id: str, report: dict[str, Any]) -> int:
         """Store a metric report (and log it in the audit chain). Returns its id."""

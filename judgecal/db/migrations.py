@@ -41,6 +41,7 @@ __all__ = [
     "m005_score_rollups",
     "m006_remedy",
     "m007_score_trace",
+    "m008_run_batches",
     "migrate",
     "migration",
     "ordered",
@@ -471,3 +472,24 @@ def m007_score_trace(conn: Connection) -> None:
     """``score_history.trace_id``: the conversation or trace a production score belongs to
     (optional; NULL for the scores stored before)."""
     conn.exec_driver_sql("ALTER TABLE score_history ADD COLUMN trace_id VARCHAR(200)")
+
+
+@migration
+def m008_run_batches(conn: Connection) -> None:
+    """``run_batches``: the batches a run sent through a batch API, stored the moment each is
+    created (a killed run resumes its batch instead of submitting another)."""
+    md = MetaData()
+    Table(
+        "run_batches", md,
+        Column("input_file_id", String(200), primary_key=True),
+        Column("run_id", String(64), nullable=False, index=True),
+        Column("batch_id", String(200)),
+        Column("endpoint", Text),
+        Column("requests", Integer, nullable=False),
+        Column("state", String(20), nullable=False),
+        Column("status", String(40)),
+        Column("outcome", JSON),
+        Column("created_at", String(40), nullable=False),
+        Column("updated_at", String(40), nullable=False),
+    )
+    md.create_all(conn)

@@ -301,3 +301,23 @@ window_labels = Table(
 )
 """Human labels of a window sample (``judgecal incidents labels``): one import per file,
 never updated; for a score labelled twice the newest import counts."""
+
+run_batches = Table(
+    "run_batches",
+    metadata,
+    Column("input_file_id", String(200), primary_key=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("batch_id", String(200)),
+    Column("endpoint", Text),
+    Column("requests", Integer, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("status", String(40)),
+    Column("outcome", JSON),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)
+"""The batches a run sent through a batch API (``judge.batch``): one row per uploaded input
+file, written before the batch is created and given its ``batch_id`` the moment it is, so a
+killed run finds its batch again instead of paying for another. ``state``: ``uploaded``
+(the file is up, the batch perhaps not yet created), ``submitted``, ``read`` (every line
+handled; ``outcome`` says how the batch ended)."""

@@ -71,6 +71,8 @@ __all__ = [
     "UNREACHABLE_AFTER",
     "JudgeClient",
     "Outcome",
+    "chat_body",
+    "request_kwargs",
 ]
 
 log = logging.getLogger("judgecal.http")
@@ -252,25 +254,7 @@ class JudgeClient:
             )
 
     def _request_kwargs(self, messages: list[dict[str, str]], item_id: str) -> dict[str, Any]:
-        d = self.judge.decoding
-        kwargs: dict[str, Any] = {"model": self.judge.model, "messages": messages}
-        if d.temperature is not None:
-            kwargs["temperature"] = d.temperature
-        if d.top_p is not None:
-            kwargs["top_p"] = d.top_p
-        if d.max_tokens is not None:
-            if d.max_tokens_param in ("both", "max_tokens"):
-                kwargs["max_tokens"] = d.max_tokens
-            if d.max_tokens_param in ("both", "max_completion_tokens"):
-                kwargs["max_completion_tokens"] = d.max_tokens
-        for name in ("seed", "stop", "presence_penalty", "frequency_penalty"):
-            value = getattr(d, name)
-            if value is not None:
-                kwargs[name] = value
-        if d.extra_body:
-            kwargs["extra_body"] = dict(d.extra_body)
-        kwargs["extra_headers"] = {ITEM_HEADER: item_id}
-        return kwargs
+        return request_kwargs(self.judge, messages, item_id)
 
     def _reask_kwargs(self, kwargs: dict[str, Any], n: int) -> dict[str, Any]:
         """Re-ask ``n`` of the request ``kwargs``: never the identical request (see the
@@ -297,26 +281,33 @@ class JudgeClient:
         *,
         item_id: str,
         parse: Callable[[str | None], Parsed],
+        reasked: int = 0,
+        attempts: int = 0,
     ) -> Outcome:
         """Request one verdict, retrying transient failures, and parse it.
+
+        ``attempts`` counts requests for this verdict already made elsewhere (a batch), and
+        ``reasked`` how many of their replies had no parseable verdict: the first request
+        sent is then re-ask ``reasked`` (never the identical request), and at most
+        ``parse_retries`` re-asks are made in all.
 
         ``concurrency`` bounds the requests in flight, not the verdicts being worked on: a
         request waiting out a backoff or a ``Retry-After`` holds no slot, so a throttled
         reply does not idle a connection the other requests could use.
         """
-        return await self._complete(messages, item_id, parse)
+        return await self._complete(messages, item_id, parse, reasked, attempts)
 
     async def _complete(
-        self, messages: list[dict[str, str]], item_id: str, parse: Callable[[str | None], Parsed]
+        self, messages: list[dict[str, str]], item_id: str, parse: Callable[[str | None], Parsed],
+        reasked: int = 0, attempts: int = 0,
     ) -> Outcome:
         import openai
 
         assert self._client is not None, "use JudgeClient as an async context manager"
         first = self._request_kwargs(messages, item_id)
-        kwargs = first
-        attempts = 0
+        kwargs = self._reask_kwargs(first, reasked) if reasked else first
         transient_failures = 0
-        parse_failures = 0
+        parse_failures = reasked
         last_reason = ""
         while True:
             attempts += 1
@@ -469,6 +460,39 @@ class JudgeClient:
             system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
             finish_reason=finish,
         )
+
+
+def request_kwargs(judge: JudgeConfig, messages: list[dict[str, str]],
+                   item_id: str) -> dict[str, Any]:
+    """The keyword arguments of the live request for ``messages`` (the SDK's ``create``)."""
+    d = judge.decoding
+    kwargs: dict[str, Any] = {"model": judge.model, "messages": messages}
+    if d.temperature is not None:
+        kwargs["temperature"] = d.temperature
+    if d.top_p is not None:
+        kwargs["top_p"] = d.top_p
+    if d.max_tokens is not None:
+        if d.max_tokens_param in ("both", "max_tokens"):
+            kwargs["max_tokens"] = d.max_tokens
+        if d.max_tokens_param in ("both", "max_completion_tokens"):
+            kwargs["max_completion_tokens"] = d.max_tokens
+    for name in ("seed", "stop", "presence_penalty", "frequency_penalty"):
+        value = getattr(d, name)
+        if value is not None:
+            kwargs[name] = value
+    if d.extra_body:
+        kwargs["extra_body"] = dict(d.extra_body)
+    kwargs["extra_headers"] = {ITEM_HEADER: item_id}
+    return kwargs
+
+
+def chat_body(judge: JudgeConfig, messages: list[dict[str, str]]) -> dict[str, Any]:
+    """The JSON body the live path sends for ``messages`` (``extra_body`` merged in, as the
+    SDK does), without streaming: the ``body`` of a batch line."""
+    kwargs = request_kwargs(judge, messages, "")
+    kwargs.pop("extra_headers")
+    extra = kwargs.pop("extra_body", {})
+    return {**kwargs, **extra}
 
 
 def _or_unknown(count: int | None) -> str:

@@ -43,6 +43,7 @@ from judgecal.records import (
     now,
 )
 from judgecal.redact import Redactor, install_log_filter, stored_url
+from judgecal.runs.batch import BatchJob, replay_batch
 from judgecal.runs.cost import BudgetGate, price_of, run_cost
 from judgecal.store import Store, run_lock
 
@@ -360,7 +361,14 @@ def execute_run(
         started = time.perf_counter()
         stopped = None
         gate = _budget_gate(config, store.replies(run_id) if resumed else [])
-        if todo:
+        requested, batches = len(todo), None
+        if judge.batch:  # the batch API (judgecal.runs.batch); also finds a killed run's batch
+            batches = replay_batch(BatchJob(
+                run_id, config, cs, todo, store, redactor,
+                lambda w, out: _record(w[0], w[1], w[2], _prompt_hash(w[3]), out, redactor),
+                on_reply, http_client, gate))
+            stopped, requested = batches.stopped, batches.requested
+        elif todo:
             stopped = asyncio.run(
                 _replay(
                     run_id, config, cs, todo, store, on_reply, http_client, redactor, gate
@@ -382,7 +390,9 @@ def execute_run(
                 cost["budget_per_night"] = gate.limit
                 cost["requests_refused"] = gate.refused
             summary["cost"] = cost
-        summary["requested_now"] = len(todo)
+        summary["requested_now"] = requested
+        if batches is not None:
+            summary["batches"] = batches.batches
         summary["stale_after_hours"] = config.run.stale_after_hours
         summary["max_unscored_rate"] = config.run.max_unscored_rate
         if stopped:
@@ -390,7 +400,7 @@ def execute_run(
         if finish:
             store.finish_run(run_id, status, summary)
     return RunResult(
-        run_id=run_id, status=status, resumed=resumed, requested=len(todo), summary=summary
+        run_id=run_id, status=status, resumed=resumed, requested=requested, summary=summary
     )
 
 
