@@ -172,7 +172,7 @@ def test_killed_run_resumes_without_rerequesting(recorded: RunningServer, tmp_pa
 
 
 def test_second_run_of_same_config_exits_4(recorded: RunningServer, tmp_path: Path) -> None:
-    recorded.configure(latency_ms=30)
+    recorded.configure(latency_ms=200)  # the first run still holds the lock when the second starts
     url = f"sqlite:///{tmp_path / 's.db'}"
     cfg = write_config(tmp_path / "nightly.yaml", recorded.url, url, limit=150)
     first = _judgecal("run", "--config", str(cfg), "--json")

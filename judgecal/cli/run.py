@@ -146,8 +146,6 @@ def _render(p: dict[str, Any]) -> str:
         f"replies: {s['scored']} scored, {s['unscored']} unscored, {s['failed']} failed "
         f"of {s['expected']}; requested now {s['requested_now']} in {s['elapsed_s']:.1f}s",
     ]
-    if s.get("sampling"):
-        lines.append(s["sampling"]["text"])
     observed = s["observed_fingerprint"]
     served = observed["served_models"]
     if served:

@@ -13,10 +13,14 @@ from judgecal.cli.common import emit_json, open_store, table
 
 def reply_notes(summary: dict[str, Any], observed: dict[str, Any]) -> list[str]:
     """What a run's replies say beyond the counts, one line each, for `run` and `runs show`:
-    why replies have no score (failed requests included), replies cut by max_tokens, token
+    a sampled night's share (and why it expanded), why replies have no score (failed
+    requests included), replies cut by max_tokens, token
     counts (unknown is not 0), the cost and the budget, and whether the served-model
     fingerprint can show a swap."""
     lines = []
+    sampling = summary.get("sampling")
+    if isinstance(sampling, dict) and sampling.get("text"):
+        lines.append(str(sampling["text"]))
     reasons = summary.get("unscored_reasons") or {}
     if reasons:
         lines.append("unscored because: " + ", ".join(f"{k} × {v}" for k, v in reasons.items()))
