@@ -338,11 +338,12 @@ class Store:
                 input_file_id=input_file_id, run_id=run_id, endpoint=endpoint,
                 requests=requests, state="uploaded", created_at=stamp, updated_at=stamp))
 
-    def update_batch(self, input_file_id: str, **values: Any) -> None:
+    def update_batch(self, run_id: str, input_file_id: str, **values: Any) -> None:
         """Change a batch's ``batch_id``, ``state``, ``status`` or ``outcome``, committed now."""
+        t = schema.run_batches
         with self.engine.begin() as conn:
-            conn.execute(update(schema.run_batches)
-                         .where(schema.run_batches.c.input_file_id == input_file_id)
+            conn.execute(update(t)
+                         .where(and_(t.c.run_id == run_id, t.c.input_file_id == input_file_id))
                          .values(updated_at=utcnow(), **values))
 
     def run_batches(self, run_id: str) -> list[dict[str, Any]]:

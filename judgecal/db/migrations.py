@@ -481,8 +481,8 @@ def m008_run_batches(conn: Connection) -> None:
     md = MetaData()
     Table(
         "run_batches", md,
+        Column("run_id", String(64), primary_key=True),
         Column("input_file_id", String(200), primary_key=True),
-        Column("run_id", String(64), nullable=False, index=True),
         Column("batch_id", String(200)),
         Column("endpoint", Text),
         Column("requests", Integer, nullable=False),

@@ -305,8 +305,8 @@ never updated; for a score labelled twice the newest import counts."""
 run_batches = Table(
     "run_batches",
     metadata,
+    Column("run_id", String(64), primary_key=True),
     Column("input_file_id", String(200), primary_key=True),
-    Column("run_id", String(64), nullable=False, index=True),
     Column("batch_id", String(200)),
     Column("endpoint", Text),
     Column("requests", Integer, nullable=False),

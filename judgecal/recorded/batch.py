@@ -50,6 +50,7 @@ import itertools
 import json
 import math
 import random
+import secrets
 import threading
 import time
 from collections.abc import Mapping
@@ -144,6 +145,8 @@ class BatchService:
         self.files: dict[str, _File] = {}
         self.batches: dict[str, _Batch] = {}
         self.ids = itertools.count(1)
+        self.tag = secrets.token_hex(3)
+        """Part of every id: a restarted server does not hand out the ids it gave before."""
 
     def handles(self, route: str) -> bool:
         return route in ("/files", "/batches") or route.startswith(("/files/", "/batches/"))
@@ -196,7 +199,7 @@ class BatchService:
         return _error(404, f"No such {what}: {name}", "not_found")
 
     def _new_file(self, purpose: str, filename: str, content: bytes) -> _File:
-        f = _File(f"file-judgecal{next(self.ids):06d}", purpose, filename, content,
+        f = _File(f"file-judgecal{self.tag}{next(self.ids):06d}", purpose, filename, content,
                   int(time.time()))
         self.files[f.id] = f
         return f
@@ -237,7 +240,7 @@ class BatchService:
         if body.get("completion_window") != "24h":
             return _error(400, "completion_window must be '24h'", "invalid_completion_window")
         lines, errors = _input_lines(source.content)
-        batch = _Batch(f"batch_judgecal_{next(self.ids):06d}", source.id,
+        batch = _Batch(f"batch_judgecal{self.tag}_{next(self.ids):06d}", source.id,
                        body.get("metadata"), int(time.time()), lines)
         if errors:
             batch.status, batch.errors = "failed", errors

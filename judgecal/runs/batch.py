@@ -156,8 +156,8 @@ def replay_batch(job: BatchJob) -> BatchReport:
                        "errors": status.errors, **read.counts}
             if timed_out:
                 outcome["cancelled_by"] = "run.deadline_s"
-            job.store.update_batch(row["input_file_id"], state="read", status=status.status,
-                                   outcome=outcome)
+            job.store.update_batch(job.run_id, row["input_file_id"], state="read",
+                                   status=status.status, outcome=outcome)
             report.batches.append({"batch_id": status.id, "input_file_id": row["input_file_id"],
                                    "requests": row["requests"], "resumed": lines is None,
                                    **outcome})
@@ -223,9 +223,11 @@ def _submitted(job: BatchJob, api: BatchAPI, row: dict[str, Any],
     except BatchUnavailable as exc:
         if row.get("batch_id"):  # it runs all the same: keep looking until the deadline
             return BatchStatus(id=str(row["batch_id"]), status="unknown")
-        job.store.update_batch(file_id, state="read", outcome={"not_created": str(exc)})
+        job.store.update_batch(job.run_id, file_id, state="read",
+                               outcome={"not_created": str(exc)})
         return f"{exc}; the batch was not submitted"
-    job.store.update_batch(file_id, batch_id=status.id, state="submitted", status=status.status)
+    job.store.update_batch(job.run_id, file_id, batch_id=status.id, state="submitted",
+                           status=status.status)
     return status
 
 
