@@ -164,18 +164,13 @@ def plan_rejudge(store: Store, incident_id: str, config: RunConfig, inputs: str 
                  id_field: str = "score_id", fresh: bool = False) -> RejudgePlan:
     """Read the inputs, match them to the incident's window, render every prompt and
     estimate the cost. Nothing is sent or stored."""
-    from judgecal import incidents
     from judgecal.calibration import CalibrationSet, Item, StoredSet
     from judgecal.judge.prompt import ORIGINAL, SWAPPED, PromptRenderer, configured_fingerprint
-    from judgecal.remedy.window import incident_window, read_window
-    from judgecal.scores.source import store_source
+    from judgecal.remedy.window import affected
 
     path = Path(inputs)
-    incident = incidents.get_incident(store, incident_id)
-    full_id = str(incident["incident_id"])
-    src = store_source(store.engine)
-    window, _ = incident_window(store, incident, src)
-    scores = read_window(src, window)
+    hit = affected(store, incident_id)
+    incident, full_id, scores = hit.incident, hit.incident_id, hit.scores
     rows = _read_inputs(path, id_field)
     judge = config.judge
     view = StoredSet.load(store, str(incident["set_version"]))

@@ -85,20 +85,17 @@ def draw_sample(store: Store, incident_id: str, n: int, out: str | Path, *, seed
     the draw is appended to the incident as a ``window_sample`` event.
     """
     from judgecal import incidents
-    from judgecal.remedy.window import incident_window, load_calibration, read_window
-    from judgecal.scores.source import store_source
+    from judgecal.remedy.window import affected, load_calibration
     from judgecal.stats.correction import stratified_sample
 
     path = Path(out)
     _queue_format(path)
     if isinstance(n, bool) or n < 1:
         raise InputError(f"--n must be a positive number of scores, got {n!r}")
-    incident = incidents.get_incident(store, incident_id)
-    full_id = str(incident["incident_id"])
-    src = store_source(store.engine)
-    window, window_json = incident_window(store, incident, src)
+    hit = affected(store, incident_id)
+    incident, full_id, window_json, scores = (hit.incident, hit.incident_id, hit.window_json,
+                                              hit.scores)
     cal = load_calibration(store, incident)
-    scores = read_window(src, window)
     keep = [i for i in range(scores.n) if scores.dimensions[i] in cal.scales]
     if not keep:
         raise InputError(f"incident {full_id}: the window has no score on a dimension of the "
@@ -196,16 +193,12 @@ def import_labels(store: Store, incident_id: str, path: str | Path, *,
     from judgecal.db import schema
     from judgecal.io.tabular import read_rows
     from judgecal.records import utcnow
-    from judgecal.remedy.window import incident_window, load_calibration, read_window
-    from judgecal.scores.source import store_source
+    from judgecal.remedy.window import affected, load_calibration
 
     file = Path(path)
-    incident = incidents.get_incident(store, incident_id)
-    full_id = str(incident["incident_id"])
-    src = store_source(store.engine)
-    window, _ = incident_window(store, incident, src)
+    hit = affected(store, incident_id)
+    incident, full_id, scores = hit.incident, hit.incident_id, hit.scores
     cal = load_calibration(store, incident)
-    scores = read_window(src, window)
     dim_of = {sid: str(d) for sid, d in zip(scores.score_ids, scores.dimensions, strict=True)}
     problems: list[Problem] = []
     labels: dict[str, float] = {}

@@ -37,8 +37,10 @@ if TYPE_CHECKING:
     from judgecal.store import Store
 
 __all__ = [
+    "Affected",
     "Calibration",
     "WindowScores",
+    "affected",
     "incident_window",
     "load_calibration",
     "read_before",
@@ -150,6 +152,32 @@ def incident_window(store: Store, incident: dict[str, Any], src: ScoreSource,
         "from": "onset computed from the score history (the incident is not linked yet)",
         "start": iso(onset.at), "end": iso(end), "fingerprints": list(onset.fingerprints),
         "end_reason": reason}
+
+
+@dataclass
+class Affected:
+    """An incident, its affected window (and where it came from) and the window's scores."""
+
+    incident: dict[str, Any]
+    window: Window
+    window_json: dict[str, Any]
+    scores: WindowScores
+
+    @property
+    def incident_id(self) -> str:
+        return str(self.incident["incident_id"])
+
+
+def affected(store: Store, incident_id: str, src: ScoreSource | None = None) -> Affected:
+    """The incident (by id or prefix), its window and every affected score, read from
+    ``src`` (default: the store's ingested history)."""
+    from judgecal import incidents
+    from judgecal.scores.source import store_source
+
+    incident = incidents.get_incident(store, incident_id)
+    source = src or store_source(store.engine)
+    window, window_json = incident_window(store, incident, source)
+    return Affected(incident, window, window_json, read_window(source, window))
 
 
 @dataclass
