@@ -40,6 +40,7 @@ from judgecal.scores.source import CANONICAL, parse_instant
 __all__ = [
     "MAX_SKIPS_SHOWN",
     "FormatOptions",
+    "Mapper",
     "Rows",
     "Skips",
     "as_number",
@@ -441,3 +442,17 @@ def _offsets(text: str, pos: int, path: tuple[Step, ...]) -> list[int]:
 def quoted(value: Any, limit: int = 40) -> str:
     """A value of the file quoted for a message (short, escaped)."""
     return excerpt(value, limit)
+
+
+class Mapper:
+    """What every adapter's record mapper holds: the file, the options, the rows being
+    filled, the problems and skips being reported, and the sources kept (the adapter's
+    defaults unless ``--include-sources`` says otherwise)."""
+
+    default_sources: frozenset[str] = frozenset()
+
+    def __init__(self, file: str, options: FormatOptions, rows: Rows,
+                 problems: list[Problem], skips: Skips) -> None:
+        self.file, self.options, self.rows = file, options, rows
+        self.problems, self.skips = problems, skips
+        self.sources = options.sources(self.default_sources)

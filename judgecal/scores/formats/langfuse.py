@@ -34,6 +34,7 @@ import pyarrow as pa
 from judgecal.errors import InputError, Problem
 from judgecal.scores.formats.common import (
     FormatOptions,
+    Mapper,
     Rows,
     Skips,
     as_number,
@@ -98,14 +99,10 @@ def _records(path: Path, problems: list[Problem]) -> Iterator[tuple[int, str, An
             yield line, "", doc
 
 
-class _Mapper:
+class _Mapper(Mapper):
     """One Langfuse score → a row, a bad row or a skipped record."""
 
-    def __init__(self, file: str, options: FormatOptions, rows: Rows,
-                 problems: list[Problem], skips: Skips) -> None:
-        self.file, self.options, self.rows = file, options, rows
-        self.problems, self.skips = problems, skips
-        self.sources = options.sources(DEFAULT_SOURCES)
+    default_sources = DEFAULT_SOURCES
 
     def add(self, line: int, where: str, record: Any) -> None:
         def bad(name: str, message: str) -> None:

@@ -36,6 +36,7 @@ import pyarrow as pa
 from judgecal.errors import Problem
 from judgecal.scores.formats.common import (
     FormatOptions,
+    Mapper,
     Rows,
     Skips,
     as_number,
@@ -106,14 +107,10 @@ def _is_assessment(value: dict[str, Any]) -> bool:
             or ("name" in value and ("feedback" in value or "expectation" in value)))
 
 
-class _Mapper:
+class _Mapper(Mapper):
     """One assessment → a row, a bad row or a skipped record."""
 
-    def __init__(self, file: str, options: FormatOptions, rows: Rows,
-                 problems: list[Problem], skips: Skips) -> None:
-        self.file, self.options, self.rows = file, options, rows
-        self.problems, self.skips = problems, skips
-        self.sources = options.sources(DEFAULT_SOURCES)
+    default_sources = DEFAULT_SOURCES
 
     def add(self, line: int, where: str, record: Any, trace_id: str | None) -> None:
         def bad(name: str, message: str) -> None:

@@ -43,6 +43,7 @@ import pyarrow as pa
 from judgecal.errors import InputError, Problem
 from judgecal.scores.formats.common import (
     FormatOptions,
+    Mapper,
     Rows,
     Skips,
     as_number,
@@ -156,13 +157,8 @@ def _nanos(value: Any) -> int | None:
     return None
 
 
-class _Mapper:
+class _Mapper(Mapper):
     """One log record, span event or span → a row, a bad row or a skipped record."""
-
-    def __init__(self, file: str, options: FormatOptions, rows: Rows,
-                 problems: list[Problem], skips: Skips) -> None:
-        self.file, self.options, self.rows = file, options, rows
-        self.problems, self.skips = problems, skips
 
     def log_record(self, line: int, where: str, record: Any, resource: dict[str, Any]) -> None:
         if not isinstance(record, dict):
