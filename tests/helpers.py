@@ -51,6 +51,15 @@ def write_config(path: Path, base_url: str, store: str, **run: Any) -> Path:
     return path
 
 
+def interruptible() -> None:
+    """``preexec_fn`` of a child that a test interrupts with SIGINT: the default handling
+    and an unblocked SIGINT, whatever the test process inherited or set for itself."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """Call the real entry point (which translates errors) and return (code, out, err)."""
     try:

@@ -27,7 +27,7 @@ from judgecal.nightly import run_nightly
 from judgecal.recorded.server import RunningServer
 from judgecal.stats import sequential as seq
 from judgecal.store import Store, open_store
-from tests.helpers import run_config, run_main, wait_for_scored, write_config
+from tests.helpers import interruptible, run_config, run_main, wait_for_scored, write_config
 
 LIMIT = 200
 SHARE = 0.25
@@ -175,7 +175,8 @@ def test_an_unclear_night_expands_in_the_same_run_and_pays_for_no_reply_twice(
 
 def _judgecal(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "judgecal", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
 
 
 def test_a_killed_sampled_night_resumes_with_the_same_items(

@@ -28,7 +28,7 @@ from judgecal.redact import Redactor, safe_url
 from judgecal.runs.replay import execute_run
 from judgecal.store import open_store
 from tests.conftest import ROOT
-from tests.helpers import run_config, wait_for_scored, write_config
+from tests.helpers import interruptible, run_config, wait_for_scored, write_config
 
 PANDALM = ROOT / "calibration_sets" / "pandalm"
 
@@ -42,6 +42,7 @@ def _judgecal(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
+        preexec_fn=interruptible,
     )
 
 
