@@ -190,7 +190,6 @@ class JudgeClient:
         self._connect_failures = 0
 
     async def __aenter__(self) -> JudgeClient:
-        import httpx
         import openai
 
         # openai's own HTTP client (its connection pool allows far more connections than any
@@ -199,12 +198,14 @@ class JudgeClient:
         key = self.judge.api_key()
         if self._redactor is None:
             self._redactor = Redactor([key])
-        timeout = httpx.Timeout(self.judge.timeout_s, connect=min(self.judge.timeout_s, 15.0))
+        # openai's own Timeout class: the SDK has changed its HTTP library (httpx, then
+        # httpx2) and accepts only its own library's Timeout.
+        timeout = openai.Timeout(self.judge.timeout_s, connect=min(self.judge.timeout_s, 15.0))
         self._client = openai.AsyncOpenAI(
             base_url=self.judge.base_url,
             api_key=key,
             max_retries=0,
-            timeout=timeout,  # type: ignore[arg-type]  # httpx.Timeout, as openai documents
+            timeout=timeout,
             http_client=self._http_client,
         )
         return self
