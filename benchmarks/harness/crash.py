@@ -81,6 +81,9 @@ class Episode:
     """Replies seen stored after a kill that were later missing or different."""
     duplicates: int = 0
     missing: int = 0
+    ended_before_kill: bool = False
+    """The last kill landed after the job had ended (its run closed and drift-checked; only
+    the process had not exited): not a kill point, and the job is not run again."""
     replies_equal: bool = False
     summary_equal: bool = False
     metrics_equal: bool = False
@@ -123,13 +126,16 @@ class CrashReport:
         lost = sum(len(e.lost) + e.missing for e in eps)
         extra_runs = sum(max(0, e.runs - 1) for e in eps)
         equal = sum(1 for e in eps if e.replies_equal and e.summary_equal and e.metrics_equal)
-        finished = sum(1 for e in eps if e.exit_code == self.reference_exit)
+        finished = sum(1 for e in eps
+                       if e.exit_code == self.reference_exit or e.ended_before_kill)
         examples = "; ".join(p for e in eps for p in e.problems[:2])[:300]
         return [
             Row("crash", "kills survived (SIGKILL, then resumed)",
                 f"{len(kills)} in {len(eps)} runs of {self.items} items",
                 len(kills) >= self.target_kills and finished == len(eps),
-                f"kill points: {phase_text}; {torn} left a torn WAL tail"),
+                f"kill points: {phase_text}; {torn} left a torn WAL tail; "
+                f"{sum(e.ended_before_kill for e in eps)} landed after the job had ended "
+                "(not counted)"),
             Row("crash", "replies requested again after being stored", str(rereq), rereq == 0,
                 examples if rereq else ""),
             Row("crash", "records lost (stored, then missing or changed)", str(lost), lost == 0),
@@ -481,6 +487,11 @@ def _episode(
             torn = wal_uncommitted_frames(path) if path is not None else 0
             integrity = integrity_check(path) if path is not None and path.exists() else "n/a"
             run_id, status, stored = _stored_now(store_url)
+            if run_id is not None and status != "running" and not _unchecked(store_url):
+                # The job had ended before the kill landed (run closed, drift check stored):
+                # running it again would be tomorrow's night, not a resume.
+                episode.ended_before_kill = True
+                break
             if run_id is None or (first_run is not None and run_id != first_run):
                 phase = "start-up"
             elif status != "running" or len(stored) == report.items:
@@ -503,7 +514,7 @@ def _episode(
                 KillPoint(index, mode, round(when, 3), phase, torn, len(stored),
                           "n/a" if integrity == "n/a" else integrity)
             )
-        if episode.exit_code is None:
+        if episode.exit_code is None and not episode.ended_before_kill:
             done = sandbox.judgecal("run", "--config", str(cfg), "--json", timeout=timeout)
             episode.exit_code = done.returncode
             if done.returncode not in (0, 3, 5):
