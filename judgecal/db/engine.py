@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ __all__ = [
 
 DEFAULT_STORE = "sqlite:///.judgecal/judgecal.db"
 _EXAMPLES = "sqlite:///path/to/judgecal.db or postgresql://user@host/dbname"
+_BUSY_TIMEOUT_S = 30
 _PASSWORD = re.compile(r"(?<=://)([^/@:]*):[^/@]*@")
 _QUERY_PASSWORD = re.compile(r"(?i)((?:password|passwd|pwd)=)[^&]*")
 
@@ -71,7 +74,7 @@ def make_engine(url: str | None) -> Engine:
             parsed.database.startswith("file:")
         ):
             _sqlite_file(Path(parsed.database))
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": _BUSY_TIMEOUT_S}
     try:
         engine = create_engine(url, **kwargs)
     except NoSuchModuleError:
@@ -94,14 +97,34 @@ def make_engine(url: str | None) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_S * 1000}")
             # WAL + NORMAL: every committed reply survives a killed process.
-            cur.execute("PRAGMA journal_mode=WAL")
+            _enter_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
     return engine
+
+
+def _enter_wal(cur: Any) -> None:
+    """Put the SQLite file in WAL mode, waiting for other processes doing the same.
+
+    Turning a fresh file to WAL needs an exclusive lock, and when two processes open the
+    same new store at once SQLite answers one of them "database is locked" at once, without
+    waiting out the busy timeout (it would be a deadlock). So wait here, up to that timeout.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    pause = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
 
 
 def _sqlite_file(path: Path) -> None:
