@@ -229,10 +229,15 @@ class Sampled:
     sample: Nights
     rest: Nights
     full: Nights
+    refs: Nights | None = None
+    """The reference runs compared with the baseline (whole set), when replicated."""
 
 
 class Simulation:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, replicates: int = 1) -> None:
+        self.replicates = replicates
+        """Runs of the (replicated) baseline: the accepted run and ``replicates − 1`` reference
+        runs drawn right after it, like healthy nights (``drift.baseline_replicates``)."""
         self.rng = np.random.default_rng(seed)
         self.gold, self.good, self.bad = bd.load()
         self.replayer = Replayer()
@@ -262,7 +267,19 @@ class Simulation:
             self._check_against_rule(gold, base, [r[s] for r, s in zip(runs, samples,
                                                                        strict=True)],
                                      samples, sample, lam, 0.25)
-        return Sampled(sample, rest, nights)
+        return Sampled(sample, rest, nights, self.last_refs)
+
+    def _healthy(self, sc: Scenario, lam: float, items: np.ndarray) -> np.ndarray:
+        """A healthy night's verdicts of the scenario's judge on ``items``."""
+        rng = self.rng
+        if sc.kind == "identical":
+            return self.good.original[items].copy()
+        if sc.kind == "rescore":
+            v = self.good.original[items].copy()
+            redo = (rng.random(items.size) < RESCORE_SHARE) & (rng.random(items.size) < 0.5)
+            v[redo] = self.good.swapped[items][redo]
+            return v
+        return bd.night(rng, self.good, items, lam)
 
     def _draw(self, sc: Scenario, lam: float
               ) -> tuple[Nights, np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -271,6 +288,7 @@ class Simulation:
         gold = self.gold[idx]
         base = (bd.night(rng, self.good, idx, lam) if sc.kind == "noisy"
                 else self.good.original[idx].copy())
+        refs = [self._healthy(sc, lam, idx) for _ in range(self.replicates - 1)]
         runs = []
         for t in range(1, NIGHTS + 1):
             if sc.kind == "identical":
@@ -284,6 +302,7 @@ class Simulation:
             else:
                 v = bd.night(rng, self.good, idx, lam)
             runs.append(v)
+        self.last_refs = (self.replayer.nights(gold, base, refs, None) if refs else None)
         return self.replayer.nights(gold, base, runs, None), gold, base, runs
 
     def sequence(self, sc: Scenario, lam: float, fraction: float) -> tuple[Nights, np.ndarray]:
@@ -294,7 +313,9 @@ class Simulation:
             base = bd.night(rng, self.good, idx, lam)
         else:
             base = self.good.original[idx].copy()
-        runs, subsets = [], []
+        # Reference runs first (whole set, healthy), then the 30 monitored nights.
+        runs = [self._healthy(sc, lam, idx) for _ in range(self.replicates - 1)]
+        subsets = [np.arange(N_ITEMS) for _ in runs]
         for t in range(1, NIGHTS + 1):
             sub = (np.arange(N_ITEMS) if fraction == 1.0 else
                    np.sort(rng.choice(N_ITEMS, int(N_ITEMS * fraction), replace=False)))
@@ -351,15 +372,17 @@ def first_true(flags: np.ndarray) -> np.ndarray:
 def run_scenario(sim: Simulation, sc: Scenario, lam: float, fraction: float, count: int
                  ) -> dict[str, Any]:
     rows = [sim.sequence(sc, lam, fraction)[0] for _ in range(count)]
+    ref = sim.replicates - 1  # leading reference comparisons: never tested, never alarm
     delta = np.stack([r.delta for r in rows])
     se = np.stack([r.se for r in rows])
     f = np.stack([r.n_items for r in rows]) / N_ITEMS
-    traj = seq.e_process(delta, se, f)
-    crossed = seq.alarms(traj, ALPHA_SEQUENTIAL)
-    naive = seq.alarms(seq.e_process(delta, se, f, shared_baseline=False), ALPHA_SEQUENTIAL)
-    whole = seq.alarms(traj, ALPHA_TOTAL)
-    nightly = np.stack([r.nightly for r in rows])
-    today = np.stack([r.today for r in rows])
+    traj = seq.e_process(delta, se, f, reference=ref)
+    crossed = seq.alarms(traj, ALPHA_SEQUENTIAL)[:, ref:]
+    naive = seq.alarms(seq.e_process(delta, se, f, shared_baseline=False, reference=ref),
+                       ALPHA_SEQUENTIAL)[:, ref:]
+    whole = seq.alarms(traj, ALPHA_TOTAL)[:, ref:]
+    nightly = np.stack([r.nightly for r in rows])[:, ref:]
+    today = np.stack([r.today for r in rows])[:, ref:]
     first = {
         "combined": first_true(crossed | nightly),
         "sequential": first_true(crossed),
@@ -367,13 +390,14 @@ def run_scenario(sim: Simulation, sc: Scenario, lam: float, fraction: float, cou
         "today": first_true(today),
         "naive": first_true(naive),
         "whole": first_true(whole),
-        "watch": first_true(np.stack([r.watch for r in rows])),
+        "watch": first_true(np.stack([r.watch for r in rows])[:, ref:]),
     }
-    _check_update_api(delta[:2], se[:2], f[:2], first["sequential"][:2], traj.log_e[:2])
+    _check_update_api(delta[:2], se[:2], f[:2], first["sequential"][:2], traj.log_e[:2], ref)
     cp_ok = []
     for i, night in enumerate(first["sequential"]):
         if night >= sc.onset and sc.drop:
-            cp_ok.append(abs(int(traj.change_point[i, night - 1]) - sc.onset) <= 1)
+            cp_ok.append(abs(int(traj.change_point[i, ref + night - 1]) - ref - sc.onset) <= 1)
+    delta, se = delta[:, ref:], se[:, ref:]
     ok = np.isfinite(se) & (se > 0)
     z = np.where(ok, delta / np.where(ok, se, 1.0), np.nan)
     return {
@@ -384,9 +408,10 @@ def run_scenario(sim: Simulation, sc: Scenario, lam: float, fraction: float, cou
     }
 
 
-def _slots_correlation() -> np.ndarray:
+def _slots_correlation(ref: int = 0) -> np.ndarray:
     """The null correlation of a sampled sequence's comparisons: per night the sample (block
-    t mod 4) and the rest of the set (unused when the night did not expand)."""
+    t mod 4) and the rest of the set (unused when the night did not expand); then ``ref``
+    whole-set reference runs (slots ``2·NIGHTS`` on)."""
     cover = [{"key": "k", "n": N_ITEMS, "spans": [[s, e]]}
              for s, e in sampling.blocks_of(N_ITEMS, BLOCKS)]
     nights = []
@@ -396,6 +421,7 @@ def _slots_correlation() -> np.ndarray:
                 "spans": [sp for b, c in enumerate(cover) if b != k for sp in c["spans"]]}
         nights += [seq.Night(0.0, 1.0, N_ITEMS // BLOCKS, N_ITEMS, f"r{t}", cover[k]),
                    seq.Night(0.0, 1.0, N_ITEMS - N_ITEMS // BLOCKS, N_ITEMS, f"r{t}", rest)]
+    nights += [seq.Night(0.0, 1.0, N_ITEMS, N_ITEMS, f"ref{k}") for k in range(ref)]
     corr = seq.night_correlation(nights)
     assert corr is not None
     return corr
@@ -411,10 +437,11 @@ def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[s
     d_s, se_s, d_r, se_r = (stack("sample", "delta"), stack("sample", "se"),
                             stack("rest", "delta"), stack("rest", "se"))
     alarm_s = stack("sample", "nightly")
-    corr_all = _slots_correlation()
-    # The comparisons as the nightly check keeps them: left-aligned per sequence (a night that
-    # did not expand adds one, an expanded night two), padded with NaN at the end.
-    width = 2 * NIGHTS
+    ref = sim.replicates - 1
+    corr_all = _slots_correlation(ref)
+    # The comparisons as the nightly check keeps them: left-aligned per sequence (the
+    # reference runs, then per night the sample and, expanded, the rest), padded with NaN.
+    width = 2 * NIGHTS + ref
     obs_d = np.full((count, width), np.nan)
     obs_se = np.full((count, width), np.nan)
     slot = np.full((count, width), -1)
@@ -436,10 +463,14 @@ def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[s
         return np.where(pad, np.eye(n), c)
 
     def trajectory(n: int) -> seq.Trajectory:
-        return seq.e_process(obs_d[:, :n], obs_se[:, :n], correlation=correlation(n))
+        return seq.e_process(obs_d[:, :n], obs_se[:, :n], correlation=correlation(n),
+                             reference=ref)
 
     settings = bd.SETTINGS
     everyone = np.ones(count, dtype=bool)
+    for k in range(ref):
+        add(everyone, np.stack([r.refs.delta[k] for r in rows]),
+            np.stack([r.refs.se[k] for r in rows]), 2 * NIGHTS + k)
     for t in range(NIGHTS):
         add(everyone, d_s[:, t], se_s[:, t], 2 * t)
         n = int(used.max())
@@ -452,7 +483,8 @@ def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[s
         add(expanded[:, t], d_r[:, t], se_r[:, t], 2 * t + 1)
     n = int(used.max())
     traj = trajectory(n)
-    night_of = np.where(slot[:, :n] >= 0, slot[:, :n] // 2, NIGHTS)
+    night_of = np.where((slot[:, :n] >= 0) & (slot[:, :n] < 2 * NIGHTS), slot[:, :n] // 2,
+                        NIGHTS)
 
     def by_night(flags: np.ndarray) -> np.ndarray:
         out = np.zeros((count, NIGHTS + 1), dtype=bool)
@@ -462,7 +494,8 @@ def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[s
     seq_flags = seq.alarms(traj, ALPHA_SEQUENTIAL)
     seq_cross = by_night(seq_flags)
     naive = by_night(seq.alarms(seq.e_process(obs_d[:, :n], obs_se[:, :n],
-                                              correlation=np.eye(n)), ALPHA_SEQUENTIAL))
+                                              correlation=np.eye(n), reference=ref),
+                                ALPHA_SEQUENTIAL))
     whole = by_night(seq.alarms(traj, ALPHA_TOTAL))
     nightly = expanded & stack("full", "nightly")
     today = expanded & stack("full", "today")
@@ -506,6 +539,11 @@ def _check_update_covers(delta: np.ndarray, se: np.ndarray, slot: np.ndarray,
                 break
             if not np.isfinite(delta[i, j]) or not np.isfinite(se[i, j]) or se[i, j] <= 0:
                 break  # skipped: the state leaves it out, the array keeps its place
+            if slot[i, j] >= 2 * NIGHTS:  # a reference run: the whole set
+                obs = seq.NightObservation("base", float(delta[i, j]), float(se[i, j]),
+                                           N_ITEMS, N_ITEMS, f"ref{j}", reference=True)
+                state, _ = seq.update(state, obs)
+                continue
             t, rest = int(slot[i, j]) // 2 + 1, int(slot[i, j]) % 2 == 1
             k = t % BLOCKS
             spans = [sp for b, c in enumerate(cover) if b != k for sp in c] if rest \
@@ -520,14 +558,16 @@ def _check_update_covers(delta: np.ndarray, se: np.ndarray, slot: np.ndarray,
 
 
 def _check_update_api(delta: np.ndarray, se: np.ndarray, f: np.ndarray, first: np.ndarray,
-                      log_e: np.ndarray) -> None:
-    """The vectorised e-process against the state machine, night by night through JSON."""
+                      log_e: np.ndarray, ref: int = 0) -> None:
+    """The vectorised e-process against the state machine, night by night through JSON (the
+    first ``ref`` comparisons as reference runs)."""
     for i in range(delta.shape[0]):
         state = seq.new_state("judge", "v", "base", "preference", alpha=ALPHA_SEQUENTIAL)
         crossed_at = 0
         for t in range(delta.shape[1]):
             obs = seq.NightObservation("base", float(delta[i, t]), float(se[i, t]),
-                                       round(float(f[i, t]) * N_ITEMS), N_ITEMS, f"run{t}")
+                                       round(float(f[i, t]) * N_ITEMS), N_ITEMS, f"run{t}",
+                                       reference=t < ref)
             state, dec = seq.update(seq.SequentialState.from_json(
                 json.loads(json.dumps(state.to_json()))), obs)
             # A skipped night keeps its place in e_process() but not in the state: compare
@@ -535,7 +575,7 @@ def _check_update_api(delta: np.ndarray, se: np.ndarray, f: np.ndarray, first: n
             if state.skipped == 0 and abs(state.log_e_value - log_e[i, t]) > 1e-8:
                 raise AssertionError("update() differs from e_process()")
             if dec.newly_crossed:
-                crossed_at = t + 1
+                crossed_at = t + 1 - ref
         if dec.skipped is None and state.skipped == 0 and crossed_at != first[i]:
             raise AssertionError("update() crossed on another night than e_process()")
 
@@ -568,17 +608,18 @@ def delay_quantiles(delays: np.ndarray, qs: tuple[float, ...] = (0.5, 0.9)) -> d
     return out
 
 
-def np_bound(drop: float, nights: int, se_null: float, se_drift: float, fraction: float
-             ) -> float:
+def np_bound(drop: float, nights: int, se_null: float, se_drift: float, fraction: float,
+             replicates: int = 1) -> float:
     """Neyman–Pearson power of the best level-5 % test of a drop since night 1.
 
     Gaussian model with the drifted nights' mean SE and the baseline's share of the healthy
-    nights' (``fraction · se_null² / 2``): drifted nights are noisier, the baseline is not.
+    nights' (``σ_b² = fraction · se_null² / 2``): drifted nights are noisier, the baseline is
+    not. The drop is estimated by the drifted nights' mean minus the baseline's, with variance
+    ``σ_b² / K + (se_drift² − σ_b²) / nights`` for a baseline of ``K`` runs (``replicates``).
     """
-    effective = fraction * se_null**2 / se_drift**2
-    traj = seq.e_process(np.zeros(nights), np.full(nights, se_drift), effective)
-    v = float(traj.information[-1])
-    return NormalDist().cdf(drop * math.sqrt(v) - NormalDist().inv_cdf(1 - ALPHA_TOTAL))
+    shared = fraction * se_null**2 / 2.0
+    variance = shared / replicates + max(se_drift**2 - shared, 0.0) / nights
+    return NormalDist().cdf(drop / math.sqrt(variance) - NormalDist().inv_cdf(1 - ALPHA_TOTAL))
 
 
 def _run(sim: Simulation, sc: Scenario, lam: float, fraction: float, count: int
@@ -621,12 +662,15 @@ def column(sim: Simulation, lam: float, fraction: float, count: int) -> dict[str
         entry["mean_se"] = res["mean_se"]
         if onset == 1:  # the bound of a design that never expands is not the sampled one's
             entry["best_possible"] = (np_bound(drop, within, out["mean_se"], res["mean_se"],
-                                               fraction) if fraction == 1.0 else None)
+                                               fraction, sim.replicates)
+                                      if fraction == 1.0 else None)
+            entry["best_one_run"] = (np_bound(drop, within, out["mean_se"], res["mean_se"],
+                                              fraction) if fraction == 1.0 else None)
         out[name] = entry
     for kind in ("identical", "rescore"):
         res = _run(sim, Scenario(kind, kind=kind), 0.0, fraction, max(count // 2, 20))
         out[f"d_{kind}"] = rate(res["first"]["combined"] > 0)
-    traj_info = 2.0 / (out["mean_se"] ** 2 * fraction)
+    traj_info = 2.0 * sim.replicates / (out["mean_se"] ** 2 * fraction)
     out["mdc_floor_points"] = seq.minimum_detectable_drop(traj_info, ALPHA_SEQUENTIAL)
     return out
 
@@ -755,18 +799,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="60 sequences per row, not 240")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--seed", type=int, default=2027, help="simulation seed")
+    parser.add_argument("--replicates", type=int, default=bd.SETTINGS.baseline_replicates,
+                        help="runs of the baseline (drift.baseline_replicates; default: the "
+                             "configured default)")
+    parser.add_argument("--full-only", action="store_true",
+                        help="only the full-night columns")
     args = parser.parse_args(argv)
     count = 60 if args.quick else 240
     started = time.perf_counter()
-    sim = Simulation(args.seed)
+    sim = Simulation(args.seed, args.replicates)
     cols = []
     for lam, fraction in COLUMNS:
+        if args.full_only and fraction < 1.0:
+            continue
         cols.append(column(sim, lam, fraction, count))
         print(f"  λ={lam:g} {fraction:.0%} done ({time.perf_counter() - started:.0f} s)",
               file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - started
     if args.json:
         print(json.dumps({"columns": cols, "elapsed_s": elapsed, "sequences": count,
+                          "replicates": args.replicates,
                           "alpha": {"nightly": ALPHA_NIGHTLY, "sequential": ALPHA_SEQUENTIAL}},
                          indent=2, default=_json_default))
         return 0

@@ -382,6 +382,16 @@ class DriftSettings(_Strict):
     sequential_alpha: float = Field(default=0.03, gt=0, lt=0.5)
     """False-alarm level of the sequential test over all nights against one baseline (split
     across dimensions, Bonferroni)."""
+    baseline_replicates: int = Field(default=1, ge=1, le=10)
+    """Runs that make up the baseline for the sequential test: the accepted run and
+    ``baseline_replicates − 1`` *reference runs* of the whole set, replayed by the nightly
+    job right after the acceptance (or, after a manual ``baseline accept``, before the next
+    night). Each is compared with the accepted run and added to the evidence as a reference:
+    the nights are then compared with the mean of all of them, whose own noise is
+    ``baseline_replicates`` times smaller, and no drop may begin on them. This is what lets
+    a drop present from the first night be seen sooner (``docs/drift.md``); it costs
+    ``baseline_replicates − 1`` extra replays per accepted baseline. 1: the accepted run
+    alone."""
     rises: Literal["notice", "warning", "incident"] = "warning"
     """What a real *rise* of agreement at least ``warning_points`` is: scores on either side
     of it are not comparable, so it is never passed over silently."""

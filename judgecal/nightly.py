@@ -45,6 +45,7 @@ __all__ = [
     "Nightly",
     "after_run",
     "run_nightly",
+    "take_references",
 ]
 
 
@@ -93,6 +94,12 @@ def run_nightly(
     (:mod:`judgecal.drift.sampling`) and, when the sample cannot rule out a drop of incident
     size or anything alarms on it, requests the rest of the set in the same run before the
     run is measured and checked. The summary's ``sampling`` says which.
+
+    With ``drift.baseline_replicates`` K > 1, a baseline accepted tonight (or since the last
+    job, with no monitored night yet) is replicated in the same job: K − 1 *reference runs*
+    of the whole set, each closed and checked as a reference (:func:`take_references`) —
+    before tonight's run when the baseline was accepted earlier, right after it when tonight's
+    run became the baseline.
     """
     from judgecal.agreement import agreement_report
     from judgecal.calibration import StoredSet
@@ -108,6 +115,8 @@ def run_nightly(
             # The previous job was killed after closing its run: finishing that run *is*
             # tonight's job; starting another would pay for every reply again.
             return missed
+        progress = {"on_start": on_start, "on_reply": on_reply, "http_client": http_client}
+        references = take_references(config, store, cs, **progress)
         plan = plan_night(store, config.judge.name, cs.version, [i.id for i in cs.items],
                           config.run)
         result = execute_run(
@@ -131,7 +140,72 @@ def run_nightly(
             store.save_metric_report(result.run_id, report)
         store.finish_run(result.run_id, result.status, result.summary)
         watch = after_run(store, result.run_id, config, http_client=http_client)
+        watch.references = references + take_references(config, store, cs, **progress)
     return Nightly(result=result, report=report, watch=watch)
+
+
+def _monitored_since(store: Store, baseline_run_id: str) -> bool:
+    """Whether a monitored night (not the baseline, not a reference run, conclusive) has been
+    checked against this baseline: then the reference is closed."""
+    from sqlalchemy import select
+
+    from judgecal.db import schema
+
+    c = schema.drift_checks.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(c.run_id, c.verdict).where(
+            c.baseline_run_id == baseline_run_id)).all()
+    for run_id, verdict in rows:
+        if run_id == baseline_run_id or verdict == drift.INCONCLUSIVE:
+            continue
+        if drift.reference_of(store.get_run(run_id), baseline_run_id) is None:
+            return True
+    return False
+
+
+def take_references(config: RunConfig, store: Store, cs: CalibrationSet, *,
+                    on_start: Callable[[int, int], None] | None = None,
+                    on_reply: ReplyCallback | None = None,
+                    http_client: Any = None) -> list[str]:
+    """Replay the reference runs the current baseline still lacks (``drift.baseline_replicates``
+    − 1 in all), each over the whole set, closed with ``summary.reference_of`` and checked;
+    the run ids taken now. Nothing when the baseline is not replicated, when a monitored
+    night has already been checked against it (a reference chosen after seeing the nights it
+    is compared with would not be one). Stops at a reference run that does not complete: it
+    is closed and checked as an inconclusive night, and the next job tries again before its
+    own night."""
+    from judgecal.agreement import agreement_report
+    from judgecal.calibration import StoredSet
+    from judgecal.runs.replay import execute_run
+
+    settings = config.drift
+    wanted = settings.baseline_replicates - 1
+    base = drift.current_baseline(store, config.judge.name, cs.version)
+    if wanted <= 0 or not settings.sequential or base is None:
+        return []
+    baseline_run_id = str(base["run_id"])
+    have = sum(1 for r in store.list_runs(config.judge.name, limit=wanted + 50)
+               if r["set_version"] == cs.version and r["status"] == COMPLETED
+               and drift.reference_of(r, baseline_run_id) is not None)
+    if have >= wanted or _monitored_since(store, baseline_run_id):
+        return []
+    taken: list[str] = []
+    for index in range(have + 1, wanted + 1):
+        result = execute_run(config, store, cs, finish=False, hold_lock=False,
+                             on_start=on_start, on_reply=on_reply, http_client=http_client)
+        summary = dict(result.summary)
+        if result.status == COMPLETED:
+            summary["reference_of"] = {"baseline_run_id": baseline_run_id, "index": index,
+                                       "of": wanted}
+            store.save_metric_report(result.run_id, agreement_report(
+                StoredSet.load(store, cs.version), store.replies(result.run_id),
+                n_boot=config.run.bootstrap, seed=config.run.seed))
+        store.finish_run(result.run_id, result.status, summary)
+        after_run(store, result.run_id, config, http_client=http_client)
+        taken.append(result.run_id)
+        if result.status != COMPLETED:
+            break
+    return taken
 
 
 def _expand_if_unclear(
@@ -177,7 +251,10 @@ def _expand_if_unclear(
 
 
 def _check_missed(store: Store, config: RunConfig, cs: CalibrationSet) -> Nightly | None:
-    """Drift-check the judge's newest closed run if a kill left it without a check."""
+    """Drift-check the judge's newest closed run if a kill left it without a check.
+
+    That run *is* tonight's job (returned), unless it was a reference run of a replicated
+    baseline: then tonight's job goes on (None), as after any reference run."""
     from judgecal.drift import checks_for_run
     from judgecal.runs.replay import RunResult
 
@@ -190,6 +267,8 @@ def _check_missed(store: Store, config: RunConfig, cs: CalibrationSet) -> Nightl
         if report is None:
             return None
         watch = after_run(store, run["run_id"], config)
+        if (run["summary"] or {}).get("reference_of"):
+            return None  # a reference run of the killed job: now checked, tonight goes on
         result = RunResult(run_id=run["run_id"], status=run["status"], resumed=True,
                            requested=0, summary=dict(run["summary"] or {}, requested_now=0))
         return Nightly(result=result, report=report, watch=watch)
@@ -228,6 +307,11 @@ class AfterRun:
     stale: dict[str, Any] | None = None
     """The judge's watch state when tonight could not conclude and that left it *stale*."""
 
+    references: list[str] = field(default_factory=list)
+    """Reference runs of a replicated baseline (``drift.baseline_replicates``) this job took:
+    before tonight's run (the baseline was accepted since the last job) or after it
+    (tonight's run became the baseline)."""
+
     @property
     def kind(self) -> str:
         """What the exit code says: ``incident``, ``warning``, ``judge_changed``,
@@ -264,6 +348,7 @@ class AfterRun:
             "prometheus_textfile": self.prometheus_textfile,
             "problems": self.problems,
             "stale": self.stale,
+            "references": self.references,
         }
 
 

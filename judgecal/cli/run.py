@@ -126,6 +126,11 @@ def render_watch(w: dict[str, Any]) -> str:
         lines.append(render_check(check, title="against baseline"))
     else:
         lines.append(f"verdict: {check['verdict']} — {check['message']}")
+    refs = w.get("references") or []
+    if refs:
+        lines.append(f"replicated baseline: {len(refs)} reference run(s) of the whole set "
+                     f"taken ({', '.join(refs)}), compared with the baseline and added to "
+                     "the evidence across nights")
     stale = w.get("stale")
     if stale:
         lines.append("stale: " + "; ".join(stale["reasons"]))

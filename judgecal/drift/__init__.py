@@ -38,7 +38,7 @@ from judgecal.drift.rule import (
     severity_for,
     unscored_watch,
 )
-from judgecal.drift.sequential import accumulate, onset_before, previous_states
+from judgecal.drift.sequential import accumulate, onset_before, previous_states, reference_of
 from judgecal.drift.verdicts import (
     BASELINE_ACCEPTED,
     CALIBRATION_SET_CHANGE,
@@ -125,6 +125,7 @@ __all__ = [
     "onset_before",
     "previous_states",
     "primary_metric",
+    "reference_of",
     "root_cause",
     "save_check",
     "severity_for",

@@ -17,7 +17,12 @@ from judgecal.db import schema
 from judgecal.drift.baselines import accept_baseline, baselines, current_baseline
 from judgecal.drift.cause import describe_field, root_cause
 from judgecal.drift.rule import assess, primary_metric
-from judgecal.drift.sequential import accumulate, sampled_parts, standard_error_points
+from judgecal.drift.sequential import (
+    accumulate,
+    reference_of,
+    sampled_parts,
+    standard_error_points,
+)
 from judgecal.drift.verdicts import (
     BASELINE_ACCEPTED,
     HEALTHY,
@@ -150,7 +155,8 @@ def check_run(
                           "this run is the baseline", root_cause=root_cause(None, moved=False))
     level = alarm_level(store, baseline_run, run, settings)
     return evaluate(store, baseline_run, run, settings, level, n_boot=n_boot, seed=seed,
-                    sequential=settings.sequential, sampling=sampling)
+                    sequential=settings.sequential, sampling=sampling,
+                    reference=reference_of(run, baseline_run["run_id"]) is not None)
 
 
 def check_sample(store: Store, run_id: str, settings: DriftSettings, plan: SamplePlan,
@@ -263,6 +269,7 @@ def evaluate(
     sequential: bool = False,
     sampling: SamplePlan | None = None,
     screening: bool = False,
+    reference: bool = False,
 ) -> DriftCheck:
     """Compare ``run`` with ``baseline_run`` at the given alarm level (no saving).
 
@@ -273,6 +280,10 @@ def evaluate(
     ``sampling``: a sampled night. Unless it expanded, only the sample's replies are compared
     (a run killed while expanding holds some of the rest too). ``screening``: the check of
     the sample that decides the expansion (the night is not yet a sampled or expanded one).
+
+    ``reference``: the run is a reference run of a replicated baseline
+    (``drift.baseline_replicates``): compared and added to the evidence as a reference, not
+    tested — the check is healthy and says so (``check.reference``).
     """
     diff = diff_runs(baseline_run, run)
     check = DriftCheck(
@@ -312,5 +323,30 @@ def evaluate(
             entry["se_points"] = standard_error_points(d, n_boot, seed)
     if sequential:
         accumulate(store, check, data, settings, n_boot=n_boot, seed=seed,
-                   parts=None if sampling is None else sampled_parts(view, sampling))
+                   parts=None if sampling is None else sampled_parts(view, sampling),
+                   reference=reference)
+    if reference:
+        _as_reference(check)
     return check
+
+
+def _as_reference(check: DriftCheck) -> None:
+    """A reference run's check: the comparison is kept as evidence, nothing is flagged."""
+    ref = reference_of(check.run, check.baseline_run_id) or {}
+    for entry in check.dimensions:
+        entry["reference"] = True
+        entry["real"], entry["severity"], entry["found_by"] = False, None, []
+    for watch in check.watches.values():
+        for w in watch:
+            w["real"], w["severity"] = False, None
+    check.verdict, check.severity = HEALTHY, None
+    if check.fingerprint_diff is not None:
+        check.root_cause = root_cause(check.fingerprint_diff, moved=False)
+    moves = "; ".join(f"{e['dimension']} {e['delta_points']:+.1f} points" for e in
+                      check.dimensions if e.get("delta_points") is not None)
+    moves = moves or "no comparable dimension"
+    check.message = (
+        f"reference run {ref.get('index', '?')} of {ref.get('of', '?')} of the replicated "
+        f"baseline {check.baseline_run_id}: compared with it ({moves}) and added to the "
+        "reference of the evidence across nights — not a monitored night, so not tested "
+        "and never flagged")

@@ -24,6 +24,13 @@ nightly paired Δ against one baseline). Here:
   judge back to its baseline's verdicts is not flagged again on the strength of past nights.
 * **Onset** — the run of the estimated change point; an incident found this way takes its
   last healthy run from *before* that run, so the blast radius starts where the drop began.
+* **Replicated baseline** — with ``drift.baseline_replicates`` K > 1 the nightly job replays
+  the whole set K − 1 more times right after a baseline is accepted (before any monitored
+  night): *reference runs* (:func:`reference_of`). Each is compared with the accepted run
+  and added as a reference (``NightObservation.reference``): the nights are then measured
+  against the mean of the K runs, and no drop may begin on a reference. A reference run is
+  not tested by the per-night rule (it is no monitored night, so the false-alarm budget is
+  untouched), and its check is healthy and says what it was.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ __all__ = [
     "accumulate",
     "onset_before",
     "previous_states",
+    "reference_of",
     "sampled_parts",
     "standard_error_points",
 ]
@@ -91,6 +99,16 @@ def previous_states(store: Store, judge_name: str, set_version: str, baseline_ru
             if wanted <= out.keys():
                 break
     return out
+
+
+def reference_of(run: dict[str, Any], baseline_run_id: str | None) -> dict[str, Any] | None:
+    """The run's reference-run record (``summary.reference_of``) when it is a reference run of
+    the replicated baseline ``baseline_run_id``; None otherwise (a monitored night)."""
+    ref = (run.get("summary") or {}).get("reference_of")
+    if isinstance(ref, dict) and baseline_run_id and ref.get("baseline_run_id") == \
+            baseline_run_id:
+        return ref
+    return None
 
 
 def standard_error_points(d: DimensionData, n_boot: int, seed: int) -> float | None:
@@ -173,12 +191,17 @@ def accumulate(
     n_boot: int,
     seed: int,
     parts: list[Part] | None = None,
+    reference: bool = False,
 ) -> DriftCheck:
     """Update each dimension's sequential state with tonight's comparison (after the per-night
     rule has run on ``check``) and let a crossing raise the verdict (see module doc).
 
     ``parts``: a sampled night's comparisons and the parts of the set they cover
-    (:func:`sampled_parts`); None: one comparison of the whole set."""
+    (:func:`sampled_parts`); None: one comparison of the whole set.
+
+    ``reference``: the run is a reference run of the replicated baseline: its comparison is
+    added to each state as a reference (never alarms), unless a monitored night is already
+    in the state (then it is left out and the entry says why)."""
     import dataclasses
 
     import numpy as np
@@ -216,6 +239,11 @@ def accumulate(
         state = states.get(d.dimension) or seq.new_state(
             judge, version, check.baseline_run_id or "", d.dimension, alpha=alpha)
         newly = False
+        if reference and len(state.nights) > state.reference:
+            entry["sequential"] = {"skipped": "a reference run after a monitored night is not "
+                                              "added: the reference is fixed before the nights"}
+            entry["mdc_points"] = _nightly_mdc(entry)
+            continue
         for mask, cover in parts or [(None, None)]:
             obs: tuple[float | None, float | None, int]
             if mask is None:
@@ -226,7 +254,7 @@ def accumulate(
                        se_part, n_part)
             state, decision = seq.update(state, seq.NightObservation(
                 check.baseline_run_id or "", obs[0], obs[1], obs[2], scored_by_baseline,
-                check.run_id, cover))
+                check.run_id, cover, reference=reference))
             newly = newly or decision.newly_crossed
         decision = dataclasses.replace(decision, newly_crossed=newly)
         sev = _severity(decision, state.min_drop_points, delta, settings)

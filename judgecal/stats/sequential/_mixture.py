@@ -85,9 +85,10 @@ class Trajectory:
     drop_points: np.ndarray
     """Estimated drop ``U_τ / V_τ`` at that change point, in points (0 when none)."""
     score: np.ndarray
-    """``U_1`` after night T: the score of a drop present since the first night."""
+    """``U_τ`` after night T for the first monitored night ``τ`` (night 1, or the first after
+    the reference runs): the score of a drop present since then."""
     information: np.ndarray
-    """``V_1`` after night T: its information (1/points²)."""
+    """Its information (1/points²)."""
 
 
 def e_process(
@@ -98,6 +99,7 @@ def e_process(
     prior_scale_points: float = DEFAULT_PRIOR_SCALE_POINTS,
     shared_baseline: bool = True,
     correlation: Any = None,
+    reference: Any = 0,
 ) -> Trajectory:
     """The e-process ``M_T`` after every night, vectorised over leading axes.
 
@@ -139,6 +141,13 @@ def e_process(
         ``T`` nights (the leading block of a Cholesky factor is the factor of the leading
         block), so ``M`` stays a martingale under that null. Nights without evidence are
         made independent of the others (they add nothing).
+    reference : int or array-like of ints, broadcastable to the leading axes
+        How many leading comparisons are *reference runs* (a replicated baseline: further
+        healthy runs taken when the baseline was accepted, each compared with it). No drop
+        may begin on them: the change-point prior is ``π`` over the nights after them
+        (``τ = reference + 1`` gets ``π_1 = 1/2``) and ``M`` is 1 until the first of those.
+        They enter the likelihood like any night, so the drifted nights are compared with
+        the mean of all ``reference + 1`` baseline runs (GLS under the null correlation).
 
     Returns
     -------
@@ -151,7 +160,7 @@ def e_process(
         raise ValueError("delta_points and se_points must be arrays of the same shape (..., T)")
     if correlation is not None:
         u, v = _score_information_correlated(delta, se, np.asarray(correlation, np.float64))
-        return _trajectory(u, v, prior_scale_points)
+        return _trajectory(u, v, prior_scale_points, reference)
     f = np.clip(np.broadcast_to(np.asarray(fraction, dtype=np.float64), delta.shape), 0.0, 1.0)
     ok = np.isfinite(delta) & np.isfinite(se) & (se > 0) & np.isfinite(f)
     safe_se = np.where(ok, se, 1.0)
@@ -173,7 +182,7 @@ def e_process(
     denominator = 1.0 + big_h[..., None, :]
     u = -(p - q * big_g[..., None, :] / denominator)
     v = np.maximum(r - q * q / denominator, 0.0)
-    return _trajectory(u, v, prior_scale_points)
+    return _trajectory(u, v, prior_scale_points, reference)
 
 
 def _score_information_correlated(delta: np.ndarray, se: np.ndarray, corr: np.ndarray
@@ -201,15 +210,22 @@ def _score_information_correlated(delta: np.ndarray, se: np.ndarray, corr: np.nd
     return np.swapaxes(u, -1, -2), np.maximum(np.swapaxes(v, -1, -2), 0.0)
 
 
-def _trajectory(u: np.ndarray, v: np.ndarray, prior_scale_points: float) -> Trajectory:
-    """The e-process and its change point from the score and information ``[..., τ, T]``."""
+def _trajectory(u: np.ndarray, v: np.ndarray, prior_scale_points: float,
+                reference: Any = 0) -> Trajectory:
+    """The e-process and its change point from the score and information ``[..., τ, T]``;
+    no drop begins on the first ``reference`` comparisons (see :func:`e_process`)."""
     n_nights = u.shape[-1]
+    ref = np.asarray(reference, dtype=np.float64)
+    if np.any(ref < 0) or np.any(ref != np.round(ref)):
+        raise ValueError("reference must be a count of leading comparisons (>= 0)")
+    ref = np.broadcast_to(ref, u.shape[:-2])[..., None, None]  # (..., 1, 1)
     taus = np.arange(1, n_nights + 1, dtype=np.float64)
-    valid = taus[:, None] <= taus[None, :]  # τ ≤ T
-    log_terms = np.log(change_prior(taus))[:, None] + log_normal_mixture(
-        u, v, prior_scale_points)
+    valid = (taus[:, None] <= taus[None, :]) & (taus[:, None] > ref)  # ref < τ ≤ T
+    rank = np.maximum(taus[:, None] - ref, 1.0)  # τ among the monitored nights
+    log_terms = np.log(change_prior(rank)) + log_normal_mixture(u, v, prior_scale_points)
     log_terms = np.where(valid, log_terms, -np.inf)
-    tail = -np.log(taus + 1.0)  # Σ_{τ>T} π_τ = 1/(T+1)
+    monitored = np.maximum(taus - ref[..., 0], 0.0)  # (..., T): monitored nights so far
+    tail = -np.log(monitored + 1.0)  # Σ_{τ>T} π_τ = 1/(T+1), T counting monitored nights
     log_e = np.logaddexp(_logsumexp(log_terms, axis=-2), tail)
     with np.errstate(divide="ignore", invalid="ignore"):
         profile = np.where(valid & (u > 0) & (v > 0), u * u / np.where(v > 0, v, 1.0), -1.0)
@@ -219,12 +235,15 @@ def _trajectory(u: np.ndarray, v: np.ndarray, prior_scale_points: float) -> Traj
     v_best = np.take_along_axis(v, best[..., None, :], axis=-2)[..., 0, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         drop = np.where(found, u_best / np.where(v_best > 0, v_best, 1.0), 0.0)
+    first = np.broadcast_to(np.minimum(ref[..., 0, :], n_nights - 1).astype(np.intp),
+                            (*u.shape[:-2], 1))[..., None, :]  # row τ = reference + 1
+    first = np.broadcast_to(first, (*u.shape[:-2], 1, n_nights))
     return Trajectory(
         log_e=log_e,
         change_point=np.where(found, best + 1, 0),
         drop_points=drop,
-        score=u[..., 0, :],
-        information=v[..., 0, :],
+        score=np.take_along_axis(u, first, axis=-2)[..., 0, :],
+        information=np.take_along_axis(v, first, axis=-2)[..., 0, :],
     )
 
 

@@ -43,6 +43,10 @@ class NightObservation:
     items permuted, "spans": [[start, end], ...]}``, positions in the seeded permutation of
     the item ids (:mod:`judgecal.drift.sampling`). None: the whole set (or a random subset
     of it)."""
+    reference: bool = False
+    """A *reference run* of a replicated baseline (another healthy run taken when the
+    baseline was accepted, compared with it): it sharpens the reference, and no drop may
+    begin on it. Only before the first monitored night."""
 
 
 @dataclass(frozen=True)
@@ -117,21 +121,23 @@ def night_correlation(nights: tuple[Night, ...] | list[Night]) -> np.ndarray | N
     return corr
 
 
-def _trajectory_of(nights: tuple[Night, ...], prior_scale_points: float) -> Trajectory:
+def _trajectory_of(nights: tuple[Night, ...], prior_scale_points: float,
+                   reference: int = 0) -> Trajectory:
     return e_process(
         [n.delta_points for n in nights], [n.se_points for n in nights],
         [n.fraction for n in nights], prior_scale_points=prior_scale_points,
-        correlation=night_correlation(nights))
+        correlation=night_correlation(nights), reference=reference)
 
 
-def _night_numbers(nights: tuple[Night, ...]) -> list[int]:
+def _night_numbers(nights: tuple[Night, ...], reference: int = 0) -> list[int]:
     """The night (1-based) of each comparison: an expanded night adds two comparisons (its
-    sample, then the rest of the set) under one run id, and counts once."""
-    out: list[int] = []
+    sample, then the rest of the set) under one run id, and counts once; the first
+    ``reference`` comparisons (reference runs) are night 0."""
+    out: list[int] = [0] * min(reference, len(nights))
     last: str | None = None
-    for i, n in enumerate(nights):
-        same = i > 0 and n.run_id is not None and n.run_id == last
-        out.append(out[-1] if same else (out[-1] + 1 if out else 1))
+    for i, n in enumerate(nights[reference:], start=reference):
+        same = i > reference and n.run_id is not None and n.run_id == last
+        out.append(out[-1] if same else (out[-1] + 1 if i > reference else 1))
         last = n.run_id
     return out
 
@@ -156,6 +162,9 @@ class SequentialState:
     """The night (1-based, among ``nights``) of the first alarm: the e-process reached
     ``1/alpha`` with an estimated drop of at least ``min_drop_points``."""
     log_e_value: float = 0.0
+    reference: int = 0
+    """How many of the leading ``nights`` are reference runs of a replicated baseline (see
+    :class:`NightObservation`): the baseline is then the mean of ``reference + 1`` runs."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -164,6 +173,8 @@ class SequentialState:
             raise ValueError("prior_scale_points must be positive")
         if not self.min_drop_points >= 0:
             raise ValueError("min_drop_points must not be negative")
+        if not 0 <= self.reference <= len(self.nights):
+            raise ValueError("reference must count leading nights")
 
     def to_json(self) -> dict[str, Any]:
         """A small JSON-safe dict (no NaN, no infinity)."""
@@ -180,6 +191,7 @@ class SequentialState:
             "skipped": self.skipped,
             "crossed_at": self.crossed_at,
             "log_e_value": self.log_e_value,
+            "reference": self.reference,
         }
 
     @classmethod
@@ -200,6 +212,7 @@ class SequentialState:
             skipped=int(data["skipped"]),
             crossed_at=None if data["crossed_at"] is None else int(data["crossed_at"]),
             log_e_value=float(data["log_e_value"]),
+            reference=int(data.get("reference") or 0),
         )
 
 
@@ -213,7 +226,7 @@ class SequentialDecision:
     newly_crossed: bool
     """The alarm is new tonight."""
     nights: int
-    """Nights with evidence since the baseline was accepted."""
+    """Nights with evidence since the baseline was accepted (reference runs not counted)."""
     e_value: float
     """``M_T`` tonight (capped at 1e300 for JSON)."""
     threshold: float
@@ -235,6 +248,9 @@ class SequentialDecision:
     night can never be told from a lucky baseline (a fresh baseline lowers it)."""
     reset: bool = False
     """The observation came with another baseline: the state started afresh."""
+    reference_runs: int = 0
+    """Reference runs of a replicated baseline in the state: the baseline is the mean of
+    ``reference_runs + 1`` runs."""
     skipped: str | None = None
     """Why tonight carried no evidence, or None."""
     notes: list[str] = field(default_factory=list)
@@ -254,6 +270,7 @@ class SequentialDecision:
             "mdc_points": self.mdc_points,
             "mdc_floor_points": self.mdc_floor_points,
             "reset": self.reset,
+            "reference_runs": self.reference_runs,
             "skipped": self.skipped,
             "notes": list(self.notes),
         }
@@ -304,6 +321,10 @@ def update(state: SequentialState, observation: NightObservation
            ) -> tuple[SequentialState, SequentialDecision]:
     """Add tonight's paired comparison with the baseline; return the new state and decision.
 
+    A reference observation (``observation.reference``, a further run of a replicated
+    baseline) is added to the reference: allowed only before the first monitored night
+    (ValueError otherwise); it never alarms.
+
     Pure: the input state is not changed. An observation against another baseline than the
     state's restarts the state first (``decision.reset``). A night without evidence
     (undefined change, zero standard error) is counted in ``skipped`` and changes nothing
@@ -323,23 +344,29 @@ def update(state: SequentialState, observation: NightObservation
     was_reset = observation.baseline_run_id != state.baseline_run_id
     if was_reset:
         state = reset(state, observation.baseline_run_id)
+    if observation.reference and len(state.nights) > state.reference:
+        raise ValueError("a reference run must come before the first monitored night: the "
+                         "reference cannot be chosen after seeing the nights it is compared "
+                         "with")
     why = _skip_reason(observation)
     if why is not None:
-        state = replace(state, skipped=state.skipped + 1)
+        state = replace(state, skipped=state.skipped + (0 if observation.reference else 1))
         return state, _decision(state, newly=False, was_reset=was_reset, skipped=why)
     assert observation.delta_points is not None and observation.se_points is not None
     night = Night(float(observation.delta_points), float(observation.se_points),
                   int(observation.n_items), int(observation.n_baseline_items),
                   observation.run_id, observation.cover)
     nights = (*state.nights, night)
-    traj = _trajectory_of(nights, state.prior_scale_points)
+    ref = state.reference + (1 if observation.reference else 0)
+    traj = _trajectory_of(nights, state.prior_scale_points, ref)
     log_e = float(traj.log_e[-1])
     crossed_at = state.crossed_at
     newly = crossed_at is None and bool(
         alarms(traj, state.alpha, state.min_drop_points)[-1])
     if newly:
         crossed_at = len(nights)
-    state = replace(state, nights=nights, crossed_at=crossed_at, log_e_value=log_e)
+    state = replace(state, nights=nights, crossed_at=crossed_at, log_e_value=log_e,
+                    reference=ref)
     return state, _decision(state, newly=newly, was_reset=was_reset, skipped=None,
                             trajectory=traj)
 
@@ -347,21 +374,23 @@ def update(state: SequentialState, observation: NightObservation
 def _decision(state: SequentialState, *, newly: bool, was_reset: bool, skipped: str | None,
               trajectory: Trajectory | None = None) -> SequentialDecision:
     nights = state.nights
+    ref = state.reference
     if trajectory is None and nights:
-        trajectory = _trajectory_of(nights, state.prior_scale_points)
-    numbers = _night_numbers(nights)
+        trajectory = _trajectory_of(nights, state.prior_scale_points, ref)
+    numbers = _night_numbers(nights, ref)
     change_point = drop = mdc = floor = None
     notes: list[str] = []
-    if trajectory is not None:
+    if trajectory is not None and len(nights) > ref:
         cp = int(trajectory.change_point[-1])
         if cp > 0:
             change_point, drop = cp, float(trajectory.drop_points[-1])
         mdc = minimum_detectable_drop(float(trajectory.information[-1]), state.alpha,
                                       prior_scale_points=state.prior_scale_points)
-        # Information of a drop since night 1 after unlimited nights like these: 1/σ_b²,
-        # σ_b² = the shared (baseline) variance = mean of s_t² f_t / 2.
+        # Information of a drop since night 1 after unlimited nights like these: K/σ_b²,
+        # σ_b² = the shared (baseline) variance = mean of s_t² f_t / 2, K = the baseline's
+        # runs (1 + reference runs): the mean of K runs has variance σ_b²/K.
         shared = float(np.mean([n.se_points ** 2 * n.fraction / 2.0 for n in nights]))
-        floor = minimum_detectable_drop(1.0 / shared, state.alpha,
+        floor = minimum_detectable_drop((ref + 1) / shared, state.alpha,
                                         prior_scale_points=state.prior_scale_points)
         if (state.crossed_at is None and state.log_e_value >= math.log(1.0 / state.alpha)
                 and drop is not None):
@@ -385,6 +414,7 @@ def _decision(state: SequentialState, *, newly: bool, was_reset: bool, skipped: 
         mdc_points=mdc,
         mdc_floor_points=floor,
         reset=was_reset,
+        reference_runs=ref,
         skipped=skipped,
         notes=notes,
     )

@@ -1,0 +1,285 @@
+"""A replicated baseline (``drift.baseline_replicates``): reference runs taken when a baseline
+is accepted sharpen the reference of the evidence across nights.
+
+* the e-process with reference comparisons against a brute-force Gaussian likelihood ratio
+  (numerical integration over the drop, explicit covariance);
+* a seeded null simulation: false alarms over 30 nights stay under α whatever the number of
+  reference runs, and a drop from the first night is found sooner with more of them;
+* the state machine (JSON, ordering rule) and the nightly check on real judges' verdicts;
+* the nightly job over real HTTP through the recorded judge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import update
+
+from judgecal import drift, incidents, nightly
+from judgecal.calibration import CalibrationSet, load_set
+from judgecal.config import DriftSettings
+from judgecal.db import schema
+from judgecal.recorded.server import RunningServer, start_server
+from judgecal.stats import sequential as seq
+from judgecal.store import Store, open_store
+from tests.conftest import SETS
+from tests.helpers import run_config, run_main, write_config
+from tests.test_drift_sequential import N_BOOT, Nights
+
+ALPHA = 0.03
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _brute_force_log_e(delta: np.ndarray, se: np.ndarray, ref: int, scale: float) -> float:
+    """``log M_T`` from the definition: the Gaussian likelihood ratio of ``Z`` under the
+    one-factor covariance (every comparison shares the accepted run's noise), integrated
+    over a half-normal prior on the drop, mixed over change points after the references."""
+    from scipy.integrate import quad
+
+    t_all = delta.size
+    z = delta / se
+    a = 1.0 / se
+    cov = np.full((t_all, t_all), 0.5) + 0.5 * np.eye(t_all)
+    inv = np.linalg.inv(cov)
+    monitored = t_all - ref
+    total = 1.0 / (monitored + 1.0)  # the prior weight of a change after tonight
+    for tau in range(ref + 1, t_all + 1):
+        mu = -a * (np.arange(1, t_all + 1) >= tau)
+        u, v = float(mu @ inv @ z), float(mu @ inv @ mu)
+
+        def density(d: float, u: float = u, v: float = v) -> float:
+            prior = 2.0 / (scale * math.sqrt(2 * math.pi)) * math.exp(-d * d / (2 * scale**2))
+            return math.exp(d * u - d * d * v / 2.0) * prior
+
+        m, _ = quad(density, 0.0, np.inf, limit=200)
+        rank = tau - ref
+        total += m / (rank * (rank + 1.0))
+    return math.log(total)
+
+
+@pytest.mark.parametrize("ref", [0, 1, 2, 4])
+def test_the_e_process_with_reference_runs_is_the_likelihood_ratio(ref: int) -> None:
+    rng = np.random.default_rng(ref)
+    nights = ref + 5
+    delta = rng.normal(0, 1.2, nights) - np.r_[np.zeros(ref + 2), np.full(3, 2.5)]
+    se = rng.uniform(0.9, 1.5, nights)
+    traj = seq.e_process(delta, se, reference=ref)
+    for t in range(ref + 1, nights + 1):
+        assert traj.log_e[t - 1] == pytest.approx(
+            _brute_force_log_e(delta[:t], se[:t], ref, seq.DEFAULT_PRIOR_SCALE_POINTS),
+            rel=1e-6, abs=1e-8)
+    assert np.all(traj.log_e[:ref] == 0.0)  # M = 1 while only reference runs are in
+    assert np.all((traj.change_point == 0) | (traj.change_point > ref))
+
+
+def test_reference_runs_shrink_the_baseline_noise_by_their_number() -> None:
+    """A drop since the first monitored night: its information after T nights is
+    ``1 / (σ_b² / K + σ_n² / T)`` with K baseline runs (``s² = σ_b² + σ_n²``, half each)."""
+    for k in (1, 2, 3, 5):
+        for t in (1, 3, 7):
+            traj = seq.e_process(np.zeros(k - 1 + t), np.ones(k - 1 + t), reference=k - 1)
+            assert traj.information[-1] == pytest.approx(1.0 / (0.5 / k + 0.5 / t))
+
+
+def test_correlated_and_one_factor_agree_with_reference_runs() -> None:
+    rng = np.random.default_rng(3)
+    delta, se = rng.normal(0, 1, 8), rng.uniform(0.8, 1.2, 8)
+    corr = np.full((8, 8), 0.5) + 0.5 * np.eye(8)
+    a = seq.e_process(delta, se, reference=3)
+    b = seq.e_process(delta, se, correlation=corr, reference=3)
+    assert np.allclose(a.log_e, b.log_e) and np.array_equal(a.change_point, b.change_point)
+
+
+def _simulate(k: int, drop: float, sequences: int, nights: int, seed: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Runs' metric around the item set's mean (σ = 1 point per run): the accepted run, k − 1
+    reference runs, then ``nights`` nights (the last ones drifted by ``drop`` from night 1)."""
+    rng = np.random.default_rng(seed)
+    runs = rng.normal(0.0, 1.0, (sequences, k + nights))
+    runs[:, k:] -= drop
+    delta = runs[:, 1:] - runs[:, :1]
+    se = np.full(delta.shape, math.sqrt(2.0)) * rng.uniform(0.95, 1.05, delta.shape)
+    traj = seq.e_process(delta, se, reference=k - 1)
+    return seq.alarms(traj, ALPHA, 0.0)[:, k - 1:], traj.log_e
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_false_alarms_stay_below_alpha_with_reference_runs(k: int) -> None:
+    crossed, _ = _simulate(k, 0.0, 4000, 30, seed=10 + k)
+    rate = float(crossed.any(axis=1).mean())
+    assert rate <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / 4000)
+
+
+def test_more_reference_runs_find_a_drop_from_the_first_night_sooner() -> None:
+    caught = [float(_simulate(k, 3.0, 2000, 3, seed=99)[0].any(axis=1).mean())
+              for k in (1, 3, 6)]
+    assert caught[0] < caught[1] < caught[2]
+    assert caught[1] - caught[0] > 0.2
+
+
+def test_the_state_keeps_the_references_first() -> None:
+    s = seq.new_state("j", "v", "run-0", "p")
+    s, d = seq.update(s, seq.NightObservation("run-0", 0.4, 1.0, 1000, 1000, "r1",
+                                              reference=True))
+    assert (d.nights, d.reference_runs, d.crossed, d.mdc_points) == (0, 1, False, None)
+    s, d = seq.update(s, seq.NightObservation("run-0", 0.0, 0.0, 1000, 1000, "r2",
+                                              reference=True))  # no evidence: not counted
+    assert d.reference_runs == 1 and s.skipped == 0
+    s, d = seq.update(s, seq.NightObservation("run-0", -3.8, 1.0, 1000, 1000, "n1"))
+    assert (d.nights, d.reference_runs) == (1, 1)
+    assert d.change_point in (None, 1) and d.mdc_points is not None
+    expected = seq.e_process([0.4, -3.8], [1.0, 1.0], reference=1).log_e[-1]
+    assert s.log_e_value == pytest.approx(float(expected))
+    assert seq.SequentialState.from_json(s.to_json()) == s
+    old = s.to_json()
+    del old["reference"]  # a state saved before replicated baselines
+    assert seq.SequentialState.from_json(old).reference == 0
+    with pytest.raises(ValueError, match="before the first monitored night"):
+        seq.update(s, seq.NightObservation("run-0", 0.1, 1.0, 1000, 1000, "r3",
+                                           reference=True))
+    # A floor K times lower in variance: the mean of two runs.
+    _, one = seq.update(seq.new_state("j", "v", "run-0", "p"),
+                        seq.NightObservation("run-0", -3.8, 1.0, 1000, 1000, "n1"))
+    assert d.mdc_floor_points is not None and one.mdc_floor_points is not None
+    assert d.mdc_floor_points < one.mdc_floor_points
+
+
+# --------------------------------------------------------------------------- the check
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(f"sqlite:///{tmp_path / 'replicated.db'}")
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def llmbar() -> CalibrationSet:
+    return load_set(SETS / "llmbar")
+
+
+def _mark_reference(store: Store, run_id: str, baseline: str, index: int, of: int) -> None:
+    run = store.get_run(run_id)
+    summary = dict(run["summary"] or {}, reference_of={"baseline_run_id": baseline,
+                                                       "index": index, "of": of})
+    with store.engine.begin() as conn:
+        conn.execute(update(schema.runs).where(schema.runs.c.run_id == run_id)
+                     .values(summary=summary))
+
+
+def test_reference_runs_are_checked_as_references_on_real_verdicts(
+    store: Store, llmbar: CalibrationSet, tmp_path: Path
+) -> None:
+    nights = Nights(store, llmbar, tmp_path, seed=7)
+    base = nights.baseline()
+    for index in (1, 2):
+        run_id = nights.run(nights.verdicts(0.0))
+        _mark_reference(store, run_id, base, index, 2)
+        check = drift.check_run(store, run_id, nights.settings, n_boot=N_BOOT)
+        incidents.record_check(store, check)
+        (entry,) = check.dimensions
+        assert check.verdict == "healthy" and entry["reference"] is True
+        assert check.message.startswith(f"reference run {index} of 2 of the replicated "
+                                        f"baseline {base}")
+        q = entry["sequential"]
+        assert q["reference_runs"] == index and q["nights"] == 0 and not q["crossed"]
+    check, _ = nights.night()
+    q = check.dimensions[0]["sequential"]
+    assert (q["reference_runs"], q["nights"]) == (2, 1)
+    assert q["state"]["reference"] == 2 and len(q["state"]["nights"]) == 3
+    # A reference after a monitored night is not added to the evidence.
+    late = nights.run(nights.verdicts(0.0))
+    _mark_reference(store, late, base, 3, 3)
+    check = drift.check_run(store, late, nights.settings, n_boot=N_BOOT)
+    incidents.record_check(store, check)
+    assert check.verdict == "healthy"
+    assert "after a monitored night" in check.dimensions[0]["sequential"]["skipped"]
+    # ... and a reference of another baseline is a monitored night like any other.
+    other = nights.run(nights.verdicts(0.0))
+    _mark_reference(store, other, "some-other-run", 1, 2)
+    check = drift.check_run(store, other, nights.settings, n_boot=N_BOOT)
+    assert check.dimensions[0]["sequential"]["nights"] == 2
+
+
+def test_the_nightly_job_replicates_the_baseline_over_http(tmp_path: Path) -> None:
+    """Over real HTTP through the recorded judge: the night that becomes the baseline is
+    followed by its reference runs in the same job; the next nights are monitored; a baseline
+    accepted by hand gets its references at the start of the next job, before its night."""
+    store = open_store(f"sqlite:///{tmp_path / 'http.db'}")
+    try:
+        with start_server(recordings={"gpt-4": "llmbar:GPT-4/Vanilla"}, sets_dir=SETS) as srv:
+            cfg = run_config(srv.url, store.url, judge_file="llmbar-gpt4-vanilla.yaml",
+                             set_name="llmbar", run={"bootstrap": N_BOOT}, concurrency=32)
+            cfg = cfg.model_copy(update={"drift": DriftSettings(
+                auto_baseline=True, bootstrap=N_BOOT, baseline_replicates=3)})
+            cs = load_set(SETS / "llmbar")
+            first = nightly.run_nightly(cfg, store, cs)
+            base = first.result.run_id
+            assert first.watch.check["verdict"] == "baseline_accepted"
+            refs = first.watch.references
+            assert len(refs) == 2 and first.watch.to_json()["references"] == refs
+            for index, run_id in enumerate(refs, start=1):
+                run = store.get_run(run_id)
+                assert run["status"] == "completed"
+                assert run["summary"]["reference_of"] == {"baseline_run_id": base,
+                                                          "index": index, "of": 2}
+                assert len(store.replies(run_id)) == len(store.replies(base))
+                (check,) = drift.checks_for_run(store, run_id)
+                assert check["verdict"] == "healthy" and check["baseline_run_id"] == base
+                assert check["record"]["message"].startswith(f"reference run {index} of 2")
+            # Killed after closing the last reference run, before its check: the next job
+            # checks it and still replays its own night.
+            with store.engine.begin() as conn:
+                conn.execute(schema.drift_checks.delete().where(
+                    schema.drift_checks.c.run_id == refs[-1]))
+            second = nightly.run_nightly(cfg, store, cs)
+            assert second.result.run_id not in [base, *refs] and second.result.requested > 0
+            assert drift.checks_for_run(store, refs[-1])[0]["verdict"] == "healthy"
+            assert second.kind == "healthy" and second.watch.references == []
+            assert "reference_of" not in store.get_run(second.result.run_id)["summary"]
+            # The recorded judge repeats itself: identical verdicts carry no evidence.
+            (entry,) = second.watch.check["dimensions"]
+            assert entry["sequential"]["skipped"].startswith("identical verdicts")
+            # A baseline accepted by hand: the next job takes its references first.
+            drift.accept_baseline(store, second.result.run_id, actor="test", reason="new")
+            third = nightly.run_nightly(cfg, store, cs)
+            assert third.watch.check["baseline_run_id"] == second.result.run_id
+            taken = [r for r in store.list_runs(cfg.judge.name, limit=20)
+                     if drift.reference_of(r, second.result.run_id)]
+            assert len(taken) == 2
+            assert sorted(third.watch.references) == sorted(r["run_id"] for r in taken)
+            assert all(r["finished_at"] < store.get_run(third.result.run_id)["finished_at"]
+                       for r in taken)
+            assert nightly.run_nightly(cfg, store, cs).watch.references == []
+            assert len(store.list_runs(cfg.judge.name, limit=20)) == 3 + 1 + 2 + 1 + 1
+    finally:
+        store.close()
+
+
+def test_judgecal_run_says_which_reference_runs_it_took(
+    recorded: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    cfg = write_config(tmp_path / "nightly.yaml", recorded.url, url, limit=60, min_items=10)
+    cfg.write_text(cfg.read_text() + "drift:\n  auto_baseline: true\n  bootstrap: 100\n"
+                   "  baseline_replicates: 2\n")
+    code, out, err = run_main(["run", "--config", str(cfg), "--verbose"], capsys)
+    assert code == 0, err
+    store = open_store(url)
+    try:
+        (ref,) = [r for r in store.list_runs(limit=10) if r["summary"].get("reference_of")]
+    finally:
+        store.close()
+    assert "baseline_accepted" in out
+    assert (f"replicated baseline: 1 reference run(s) of the whole set taken ({ref['run_id']})"
+            in out)
+    code, out, err = run_main(["run", "--config", str(cfg), "--verbose"], capsys)
+    assert code == 0, err
+    assert "healthy" in out and "replicated baseline" not in out
