@@ -390,8 +390,9 @@ class DriftSettings(_Strict):
     the nights are then compared with the mean of all of them, whose own noise is
     ``baseline_replicates`` times smaller, and no drop may begin on them. This is what lets
     a drop present from the first night be seen sooner (``docs/drift.md``); it costs
-    ``baseline_replicates − 1`` extra replays per accepted baseline. 1: the accepted run
-    alone."""
+    ``baseline_replicates − 1`` extra replays per accepted baseline, or one when the judge
+    repeats itself (a reference run with exactly the baseline's verdicts ends the
+    replication). 1: the accepted run alone."""
     rises: Literal["notice", "warning", "incident"] = "warning"
     """What a real *rise* of agreement at least ``warning_points`` is: scores on either side
     of it are not comparable, so it is never passed over silently."""

@@ -171,9 +171,11 @@ def take_references(config: RunConfig, store: Store, cs: CalibrationSet, *,
     − 1 in all), each over the whole set, closed with ``summary.reference_of`` and checked;
     the run ids taken now. Nothing when the baseline is not replicated, when a monitored
     night has already been checked against it (a reference chosen after seeing the nights it
-    is compared with would not be one). Stops at a reference run that does not complete: it
-    is closed and checked as an inconclusive night, and the next job tries again before its
-    own night."""
+    is compared with would not be one). Stops at a reference run that gave exactly the
+    baseline's verdicts (``reference_of.identical``: the judge repeats itself, so further
+    references would add nothing; none is taken for this baseline again), and at one that
+    does not complete: that one is closed and checked as an inconclusive night, and the
+    next job tries again before its own night."""
     from judgecal.agreement import agreement_report
     from judgecal.calibration import StoredSet
     from judgecal.runs.replay import execute_run
@@ -184,28 +186,42 @@ def take_references(config: RunConfig, store: Store, cs: CalibrationSet, *,
     if wanted <= 0 or not settings.sequential or base is None:
         return []
     baseline_run_id = str(base["run_id"])
-    have = sum(1 for r in store.list_runs(config.judge.name, limit=wanted + 50)
-               if r["set_version"] == cs.version and r["status"] == COMPLETED
-               and drift.reference_of(r, baseline_run_id) is not None)
-    if have >= wanted or _monitored_since(store, baseline_run_id):
+    done = [ref for r in store.list_runs(config.judge.name, limit=wanted + 50)
+            if r["set_version"] == cs.version and r["status"] == COMPLETED
+            and (ref := drift.reference_of(r, baseline_run_id)) is not None]
+    have = len(done)
+    if (have >= wanted or any(ref.get("identical") for ref in done)
+            or _monitored_since(store, baseline_run_id)):
         return []
     taken: list[str] = []
     for index in range(have + 1, wanted + 1):
         result = execute_run(config, store, cs, finish=False, hold_lock=False,
                              on_start=on_start, on_reply=on_reply, http_client=http_client)
         summary = dict(result.summary)
+        identical = False
         if result.status == COMPLETED:
+            identical = _repeats(store, result.run_id, baseline_run_id)
             summary["reference_of"] = {"baseline_run_id": baseline_run_id, "index": index,
-                                       "of": wanted}
+                                       "of": wanted, "identical": identical}
             store.save_metric_report(result.run_id, agreement_report(
                 StoredSet.load(store, cs.version), store.replies(result.run_id),
                 n_boot=config.run.bootstrap, seed=config.run.seed))
         store.finish_run(result.run_id, result.status, summary)
         after_run(store, result.run_id, config, http_client=http_client)
         taken.append(result.run_id)
-        if result.status != COMPLETED:
+        if result.status != COMPLETED or identical:
             break
     return taken
+
+
+def _repeats(store: Store, run_id: str, baseline_run_id: str) -> bool:
+    """Whether the run gave exactly the baseline's verdicts (same replies, same scores): a
+    judge that repeats itself makes further reference runs pointless."""
+    def verdicts(rid: str) -> dict[tuple[str, str, str], tuple[str, float | None]]:
+        return {(r["item_id"], r["dimension"], r["variant"]): (r["status"], r["score"])
+                for r in store.replies(rid)}
+
+    return verdicts(run_id) == verdicts(baseline_run_id)
 
 
 def _expand_if_unclear(

@@ -11,6 +11,8 @@ is accepted sharpen the reference of the evidence across nights.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,13 +216,23 @@ def test_the_nightly_job_replicates_the_baseline_over_http(tmp_path: Path) -> No
     accepted by hand gets its references at the start of the next job, before its night."""
     store = open_store(f"sqlite:///{tmp_path / 'http.db'}")
     try:
-        with start_server(recordings={"gpt-4": "llmbar:GPT-4/Vanilla"}, sets_dir=SETS) as srv:
+        with start_server(recordings={"gpt-4": "llmbar:GPT-4/Vanilla"}, sets_dir=SETS,
+                          faults={"junk": 0.1}) as srv:
+            # A judge that does not repeat itself: every replay (a new fault seed) leaves
+            # other items without a verdict.
+            seeds = itertools.count(1)
+
+            def vary(_total: int, _done: int) -> None:
+                srv.configure(seed=next(seeds))
+
             cfg = run_config(srv.url, store.url, judge_file="llmbar-gpt4-vanilla.yaml",
-                             set_name="llmbar", run={"bootstrap": N_BOOT}, concurrency=32)
+                             set_name="llmbar", run={"bootstrap": N_BOOT}, concurrency=32,
+                             parse_retries=0)
             cfg = cfg.model_copy(update={"drift": DriftSettings(
                 auto_baseline=True, bootstrap=N_BOOT, baseline_replicates=3)})
             cs = load_set(SETS / "llmbar")
-            first = nightly.run_nightly(cfg, store, cs)
+            run_nightly = functools.partial(nightly.run_nightly, on_start=vary)
+            first = run_nightly(cfg, store, cs)
             base = first.result.run_id
             assert first.watch.check["verdict"] == "baseline_accepted"
             refs = first.watch.references
@@ -229,7 +241,8 @@ def test_the_nightly_job_replicates_the_baseline_over_http(tmp_path: Path) -> No
                 run = store.get_run(run_id)
                 assert run["status"] == "completed"
                 assert run["summary"]["reference_of"] == {"baseline_run_id": base,
-                                                          "index": index, "of": 2}
+                                                          "index": index, "of": 2,
+                                                          "identical": False}
                 assert len(store.replies(run_id)) == len(store.replies(base))
                 (check,) = drift.checks_for_run(store, run_id)
                 assert check["verdict"] == "healthy" and check["baseline_run_id"] == base
@@ -239,17 +252,14 @@ def test_the_nightly_job_replicates_the_baseline_over_http(tmp_path: Path) -> No
             with store.engine.begin() as conn:
                 conn.execute(schema.drift_checks.delete().where(
                     schema.drift_checks.c.run_id == refs[-1]))
-            second = nightly.run_nightly(cfg, store, cs)
+            second = run_nightly(cfg, store, cs)
             assert second.result.run_id not in [base, *refs] and second.result.requested > 0
             assert drift.checks_for_run(store, refs[-1])[0]["verdict"] == "healthy"
             assert second.kind == "healthy" and second.watch.references == []
             assert "reference_of" not in store.get_run(second.result.run_id)["summary"]
-            # The recorded judge repeats itself: identical verdicts carry no evidence.
-            (entry,) = second.watch.check["dimensions"]
-            assert entry["sequential"]["skipped"].startswith("identical verdicts")
             # A baseline accepted by hand: the next job takes its references first.
             drift.accept_baseline(store, second.result.run_id, actor="test", reason="new")
-            third = nightly.run_nightly(cfg, store, cs)
+            third = run_nightly(cfg, store, cs)
             assert third.watch.check["baseline_run_id"] == second.result.run_id
             taken = [r for r in store.list_runs(cfg.judge.name, limit=20)
                      if drift.reference_of(r, second.result.run_id)]
@@ -257,7 +267,7 @@ def test_the_nightly_job_replicates_the_baseline_over_http(tmp_path: Path) -> No
             assert sorted(third.watch.references) == sorted(r["run_id"] for r in taken)
             assert all(r["finished_at"] < store.get_run(third.result.run_id)["finished_at"]
                        for r in taken)
-            assert nightly.run_nightly(cfg, store, cs).watch.references == []
+            assert run_nightly(cfg, store, cs).watch.references == []
             assert len(store.list_runs(cfg.judge.name, limit=20)) == 3 + 1 + 2 + 1 + 1
     finally:
         store.close()
@@ -283,3 +293,30 @@ def test_judgecal_run_says_which_reference_runs_it_took(
     code, out, err = run_main(["run", "--config", str(cfg), "--verbose"], capsys)
     assert code == 0, err
     assert "healthy" in out and "replicated baseline" not in out
+
+
+def test_a_judge_that_repeats_itself_gets_one_reference_run(tmp_path: Path) -> None:
+    """A deterministic endpoint (the recorded judge as it is): the first reference run gives
+    exactly the baseline's verdicts, so the replication stops there, for good."""
+    store = open_store(f"sqlite:///{tmp_path / 'same.db'}")
+    try:
+        with start_server(recordings={"gpt-4": "llmbar:GPT-4/Vanilla"}, sets_dir=SETS) as srv:
+            cfg = run_config(srv.url, store.url, judge_file="llmbar-gpt4-vanilla.yaml",
+                             set_name="llmbar", run={"bootstrap": N_BOOT}, concurrency=32)
+            cfg = cfg.model_copy(update={"drift": DriftSettings(
+                auto_baseline=True, bootstrap=N_BOOT, baseline_replicates=5)})
+            cs = load_set(SETS / "llmbar")
+            first = nightly.run_nightly(cfg, store, cs)
+            (ref,) = first.watch.references
+            assert store.get_run(ref)["summary"]["reference_of"] == {
+                "baseline_run_id": first.result.run_id, "index": 1, "of": 4,
+                "identical": True}
+            second = nightly.run_nightly(cfg, store, cs)
+            assert second.watch.references == [] and second.kind == "healthy"
+            (entry,) = second.watch.check["dimensions"]
+            assert entry["sequential"]["skipped"].startswith("identical verdicts")
+            # Nothing more on the next jobs: 1 baseline + 1 reference + 2 nights.
+            assert nightly.run_nightly(cfg, store, cs).watch.references == []
+            assert len(store.list_runs(cfg.judge.name, limit=20)) == 4
+    finally:
+        store.close()
