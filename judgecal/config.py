@@ -341,11 +341,13 @@ class CostSettings(_Strict):
     currency: str = Field(default="USD", min_length=1, max_length=12)
     """The unit of the prices, shown with every cost."""
     budget_per_night: float | None = Field(default=None, gt=0)
-    """The most one night's run may cost. Before each request the run reserves its worst case (the
-    rendered prompt at 2 characters per token, or the ratio seen so far, plus
-    ``decoding.max_tokens``, times 1 + ``parse_retries``); a request that would take the
-    night past the budget is not sent and the run ends inconclusive (exit 3) with what it
-    spent. Needs the judge's ``model`` in ``prices``."""
+    """The most one night may cost (its run, and the reference runs of a replicated baseline
+    taken that night, ``drift.baseline_replicates``). Before each request the run reserves
+    its worst case (the rendered prompt at 2 characters per token, or the ratio seen so far,
+    plus ``decoding.max_tokens``, times 1 + ``parse_retries``); a request that does not fit
+    waits for the reservations in flight to settle, and one that would take the night past
+    the budget even then is not sent: the run ends inconclusive (exit 3) with what it spent.
+    Needs the judge's ``model`` in ``prices``."""
 
 
 class DriftSettings(_Strict):

@@ -43,6 +43,7 @@ __all__ = [
     "EXIT_CODES",
     "AfterRun",
     "Nightly",
+    "References",
     "after_run",
     "run_nightly",
     "take_references",
@@ -116,17 +117,20 @@ def run_nightly(
             # tonight's job; starting another would pay for every reply again.
             return missed
         progress = {"on_start": on_start, "on_reply": on_reply, "http_client": http_client}
-        references = take_references(config, store, cs, **progress)
+        before = take_references(config, store, cs, night_to_come=True, **progress)
+        spent = before.spent
         plan = plan_night(store, config.judge.name, cs.version, [i.id for i in cs.items],
                           config.run)
         result = execute_run(
             config, store, cs, on_start=on_start, on_reply=on_reply, http_client=http_client,
             finish=False, hold_lock=False,
             only=None if plan is None else plan.only(config.judge.prompts),
+            spent_tonight=spent,
         )
         if plan is not None:
             result = _expand_if_unclear(config, store, cs, plan, result, on_start=on_start,
-                                        on_reply=on_reply, http_client=http_client)
+                                        on_reply=on_reply, http_client=http_client,
+                                        spent_tonight=spent)
         existing = store.latest_metric_report(result.run_id)
         if existing is not None and result.requested == 0:
             report = existing  # stored before a kill; the replies have not changed since
@@ -140,7 +144,11 @@ def run_nightly(
             store.save_metric_report(result.run_id, report)
         store.finish_run(result.run_id, result.status, result.summary)
         watch = after_run(store, result.run_id, config, http_client=http_client)
-        watch.references = references + take_references(config, store, cs, **progress)
+        after = take_references(config, store, cs, spent=spent + _cost_of(store, config,
+                                                                         [result.run_id]),
+                                **progress)
+        watch.references = before.run_ids + after.run_ids
+        watch.references_note = before.note or after.note
     return Nightly(result=result, report=report, watch=watch)
 
 
@@ -163,28 +171,50 @@ def _monitored_since(store: Store, baseline_run_id: str) -> bool:
     return False
 
 
+@dataclass
+class References:
+    """What :func:`take_references` did."""
+
+    run_ids: list[str] = field(default_factory=list)
+    """The reference runs taken (each closed and checked)."""
+    spent: float = 0.0
+    """What the night has cost so far, these runs included (with ``cost.budget_per_night``)."""
+    note: str | None = None
+    """Why fewer reference runs than wanted were taken, when it is the budget."""
+
+
 def take_references(config: RunConfig, store: Store, cs: CalibrationSet, *,
+                    night_to_come: bool = False, spent: float = 0.0,
                     on_start: Callable[[int, int], None] | None = None,
                     on_reply: ReplyCallback | None = None,
-                    http_client: Any = None) -> list[str]:
+                    http_client: Any = None) -> References:
     """Replay the reference runs the current baseline still lacks (``drift.baseline_replicates``
-    − 1 in all), each over the whole set, closed with ``summary.reference_of`` and checked;
-    the run ids taken now. Nothing when the baseline is not replicated, when a monitored
-    night has already been checked against it (a reference chosen after seeing the nights it
-    is compared with would not be one). Stops at a reference run that gave exactly the
-    baseline's verdicts (``reference_of.identical``: the judge repeats itself, so further
-    references would add nothing; none is taken for this baseline again), and at one that
-    does not complete: that one is closed and checked as an inconclusive night, and the
-    next job tries again before its own night."""
+    − 1 in all), each over the whole set, closed with ``summary.reference_of`` and checked.
+
+    Nothing when the baseline is not replicated, when a monitored night has already been
+    checked against it (a reference chosen after seeing the nights it is compared with would
+    not be one). Stops at a reference run that gave exactly the baseline's verdicts
+    (``reference_of.identical``: the judge repeats itself, so further references would add
+    nothing; none is taken for this baseline again), and at one that does not complete: that
+    one is closed and checked as an inconclusive night, and the next job tries again before
+    its own night.
+
+    With ``cost.budget_per_night`` the reference runs are part of the night: ``spent`` is
+    what the night has cost before them, each one's budget gate counts it, and one is only
+    started when the night can still pay for it and, ``night_to_come``, for tonight's own
+    run after it (each estimated at what the baseline run cost): the monitored night is
+    never starved for a reference. The references left out are not taken later (``note``).
+    """
     from judgecal.agreement import agreement_report
     from judgecal.calibration import StoredSet
     from judgecal.runs.replay import execute_run
 
+    out = References(spent=spent)
     settings = config.drift
     wanted = settings.baseline_replicates - 1
     base = drift.current_baseline(store, config.judge.name, cs.version)
     if wanted <= 0 or not settings.sequential or base is None:
-        return []
+        return out
     baseline_run_id = str(base["run_id"])
     done = [ref for r in store.list_runs(config.judge.name, limit=wanted + 50)
             if r["set_version"] == cs.version and r["status"] == COMPLETED
@@ -192,11 +222,23 @@ def take_references(config: RunConfig, store: Store, cs: CalibrationSet, *,
     have = len(done)
     if (have >= wanted or any(ref.get("identical") for ref in done)
             or _monitored_since(store, baseline_run_id)):
-        return []
-    taken: list[str] = []
+        return out
+    limit = config.cost.budget_per_night
+    whole, headroom = (_replay_estimate(store, config, baseline_run_id) if limit is not None
+                       else (0.0, 0.0))
     for index in range(have + 1, wanted + 1):
+        need = whole * (2 if night_to_come else 1) + headroom
+        if limit is not None and out.spent + need > limit:
+            out.note = (f"{wanted - index + 1} of the {wanted} reference run(s) not taken: the "
+                        f"night's budget of {limit:g} (cost.budget_per_night) has "
+                        f"{limit - out.spent:g} left, and a whole replay costs about {whole:g} "
+                        f"(plus {headroom:g} held for the requests in flight)"
+                        + (", to be paid twice with tonight's own run" if night_to_come
+                           else ""))
+            break
         result = execute_run(config, store, cs, finish=False, hold_lock=False,
-                             on_start=on_start, on_reply=on_reply, http_client=http_client)
+                             on_start=on_start, on_reply=on_reply, http_client=http_client,
+                             spent_tonight=out.spent)
         summary = dict(result.summary)
         identical = False
         if result.status == COMPLETED:
@@ -208,10 +250,37 @@ def take_references(config: RunConfig, store: Store, cs: CalibrationSet, *,
                 n_boot=config.run.bootstrap, seed=config.run.seed))
         store.finish_run(result.run_id, result.status, summary)
         after_run(store, result.run_id, config, http_client=http_client)
-        taken.append(result.run_id)
+        out.run_ids.append(result.run_id)
+        out.spent += _cost_of(store, config, [result.run_id])
         if result.status != COMPLETED or identical:
             break
-    return taken
+    return out
+
+
+def _replay_estimate(store: Store, config: RunConfig, run_id: str) -> tuple[float, float]:
+    """What replaying the set costs, from the whole run ``run_id`` (the baseline), and the
+    headroom its budget gate holds at the end: ``concurrency`` requests in flight, each
+    reserved at its worst case (the longest prompt seen, ``max_tokens``, every re-ask)."""
+    from judgecal.runs.cost import reply_cost
+
+    judge = config.judge
+    price = config.cost.prices.get(judge.model)
+    replies = store.replies(run_id)
+    longest = max((r["prompt_tokens"] or 0 for r in replies), default=0)
+    worst = reply_cost(price, 2 * longest, judge.decoding.max_tokens or 4096) or 0.0
+    headroom = judge.concurrency * (1 + judge.parse_retries) * worst
+    return _cost_of(store, config, [run_id]), headroom
+
+
+def _cost_of(store: Store, config: RunConfig, run_ids: list[str]) -> float:
+    """What the runs' replies cost (0 without a price table)."""
+    from judgecal.runs.cost import run_cost
+
+    total = 0.0
+    for run_id in run_ids:
+        cost = run_cost(store.replies(run_id), config.cost, config.judge.model) or {}
+        total += float(cost.get("total") or 0.0)
+    return total
 
 
 def _repeats(store: Store, run_id: str, baseline_run_id: str) -> bool:
@@ -323,6 +392,9 @@ class AfterRun:
     stale: dict[str, Any] | None = None
     """The judge's watch state when tonight could not conclude and that left it *stale*."""
 
+    references_note: str | None = None
+    """Why fewer reference runs were taken than ``drift.baseline_replicates`` asks (budget)."""
+
     references: list[str] = field(default_factory=list)
     """Reference runs of a replicated baseline (``drift.baseline_replicates``) this job took:
     before tonight's run (the baseline was accepted since the last job) or after it
@@ -365,6 +437,7 @@ class AfterRun:
             "problems": self.problems,
             "stale": self.stale,
             "references": self.references,
+            "references_note": self.references_note,
         }
 
 

@@ -84,7 +84,9 @@ def test_the_budget_is_never_passed(recorded: RunningServer, pandalm_set: Calibr
     spent = _expected(replies)
     assert spent <= budget
     assert result.summary["cost"]["total"] == pytest.approx(spent)
-    assert 0 < len(replies) < 200 and recorded.stats()["replies"] == len(replies)
+    # Every reply the judge served is stored (a re-asked one counts its attempts).
+    assert 0 < len(replies) < 200
+    assert recorded.stats()["replies"] == sum(r["attempts"] for r in replies)
     assert result.summary["cost"]["requests_refused"] == 200 - len(replies)
 
 
@@ -152,3 +154,32 @@ def test_report_shows_cost_per_run_and_month(recorded: RunningServer,
     (month,) = judge["monthly_cost"]
     assert month["runs"] == 2 and month["total"] == pytest.approx(sum(costs))
     assert "Judge cost per month" in html and f"{sum(costs):.4f} USD" in html
+
+
+def test_a_budget_the_run_fits_in_is_not_refused_for_its_worst_cases(
+    recorded: RunningServer, pandalm_set: CalibrationSet, tmp_path: Path
+) -> None:
+    """Reservations are worst cases (a prompt at 2 characters per token before any count,
+    max_tokens, every re-ask). A request that does not fit waits for those in flight to
+    settle instead of being refused: a budget of the run's cost plus one worst case per
+    slot in flight lets the whole run through."""
+    probe_url = f"sqlite:///{tmp_path / 'probe.db'}"
+    store = open_store(probe_url)
+    try:
+        whole = execute_run(_config(recorded.url, probe_url), store, pandalm_set)
+        longest = max(r["prompt_tokens"] for r in store.replies(whole.run_id))
+    finally:
+        store.close()
+    # 16 in flight, prompt counted twice over, max_tokens 256, 1 + 2 re-asks per reply.
+    budget = whole.summary["cost"]["total"] + 16 * 3 * (2 * longest * 0.5 + 256 * 1.5) / 1e6
+    url = f"sqlite:///{tmp_path / 'fits.db'}"
+    store = open_store(url)
+    try:
+        result = execute_run(_config(recorded.url, url, budget_per_night=budget), store,
+                             pandalm_set)
+        replies = store.replies(result.run_id)
+    finally:
+        store.close()
+    assert result.status == "completed", result.summary.get("stopped_because")
+    assert len(replies) == 200 and result.summary["cost"]["requests_refused"] == 0
+    assert _expected(replies) <= budget

@@ -23,7 +23,7 @@ from sqlalchemy import update
 
 from judgecal import drift, incidents, nightly
 from judgecal.calibration import CalibrationSet, load_set
-from judgecal.config import DriftSettings
+from judgecal.config import DriftSettings, RunConfig
 from judgecal.db import schema
 from judgecal.recorded.server import RunningServer, start_server
 from judgecal.stats import sequential as seq
@@ -318,5 +318,68 @@ def test_a_judge_that_repeats_itself_gets_one_reference_run(tmp_path: Path) -> N
             # Nothing more on the next jobs: 1 baseline + 1 reference + 2 nights.
             assert nightly.run_nightly(cfg, store, cs).watch.references == []
             assert len(store.list_runs(cfg.judge.name, limit=20)) == 4
+    finally:
+        store.close()
+
+
+def _priced(base_url: str, store_url: str, budget: float | None, replicates: int
+            ) -> RunConfig:
+    cfg = run_config(base_url, store_url, concurrency=16, run={"limit": 200, "bootstrap": 100})
+    data = cfg.model_dump()
+    data["judge"] = cfg.judge
+    data["cost"] = {"prices": {"gpt-3.5-turbo": {"prompt_per_million": 0.5,
+                                                 "completion_per_million": 1.5}},
+                    "budget_per_night": budget}
+    data["drift"] = {"auto_baseline": True, "bootstrap": 100,
+                     "baseline_replicates": replicates}
+    return RunConfig.model_validate(data)
+
+
+def _cost(store: Store, run_id: str) -> float:
+    return float(store.get_run(run_id)["summary"]["cost"]["total"])
+
+
+@pytest.mark.parametrize("roomy", [False, True])
+def test_reference_runs_share_the_nights_budget(
+    recorded: RunningServer, pandalm_set: CalibrationSet, tmp_path: Path, roomy: bool
+) -> None:
+    """With cost.budget_per_night the reference runs are part of the night: one is taken
+    only when the night can pay for it (and, before tonight's run, for that run too), so
+    the night never passes its budget and tonight's own run is never starved."""
+    probe = open_store(f"sqlite:///{tmp_path / 'probe.db'}")
+    try:
+        run_id = nightly.run_nightly(_priced(recorded.url, probe.url, None, 1), probe,
+                                     pandalm_set).result.run_id
+        whole = _cost(probe, run_id)
+        longest = max(r["prompt_tokens"] for r in probe.replies(run_id))
+    finally:
+        probe.close()
+    # What a lone run needs: its cost, plus its gate's worst case for the 16 requests in
+    # flight at the end (prompt counted twice over, max_tokens 256, 3 requests per reply).
+    alone = whole + 16 * 3 * (2 * longest * 0.5 + 256 * 1.5) / 1e6
+    budget = alone * (50 if roomy else 1)
+    store = open_store(f"sqlite:///{tmp_path / 'night.db'}")
+    try:
+        cfg = _priced(recorded.url, store.url, budget, 3)
+        first = nightly.run_nightly(cfg, store, pandalm_set)
+        assert first.result.status == "completed", first.result.summary.get("stopped_because")
+        night = [first.result.run_id, *first.watch.references]
+        assert sum(_cost(store, r) for r in night) <= budget
+        if roomy:  # one reference (the recorded judge repeats itself: no second one)
+            assert len(first.watch.references) == 1 and first.watch.references_note is None
+        else:  # the baseline night cannot pay for a second whole replay
+            assert first.watch.references == []
+            assert "2 of the 2 reference run(s) not taken" in first.watch.references_note
+        # A baseline accepted by hand: the next night keeps room for its own run.
+        second = nightly.run_nightly(cfg, store, pandalm_set)
+        assert second.watch.references == []
+        drift.accept_baseline(store, second.result.run_id, actor="test", reason="again")
+        third = nightly.run_nightly(cfg, store, pandalm_set)
+        assert third.result.status == "completed"
+        night = [third.result.run_id, *third.watch.references]
+        assert sum(_cost(store, r) for r in night) <= budget
+        assert len(third.watch.references) == (1 if roomy else 0)
+        if not roomy:
+            assert "paid twice with tonight's own run" in third.watch.references_note
     finally:
         store.close()

@@ -131,6 +131,8 @@ def render_watch(w: dict[str, Any]) -> str:
         lines.append(f"replicated baseline: {len(refs)} reference run(s) of the whole set "
                      f"taken ({', '.join(refs)}), compared with the baseline and added to "
                      "the evidence across nights")
+    if w.get("references_note"):
+        lines.append(f"replicated baseline: {w['references_note']}")
     stale = w.get("stale")
     if stale:
         lines.append("stale: " + "; ".join(stale["reasons"]))

@@ -11,8 +11,10 @@
   sent only if what was spent, plus every reservation in flight, plus this one stays within
   ``cost.budget_per_night`` (times 1 + ``parse_retries``: a reply may be re-asked). When a
   reply arrives its reservation is replaced by what it really cost (the reservation itself
-  when it reported no counts). So the night can never pass its budget; the requests not sent
-  leave the run inconclusive.
+  when it reported no counts). A live request that does not fit waits while other
+  reservations are held (they are worst cases: most of them come back), and is refused only
+  when it does not fit with none held. So the night can never pass its budget; the requests
+  not sent leave the run inconclusive.
 """
 
 from __future__ import annotations
@@ -87,25 +89,36 @@ class BudgetGate:
     attempts: int = 1
     """Requests one reply may cost (1 + the judge's re-asks of unparseable replies)."""
     refused: int = 0
+    held: int = 0
+    """Reservations not yet settled or released."""
     _ratio: float = field(default=1.0 / _CHARS_PER_TOKEN_BEFORE_ANY)
     _seen: bool = False
+
+    def _worst(self, prompt_chars: int) -> float:
+        return self.attempts * (
+            math.ceil(prompt_chars * self._ratio) * self.price.prompt_per_million
+            + self.max_completion * self.price.completion_per_million) / 1e6
+
+    def fits(self, prompt_chars: int) -> bool:
+        """Whether a request of ``prompt_chars`` could be reserved now (nothing counted)."""
+        return self.spent + self.reserved + self._worst(prompt_chars) <= self.limit + 1e-12
 
     def reserve(self, prompt_chars: int) -> float | None:
         """Reserve the worst case of one request; None (and counted) when it would pass the
         budget."""
-        worst = self.attempts * (
-            math.ceil(prompt_chars * self._ratio) * self.price.prompt_per_million
-            + self.max_completion * self.price.completion_per_million) / 1e6
-        if self.spent + self.reserved + worst > self.limit + 1e-12:
+        if not self.fits(prompt_chars):
             self.refused += 1
             return None
+        worst = self._worst(prompt_chars)
         self.reserved += worst
+        self.held += 1
         return worst
 
     def settle(self, reservation: float, prompt_chars: int, prompt_tokens: Any,
                completion_tokens: Any, price: Price | None) -> None:
         """Replace a reservation with what the reply cost."""
         self.reserved = max(self.reserved - reservation, 0.0)
+        self.held = max(self.held - 1, 0)
         actual = reply_cost(price, prompt_tokens, completion_tokens)
         self.spent += reservation if actual is None else actual
         p = token_count(prompt_tokens)
@@ -117,6 +130,7 @@ class BudgetGate:
         """A request that never got an answer (it failed): its reservation is freed; a
         failed request is assumed not billed (429s and 5xx are not)."""
         self.reserved = max(self.reserved - reservation, 0.0)
+        self.held = max(self.held - 1, 0)
 
     def why_stopped(self, currency: str) -> str:
         return (f"the night's budget of {self.limit:g} {currency} (cost.budget_per_night) "

@@ -286,6 +286,7 @@ def execute_run(
     origin: str = "live",
     only: Mapping[str, Collection[str]] | None = None,
     save_set: bool = True,
+    spent_tonight: float = 0.0,
 ) -> RunResult:
     """Replay ``cs`` through ``config.judge``, resuming an unfinished run of the same config.
 
@@ -304,7 +305,9 @@ def execute_run(
     ``origin`` is stored with the run (``live``; ``rejudge`` for a remedy's re-judge, which
     the watch, the report and ``latest`` leave out); ``only`` limits each item to the listed
     dimensions (item id → dimensions); ``save_set=False`` does not store the set (a
-    re-judge's items are production inputs, not a calibration set).
+    re-judge's items are production inputs, not a calibration set). ``spent_tonight``:
+    what other runs of the same night already cost (the reference runs of a replicated
+    baseline), counted against ``cost.budget_per_night`` with this run's own replies.
     """
     judge = config.judge
     source = str(config.source or "<config>")
@@ -360,7 +363,7 @@ def execute_run(
             on_start(len(work), len(work) - len(todo))
         started = time.perf_counter()
         stopped = None
-        gate = _budget_gate(config, store.replies(run_id) if resumed else [])
+        gate = _budget_gate(config, store.replies(run_id) if resumed else [], spent_tonight)
         requested, batches = len(todo), None
         if judge.batch:  # the batch API (judgecal.runs.batch); also finds a killed run's batch
             batches = replay_batch(BatchJob(
@@ -458,9 +461,11 @@ class _Writer:
             raise self.error
 
 
-def _budget_gate(config: RunConfig, stored: list[dict[str, Any]]) -> BudgetGate | None:
+def _budget_gate(config: RunConfig, stored: list[dict[str, Any]],
+                 spent_tonight: float = 0.0) -> BudgetGate | None:
     """The night's budget gate (None without ``cost.budget_per_night``), with what the
-    replies already stored in this run cost counted as spent."""
+    replies already stored in this run cost, and ``spent_tonight`` by other runs of the same
+    night (reference runs of a replicated baseline), counted as spent."""
     limit = config.cost.budget_per_night
     if limit is None:
         return None
@@ -468,7 +473,8 @@ def _budget_gate(config: RunConfig, stored: list[dict[str, Any]]) -> BudgetGate 
     price = config.cost.prices[judge.model]  # checked when the config is read
     spent = run_cost(stored, config.cost, judge.model) or {}
     max_completion = judge.decoding.max_tokens or 4096
-    return BudgetGate(limit, price, max_completion, spent=float(spent.get("total") or 0.0),
+    return BudgetGate(limit, price, max_completion,
+                      spent=float(spent.get("total") or 0.0) + spent_tonight,
                       attempts=1 + judge.parse_retries)
 
 
@@ -521,12 +527,18 @@ async def _fan_out(
         redactor=redactor,
     ) as client:
 
+        budget_freed = asyncio.Condition()
+
         async def one(item_id: str, dim: str, variant: str, messages: list[dict[str, str]]) -> None:
             nonlocal failures_in_a_row, last_failure
             reservation, chars = 0.0, 0
             if gate is not None:
                 chars = sum(len(m.get("content") or "") for m in messages)
-                held = gate.reserve(chars)
+                async with budget_freed:
+                    # Reservations are worst cases and most come back: wait for them rather
+                    # than refuse a request that fits once they are settled.
+                    await budget_freed.wait_for(lambda: gate.fits(chars) or gate.held == 0)
+                    held = gate.reserve(chars)
                 if held is None:
                     return  # not sent: it would take the night past its budget
                 reservation = held
@@ -546,6 +558,8 @@ async def _fan_out(
                     gate.settle(reservation, chars, record.prompt_tokens,
                                 record.completion_tokens,
                                 price_of(config.cost, record.served_model, judge.model))
+                async with budget_freed:
+                    budget_freed.notify_all()
             if record.status == FAILED:
                 failures_in_a_row += 1
                 last_failure = record.unscored_reason or ""
