@@ -415,6 +415,9 @@ class DriftSettings(_Strict):
     def _ordered(self) -> DriftSettings:
         if not self.warning_points <= self.sev2_points <= self.sev0_points:
             raise ValueError("thresholds must satisfy warning_points <= sev2_points <= sev0_points")
+        if self.baseline_replicates > 1 and not self.sequential:
+            raise ValueError("baseline_replicates > 1 needs sequential: true (the reference "
+                             "runs only serve the evidence across nights)")
         return self
 
 

@@ -144,12 +144,20 @@ def run_nightly(
             store.save_metric_report(result.run_id, report)
         store.finish_run(result.run_id, result.status, result.summary)
         watch = after_run(store, result.run_id, config, http_client=http_client)
-        after = take_references(config, store, cs, spent=spent + _cost_of(store, config,
-                                                                         [result.run_id]),
-                                **progress)
+        after = References()
+        if (watch.check.get("verdict") == drift.BASELINE_ACCEPTED and not before.run_ids
+                and not before.failed):  # tonight became the baseline: replicate it now
+            after = take_references(config, store, cs, spent=spent + _cost_of(
+                store, config, [result.run_id]), **progress)
         watch.references = before.run_ids + after.run_ids
         watch.references_note = before.note or after.note
     return Nightly(result=result, report=report, watch=watch)
+
+
+def _is_reference_check(record: dict[str, Any]) -> bool:
+    """Whether a saved check is a reference run's (its dimensions marked ``reference``)."""
+    dims = record.get("dimensions") or []
+    return bool(dims) and all(d.get("reference") for d in dims)
 
 
 def _monitored_since(store: Store, baseline_run_id: str) -> bool:
@@ -161,14 +169,51 @@ def _monitored_since(store: Store, baseline_run_id: str) -> bool:
 
     c = schema.drift_checks.c
     with store.engine.connect() as conn:
-        rows = conn.execute(select(c.run_id, c.verdict).where(
+        rows = conn.execute(select(c.run_id, c.verdict, c.record).where(
             c.baseline_run_id == baseline_run_id)).all()
-    for run_id, verdict in rows:
-        if run_id == baseline_run_id or verdict == drift.INCONCLUSIVE:
-            continue
-        if drift.reference_of(store.get_run(run_id), baseline_run_id) is None:
-            return True
-    return False
+    return any(run_id != baseline_run_id and verdict != drift.INCONCLUSIVE
+               and not _is_reference_check(record or {})
+               for run_id, verdict, record in rows)
+
+
+def _references_of(store: Store, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """The completed reference runs of the baseline run ``base`` (their ``reference_of``)."""
+    from sqlalchemy import select
+
+    from judgecal.db import schema
+
+    c = schema.runs.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(c.summary).where(
+            c.judge_name == base["judge_name"], c.set_version == base["set_version"],
+            c.status == COMPLETED, c.started_at >= base["started_at"])).all()
+    return [ref for (summary,) in rows
+            if (ref := drift.reference_of({"summary": summary}, str(base["run_id"])))]
+
+
+def _no_references_because(config: RunConfig, base: dict[str, Any]) -> str | None:
+    """Why the baseline run cannot be replicated now (None when it can): a reference run is
+    the same judge replaying the set soon after the baseline run, or it is no reference."""
+    from datetime import datetime
+
+    from judgecal.judge.prompt import configured_fingerprint
+    from judgecal.records import utcnow
+
+    if configured_fingerprint(config.judge)["hash"] != base["config_hash"]:
+        return ("the judge's configuration is not the baseline run's, so a replay now would "
+                "not repeat it")
+    finished = base.get("finished_at") or base["started_at"]
+    try:
+        age_h = (datetime.fromisoformat(utcnow().replace("Z", "+00:00"))
+                 - datetime.fromisoformat(str(finished).replace("Z", "+00:00"))
+                 ).total_seconds() / 3600
+    except ValueError:
+        return None
+    limit = config.run.stale_after_hours
+    if age_h > limit:
+        return (f"the baseline run is {age_h:.0f} hours old (run.stale_after_hours: "
+                f"{limit:g}), so a replay now would measure today's judge, not the baseline's")
+    return None
 
 
 @dataclass
@@ -180,7 +225,9 @@ class References:
     spent: float = 0.0
     """What the night has cost so far, these runs included (with ``cost.budget_per_night``)."""
     note: str | None = None
-    """Why fewer reference runs than wanted were taken, when it is the budget."""
+    """Why fewer reference runs than wanted were taken (budget, judge changed, too late)."""
+    failed: bool = False
+    """The last one did not complete (closed and checked as an inconclusive night)."""
 
 
 def take_references(config: RunConfig, store: Store, cs: CalibrationSet, *,
@@ -216,12 +263,15 @@ def take_references(config: RunConfig, store: Store, cs: CalibrationSet, *,
     if wanted <= 0 or not settings.sequential or base is None:
         return out
     baseline_run_id = str(base["run_id"])
-    done = [ref for r in store.list_runs(config.judge.name, limit=wanted + 50)
-            if r["set_version"] == cs.version and r["status"] == COMPLETED
-            and (ref := drift.reference_of(r, baseline_run_id)) is not None]
+    base_run = store.get_run(baseline_run_id)
+    done = _references_of(store, base_run)
     have = len(done)
     if (have >= wanted or any(ref.get("identical") for ref in done)
             or _monitored_since(store, baseline_run_id)):
+        return out
+    why = _no_references_because(config, base_run)
+    if why is not None:
+        out.note = f"no reference run taken: {why}"
         return out
     limit = config.cost.budget_per_night
     whole, headroom = (_replay_estimate(store, config, baseline_run_id) if limit is not None
@@ -249,10 +299,17 @@ def take_references(config: RunConfig, store: Store, cs: CalibrationSet, *,
                 StoredSet.load(store, cs.version), store.replies(result.run_id),
                 n_boot=config.run.bootstrap, seed=config.run.seed))
         store.finish_run(result.run_id, result.status, summary)
-        after_run(store, result.run_id, config, http_client=http_client)
+        checked = after_run(store, result.run_id, config, http_client=http_client)
         out.run_ids.append(result.run_id)
         out.spent += _cost_of(store, config, [result.run_id])
-        if result.status != COMPLETED or identical:
+        if result.status != COMPLETED:
+            out.failed = True
+            break
+        if not _is_reference_check(checked.check):
+            out.note = ("the reference run did not reproduce the baseline and was checked as "
+                        "a night; no more reference runs for this baseline")
+            break
+        if identical:
             break
     return out
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import update
 
 from judgecal import drift, incidents, nightly
@@ -288,7 +289,7 @@ def test_judgecal_run_says_which_reference_runs_it_took(
     finally:
         store.close()
     assert "baseline_accepted" in out
-    assert (f"replicated baseline: 1 reference run(s) of the whole set taken ({ref['run_id']})"
+    assert (f"replicated baseline: 1 reference run(s) of the whole set taken ({ref['run_id']});"
             in out)
     code, out, err = run_main(["run", "--config", str(cfg), "--verbose"], capsys)
     assert code == 0, err
@@ -383,3 +384,75 @@ def test_reference_runs_share_the_nights_budget(
             assert "paid twice with tonight's own run" in third.watch.references_note
     finally:
         store.close()
+
+
+def test_a_reference_run_unlike_its_baseline_is_checked_as_a_night(tmp_path: Path) -> None:
+    """The judge changes behind the same name between the baseline run and its reference
+    run: the reference is not averaged into the baseline (nor declared healthy); it is
+    checked as a night, flagged, and the replication ends."""
+    store = open_store(f"sqlite:///{tmp_path / 'unlike.db'}")
+    try:
+        with start_server(recordings={"gpt-4": "llmbar:GPT-4/Vanilla"}, sets_dir=SETS) as srv:
+            starts = itertools.count()
+
+            def swap_after_the_baseline(_total: int, _done: int) -> None:
+                if next(starts) == 1:
+                    srv.configure(recordings={"gpt-4": "llmbar:ChatGPT/Vanilla"})
+
+            cfg = run_config(srv.url, store.url, judge_file="llmbar-gpt4-vanilla.yaml",
+                             set_name="llmbar", run={"bootstrap": N_BOOT}, concurrency=32)
+            cfg = cfg.model_copy(update={"drift": DriftSettings(
+                auto_baseline=True, bootstrap=N_BOOT, baseline_replicates=3)})
+            cs = load_set(SETS / "llmbar")
+            first = nightly.run_nightly(cfg, store, cs, on_start=swap_after_the_baseline)
+            (ref,) = first.watch.references
+            (check,) = drift.checks_for_run(store, ref)
+            assert check["verdict"] == "incident"
+            assert "was to be a reference run" in check["record"]["message"]
+            assert not any(d.get("reference") for d in check["record"]["dimensions"])
+            assert first.watch.references_note.startswith("the reference run did not reproduce")
+            second = nightly.run_nightly(cfg, store, cs)
+            assert second.watch.references == [] and second.watch.references_note is None
+    finally:
+        store.close()
+
+
+def test_no_reference_for_an_old_baseline_or_another_configuration(tmp_path: Path) -> None:
+    """A baseline accepted by hand long after its run (a rollback), or a judge configured
+    differently since: a replay now would not repeat the baseline, so none is taken."""
+    store = open_store(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        with start_server(recordings={"gpt-4": "llmbar:GPT-4/Vanilla"}, sets_dir=SETS) as srv:
+            cfg = run_config(srv.url, store.url, judge_file="llmbar-gpt4-vanilla.yaml",
+                             set_name="llmbar", run={"bootstrap": N_BOOT, "limit": 120},
+                             concurrency=32)
+            single = cfg.model_copy(update={"drift": DriftSettings(
+                auto_baseline=True, bootstrap=N_BOOT)})
+            cs = load_set(SETS / "llmbar")
+            old = nightly.run_nightly(single, store, cs).result.run_id
+            with store.engine.begin() as conn:
+                conn.execute(update(schema.runs).where(schema.runs.c.run_id == old)
+                             .values(finished_at="2026-01-01T00:00:00Z"))
+            replicated = cfg.model_copy(update={"drift": DriftSettings(
+                auto_baseline=True, bootstrap=N_BOOT, baseline_replicates=3)})
+            night = nightly.run_nightly(replicated, store, cs)
+            assert night.watch.references == []
+            assert "hours old" in night.watch.references_note
+            # A fresh baseline, but the judge's decoding changed since.
+            drift.accept_baseline(store, night.result.run_id, actor="test", reason="fresh")
+            hotter = replicated.model_copy(update={"judge": replicated.judge.model_copy(
+                update={"decoding": replicated.judge.decoding.model_copy(
+                    update={"temperature": 0.7})})})
+            changed = nightly.run_nightly(hotter, store, cs)
+            assert changed.watch.references == []
+            assert "configuration is not the baseline run's" in changed.watch.references_note
+            runs = store.list_runs(cfg.judge.name, limit=10)
+            assert not any(drift.reference_of(r, r2["run_id"]) for r in runs for r2 in runs)
+    finally:
+        store.close()
+
+
+def test_reference_runs_without_the_sequential_test_are_refused() -> None:
+    with pytest.raises(ValidationError, match="needs sequential: true"):
+        DriftSettings(sequential=False, baseline_replicates=3)
+    assert DriftSettings(sequential=False, baseline_replicates=1).baseline_replicates == 1

@@ -129,8 +129,8 @@ def render_watch(w: dict[str, Any]) -> str:
     refs = w.get("references") or []
     if refs:
         lines.append(f"replicated baseline: {len(refs)} reference run(s) of the whole set "
-                     f"taken ({', '.join(refs)}), compared with the baseline and added to "
-                     "the evidence across nights")
+                     f"taken ({', '.join(refs)}); each one's check says how it compared with "
+                     "the baseline")
     if w.get("references_note"):
         lines.append(f"replicated baseline: {w['references_note']}")
     stale = w.get("stale")

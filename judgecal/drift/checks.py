@@ -29,6 +29,7 @@ from judgecal.drift.verdicts import (
     INCONCLUSIVE,
     NO_BASELINE,
     NOT_COMPARABLE,
+    NOTICE,
     AlarmLevel,
     DriftCheck,
     NotComparableError,
@@ -283,7 +284,9 @@ def evaluate(
 
     ``reference``: the run is a reference run of a replicated baseline
     (``drift.baseline_replicates``): compared and added to the evidence as a reference, not
-    tested — the check is healthy and says so (``check.reference``).
+    tested — the check is healthy, says so, and marks its dimensions ``reference``. Unless it
+    does not reproduce the baseline (a fingerprint change, or a move the per-night rule
+    flags): then it is checked as a night, and says why it is not a reference.
     """
     diff = diff_runs(baseline_run, run)
     check = DriftCheck(
@@ -321,13 +324,32 @@ def evaluate(
     if sampling is not None:
         for d, entry in zip(data, check.dimensions, strict=True):
             entry["se_points"] = standard_error_points(d, n_boot, seed)
+    unlike = None
+    if reference:
+        unlike = _unlike_baseline(check)
+        reference = unlike is None
     if sequential:
         accumulate(store, check, data, settings, n_boot=n_boot, seed=seed,
                    parts=None if sampling is None else sampled_parts(view, sampling),
                    reference=reference)
     if reference:
         _as_reference(check)
+    elif unlike is not None:
+        check.message = (f"{check.message} — this was to be a reference run of the replicated "
+                         f"baseline, but {unlike}: checked as a night, and no more reference "
+                         "runs are taken for this baseline")
     return check
+
+
+def _unlike_baseline(check: DriftCheck) -> str | None:
+    """Why a reference run does not reproduce its baseline (None when it does): a visible
+    change of the judge, or a move the per-night rule flags. Such a run is not a reference."""
+    diff = check.fingerprint_diff
+    if diff is not None and diff.signature:
+        return "the judge's fingerprint differs from the baseline run's"
+    if check.verdict not in (HEALTHY, NOTICE):
+        return f"the per-night rule finds it a {check.verdict.replace('_', ' ')}"
+    return None
 
 
 def _as_reference(check: DriftCheck) -> None:
