@@ -54,7 +54,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
 top level)."""
 
 _HEADER = """\
-<!-- Generated from the models in judgecal/config.py by judgecal.config_docs; do not edit.
+<!-- Generated from the models in judgecal/config/models.py by judgecal.config_docs; do not edit.
      Regenerate: python -m judgecal.config_docs > docs/config.md -->
 # Config reference
 
