@@ -456,3 +456,15 @@ def test_reference_runs_without_the_sequential_test_are_refused() -> None:
     with pytest.raises(ValidationError, match="needs sequential: true"):
         DriftSettings(sequential=False, baseline_replicates=3)
     assert DriftSettings(sequential=False, baseline_replicates=1).baseline_replicates == 1
+
+
+def test_references_that_share_the_baselines_luck_raise_false_alarms() -> None:
+    """What docs/drift.md states about correlated reference runs, checked with the benchmark's
+    own simulation: independent references keep the level, strongly correlated ones do not."""
+    from benchmarks.bench_reference_correlation import ALPHA, false_alarm_rate
+
+    rng = np.random.default_rng(11)
+    independent = false_alarm_rate(3, 0.0, 3000, rng)
+    shared = false_alarm_rate(5, 0.95, 3000, rng)
+    assert independent <= ALPHA
+    assert shared > ALPHA and shared > 4 * independent
