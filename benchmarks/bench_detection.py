@@ -59,7 +59,7 @@ from judgecal.config import DriftSettings  # noqa: E402
 from judgecal.scales import Scale  # noqa: E402
 from judgecal.stats import paired_difference  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "llmbar"
+DATA = ROOT / "calibration_sets" / "llmbar"
 SCALE = Scale(kind="pairwise", ties=False)
 SETTINGS = DriftSettings()
 EVENT_ALPHA = 1 - SETTINGS.confidence
@@ -76,23 +76,24 @@ class Judge:
 
 
 def load() -> tuple[np.ndarray, Judge, Judge]:
+    """The gold labels and the real GPT-4 and ChatGPT (Vanilla) verdicts on LLMBar, in both
+    presentation orders (the swapped one mapped back), from the shipped calibration set."""
     gold: dict[str, float] = {}
-    with open(DATA / "items.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            gold[row["item_id"]] = float(row["gold_label"])
-    ids = sorted(gold)
-    verdicts: dict[str, dict[str, tuple[float, float]]] = {}
-    with open(DATA / "judgments.csv", encoding="utf-8") as fh:
+    with open(DATA / "labels.csv", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            key = f"{row['judge_model']}/{row['strategy']}"
-            if key in ("GPT-4/Vanilla", "ChatGPT/Vanilla"):
-                o = float(row["winner_original_order"] or "nan")
-                s = float(row["winner_swapped_order_mapped_back"] or "nan")
-                verdicts.setdefault(key, {})[row["item_id"]] = (o, s)
+            if row["rater_id"] == "gold":
+                gold[row["item_id"]] = float(row["label"])
+    ids = sorted(gold)
 
-    def judge(key: str) -> Judge:
-        pairs = [verdicts[key].get(i, (math.nan, math.nan)) for i in ids]
+    def judge(name: str) -> Judge:
+        verdicts: dict[str, tuple[float, float]] = {}
+        with open(DATA / "recorded" / f"{name}.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                verdicts[row["id"]] = tuple(  # type: ignore[assignment]
+                    math.nan if row[k] is None else float(row[k])
+                    for k in ("winner", "winner_swapped"))
+        pairs = [verdicts.get(i, (math.nan, math.nan)) for i in ids]
         return Judge(np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
 
     return np.array([gold[i] for i in ids]), judge("GPT-4/Vanilla"), judge("ChatGPT/Vanilla")

@@ -1,4 +1,4 @@
-"""Reliability: the promises of DESIGN.md under crashes, faults, overlap and hostile input.
+"""Reliability: the promises in the README under crashes, faults, overlap and hostile input.
 
 Runs the harness of :mod:`benchmarks.harness` and prints ONE table; exits 1 if any row fails.
 

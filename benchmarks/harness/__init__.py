@@ -1,4 +1,4 @@
-"""Reliability harness: the promises of DESIGN.md, each turned into a measured figure.
+"""Reliability harness: the promises in the README, each turned into a measured figure.
 
 Each module drives real ``judgecal`` processes against the recorded judge
 (:mod:`judgecal.recorded`) and real databases, and returns a report whose

@@ -1,6 +1,6 @@
 """Bounded reading: YAML alias bombs and deep nesting, score files broken mid-way.
 
-Two promises (DESIGN.md) about input that is hostile by its *size*, not its content:
+Two promises about input that is hostile by its *size*, not its content:
 
 * **YAML** — every YAML file judgecal reads goes through one bounded loader
   (:mod:`judgecal.io.yamlfile`): a "billion laughs" alias bomb of depth 9 (10^10 nodes

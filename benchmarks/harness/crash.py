@@ -1,6 +1,6 @@
 """Crash safety: ``judgecal run`` killed with SIGKILL at random points, then resumed.
 
-The promise (DESIGN.md): *no reply is paid for twice; a killed run resumes where it
+The promise: *no reply is paid for twice; a killed run resumes where it
 stopped.* The harness measures it the way a database measures durability:
 
 1. An **uninterrupted reference run** of the config into its own store gives the expected

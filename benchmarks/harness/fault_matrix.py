@@ -1,6 +1,6 @@
 """A flaky judge: every fault kind of the recorded judge at rates from 1 % to 50 %.
 
-The promise (DESIGN.md): *a flaky judge (429, 5xx, timeouts, junk replies) slows the run
+The promise: *a flaky judge (429, 5xx, timeouts, junk replies) slows the run
 down but neither crashes it nor raises a false drift alarm; too many failures make the run
 inconclusive, not drifted.*
 
@@ -150,7 +150,7 @@ class FaultReport:
                 not false_alarms, ", ".join(false_alarms[:4])),
             Row("faults", "junk/empty: agreement unchanged; unscored-rate watch warns",
                 f"{len(watched)}/{len(reasked)} runs warned (exit 10)", not reasked_bad,
-                "the unscored rate is itself watched (DESIGN.md): a real rise warns; "
+                "the unscored rate is itself watched: a real rise warns; "
                 + (", ".join(c.label for c in watched[:6]) if watched
                    else "none was significant at this size")),
             Row("faults", "false incidents (incidents / incident notifications)",

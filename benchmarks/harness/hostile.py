@@ -1,6 +1,6 @@
 """Hostile input: malformed calibration sets, configs, imported judgments and score files.
 
-The promise (DESIGN.md): *bad input gets one clear message naming the file, line and
+The promise: *bad input gets one clear message naming the file, line and
 field, exit 2, and nothing half-written.* Every attempt here copies a small valid input,
 breaks it with one :class:`Mutation`, runs the real command in-process
 (:func:`benchmarks.harness.sandbox.cli_in_process`) against a copy of a populated store,

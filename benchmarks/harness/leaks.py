@@ -1,6 +1,6 @@
 """Secrets: a sentinel API key (and webhook secrets) in the environment must appear nowhere.
 
-The promise (DESIGN.md): *API keys are read from the environment, never stored, logged or
+The promise: *API keys are read from the environment, never stored, logged or
 rendered.* The harness puts three sentinels in the environment of every command:
 
 * ``OPENAI_API_KEY`` — the judge's key;

@@ -1,6 +1,6 @@
 """Overlap and double effects: ``judgecal run`` started twice at once, webhooks that are down.
 
-The promise (DESIGN.md, "the nightly cron job"): *one run at a time* — a second run of the
+The promise (to the nightly cron job): *one run at a time* — a second run of the
 same judge and set exits with code 4 at once — and no effect happens twice: no duplicate
 run, incident, notification or webhook delivery. A webhook endpoint that is down must not
 hold up the run's record and is retried by a later run.

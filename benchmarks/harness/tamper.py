@@ -1,6 +1,6 @@
 """Label tamper: the stored calibration set edited in SQL after a run must fail verification.
 
-The promise (DESIGN.md): *the audit chain covers the human labels the judge is measured
+The promise: *the audit chain covers the human labels the judge is measured
 against: a label flipped, deleted or added behind judgecal's back, or an item edited or
 removed, makes* ``judgecal audit verify`` *exit 1 and name the row.* Lowering the bar the
 judge is measured against is the cheapest way to hide a drifted judge.

@@ -1,7 +1,7 @@
 """Unattended nights: hostile HTTP 200 replies, poisoned token counts and stores, a
 ``Retry-After`` storm, an endpoint that refuses every connection.
 
-The promise (DESIGN.md): *a nightly job that nobody watches ends with a status and an exit
+The promise: *a nightly job that nobody watches ends with a status and an exit
 code, whatever the endpoint sends back: it never crashes, never hangs, never stores what a
 reply is not, and never leaves a run behind that the next night cannot get past.* Every
 scenario runs the real ``judgecal run`` as a separate process (so interpreter shutdown

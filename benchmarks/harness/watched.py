@@ -1,6 +1,6 @@
 """Is the judge really watched? A night without a baseline, and a judge gone stale.
 
-The promise (DESIGN.md): *a monitor that silently stops monitoring is worse than none.* A
+The promise: *a monitor that silently stops monitoring is worse than none.* A
 nightly run that has no accepted baseline to compare with exits 5 (*not monitored*) and
 sends ``watch.not_monitored``; a night that cannot conclude, more than
 ``run.stale_after_hours`` (36 by default) after the judge's last conclusive drift check,
