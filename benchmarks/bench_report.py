@@ -48,7 +48,7 @@ from judgecal.records import SCORED, UNSCORED, ReplyRecord
 from judgecal.reports.data import trust_report_data
 from judgecal.reports.trust import render_html
 from judgecal.runs.imported import imported_fingerprint
-from judgecal.runs.replay import summarize_replies
+from judgecal.runs.summary import summarize_replies
 from judgecal.store import Store, open_store
 
 NIGHTS = 365

@@ -1,5 +1,6 @@
 """Runs: one replay of a calibration set through a judge (:mod:`~judgecal.runs.replay`), or a
-run whose judgments were produced elsewhere and imported (:mod:`~judgecal.runs.imported`)."""
+run whose judgments were produced elsewhere and imported (:mod:`~judgecal.runs.imported`);
+what a run's replies add up to (:mod:`~judgecal.runs.summary`)."""
 
 from judgecal.runs.imported import import_judgments, imported_fingerprint
 from judgecal.runs.replay import (
@@ -8,9 +9,8 @@ from judgecal.runs.replay import (
     execute_run,
     lock_key,
     new_run_id,
-    summarize_replies,
-    unusable_replies,
 )
+from judgecal.runs.summary import summarize_replies, unusable_replies
 
 __all__ = [
     "RunResult",

@@ -22,7 +22,8 @@ from judgecal.io.tabular import read_rows
 from judgecal.judge.prompt import ORIGINAL
 from judgecal.messages import excerpt
 from judgecal.records import SCORED, UNSCORED, ReplyRecord
-from judgecal.runs.replay import new_run_id, summarize_replies
+from judgecal.runs.replay import new_run_id
+from judgecal.runs.summary import summarize_replies
 
 if TYPE_CHECKING:
     from judgecal.calibration import CalibrationSet
