@@ -147,8 +147,8 @@ def run_nightly(
         after = References()
         if (watch.check.get("verdict") == drift.BASELINE_ACCEPTED and not before.run_ids
                 and not before.failed):  # tonight became the baseline: replicate it now
-            after = take_references(config, store, cs, spent=spent + _cost_of(
-                store, config, [result.run_id]), **progress)
+            after = take_references(config, store, cs, spent=spent + _cost(result.summary),
+                                    **progress)
         watch.references = before.run_ids + after.run_ids
         watch.references_note = before.note or after.note
     return Nightly(result=result, report=report, watch=watch)
@@ -194,21 +194,16 @@ def _references_of(store: Store, base: dict[str, Any]) -> list[dict[str, Any]]:
 def _no_references_because(config: RunConfig, base: dict[str, Any]) -> str | None:
     """Why the baseline run cannot be replicated now (None when it can): a reference run is
     the same judge replaying the set soon after the baseline run, or it is no reference."""
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from judgecal.judge.prompt import configured_fingerprint
-    from judgecal.records import utcnow
+    from judgecal.records import now
 
     if configured_fingerprint(config.judge)["hash"] != base["config_hash"]:
         return ("the judge's configuration is not the baseline run's, so a replay now would "
                 "not repeat it")
-    finished = base.get("finished_at") or base["started_at"]
-    try:
-        age_h = (datetime.fromisoformat(utcnow().replace("Z", "+00:00"))
-                 - datetime.fromisoformat(str(finished).replace("Z", "+00:00"))
-                 ).total_seconds() / 3600
-    except ValueError:
-        return None
+    finished = str(base.get("finished_at") or base["started_at"])
+    age_h = (now() - datetime.fromisoformat(finished.replace("Z", "+00:00"))) / timedelta(hours=1)
     limit = config.run.stale_after_hours
     if age_h > limit:
         return (f"the baseline run is {age_h:.0f} hours old (run.stale_after_hours: "
@@ -301,7 +296,7 @@ def take_references(config: RunConfig, store: Store, cs: CalibrationSet, *,
         store.finish_run(result.run_id, result.status, summary)
         checked = after_run(store, result.run_id, config, http_client=http_client)
         out.run_ids.append(result.run_id)
-        out.spent += _cost_of(store, config, [result.run_id])
+        out.spent += _cost(result.summary)
         if result.status != COMPLETED:
             out.failed = True
             break
@@ -315,29 +310,25 @@ def take_references(config: RunConfig, store: Store, cs: CalibrationSet, *,
 
 
 def _replay_estimate(store: Store, config: RunConfig, run_id: str) -> tuple[float, float]:
-    """What replaying the set costs, from the whole run ``run_id`` (the baseline), and the
-    headroom its budget gate holds at the end: ``concurrency`` requests in flight, each
-    reserved at its worst case (the longest prompt seen, ``max_tokens``, every re-ask)."""
-    from judgecal.runs.cost import reply_cost
+    """What replaying the set costs, from the whole run ``run_id`` (the baseline, priced
+    now: it may predate the price table), and the headroom its budget gate holds at the end:
+    ``concurrency`` requests in flight, each reserved at its worst case (the longest prompt
+    seen counted twice over, ``max_tokens``, every re-ask)."""
+    from judgecal.runs.cost import UNSET_MAX_TOKENS, run_cost, worst_request_cost
 
     judge = config.judge
-    price = config.cost.prices.get(judge.model)
     replies = store.replies(run_id)
     longest = max((r["prompt_tokens"] or 0 for r in replies), default=0)
-    worst = reply_cost(price, 2 * longest, judge.decoding.max_tokens or 4096) or 0.0
-    headroom = judge.concurrency * (1 + judge.parse_retries) * worst
-    return _cost_of(store, config, [run_id]), headroom
+    worst = worst_request_cost(config.cost.prices[judge.model], 2 * longest,
+                               judge.decoding.max_tokens or UNSET_MAX_TOKENS,
+                               1 + judge.parse_retries)
+    whole = run_cost(replies, config.cost, judge.model) or {}
+    return float(whole.get("total") or 0.0), judge.concurrency * worst
 
 
-def _cost_of(store: Store, config: RunConfig, run_ids: list[str]) -> float:
-    """What the runs' replies cost (0 without a price table)."""
-    from judgecal.runs.cost import run_cost
-
-    total = 0.0
-    for run_id in run_ids:
-        cost = run_cost(store.replies(run_id), config.cost, config.judge.model) or {}
-        total += float(cost.get("total") or 0.0)
-    return total
+def _cost(summary: dict[str, Any]) -> float:
+    """What a run cost, from its summary (0 without a price table)."""
+    return float((summary.get("cost") or {}).get("total") or 0.0)
 
 
 def _repeats(store: Store, run_id: str, baseline_run_id: str) -> bool:

@@ -29,7 +29,11 @@ from judgecal.judge.completion import token_count
 if TYPE_CHECKING:
     from judgecal.config import CostSettings, Price
 
-__all__ = ["BudgetGate", "price_of", "reply_cost", "run_cost"]
+__all__ = ["UNSET_MAX_TOKENS", "BudgetGate", "price_of", "reply_cost", "run_cost",
+           "worst_request_cost"]
+
+UNSET_MAX_TOKENS = 4096
+"""Completion tokens a request is reserved at when the judge sets no ``max_tokens``."""
 
 _CHARS_PER_TOKEN_BEFORE_ANY = 2.0
 """Before any reply reports its prompt tokens, a prompt is reserved at 2 characters per
@@ -49,6 +53,14 @@ def reply_cost(price: Price | None, prompt: Any, completion: Any) -> float | Non
     if price is None or p is None or c is None:
         return None
     return (p * price.prompt_per_million + c * price.completion_per_million) / 1e6
+
+
+def worst_request_cost(price: Price, prompt_tokens: int, max_completion: int,
+                       attempts: int) -> float:
+    """The most one reply may cost: ``attempts`` requests of ``prompt_tokens`` each, every one
+    answered with ``max_completion`` tokens."""
+    return attempts * (prompt_tokens * price.prompt_per_million
+                       + max_completion * price.completion_per_million) / 1e6
 
 
 def run_cost(replies: Iterable[Mapping[str, Any]], cost: CostSettings,
@@ -95,9 +107,8 @@ class BudgetGate:
     _seen: bool = False
 
     def _worst(self, prompt_chars: int) -> float:
-        return self.attempts * (
-            math.ceil(prompt_chars * self._ratio) * self.price.prompt_per_million
-            + self.max_completion * self.price.completion_per_million) / 1e6
+        return worst_request_cost(self.price, math.ceil(prompt_chars * self._ratio),
+                                  self.max_completion, self.attempts)
 
     def fits(self, prompt_chars: int) -> bool:
         """Whether a request of ``prompt_chars`` could be reserved now (nothing counted)."""
