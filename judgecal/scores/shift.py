@@ -31,7 +31,8 @@ import sqlalchemy as sa
 
 from judgecal.errors import InputError
 from judgecal.records import now as clock_now
-from judgecal.scores.link import iso, mean_change, moment_columns
+from judgecal.scores.link import iso
+from judgecal.scores.moments import mean_change, moment_columns
 from judgecal.scores.source import ScoreSource
 
 __all__ = [
