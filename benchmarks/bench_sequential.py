@@ -125,7 +125,8 @@ def _kappa(cells: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Nights:
-    """Per night of one sequence: Δ and SE (points), items compared, alarms."""
+    """Per night of one sequence: Δ and SE (points), items compared, alarms, and the items
+    whose verdict differs from the baseline's."""
 
     delta: np.ndarray
     se: np.ndarray
@@ -133,6 +134,7 @@ class Nights:
     nightly: np.ndarray
     today: np.ndarray
     watch: np.ndarray
+    changed: np.ndarray
 
 
 class Replayer:
@@ -187,8 +189,10 @@ class Replayer:
         p, shift = self._watch(pairs)
         big = shift >= bd.SETTINGS.distribution_shift_points
         watch = big & (p <= ROUTINE_NIGHTLY)
+        changed = np.array([np.sum((a != b) & ~np.isnan(a) & ~np.isnan(b)) for a, b in pairs],
+                           dtype=np.float64)
         return Nights(delta, se, n_items, rule(self.z_nightly) | watch,
-                      rule(self.z_today) | (big & (p <= ROUTINE_TODAY)), watch)
+                      rule(self.z_today) | (big & (p <= ROUTINE_TODAY)), watch, changed)
 
     @staticmethod
     def _watch(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -376,9 +380,11 @@ def run_scenario(sim: Simulation, sc: Scenario, lam: float, fraction: float, cou
     delta = np.stack([r.delta for r in rows])
     se = np.stack([r.se for r in rows])
     f = np.stack([r.n_items for r in rows]) / N_ITEMS
-    traj = seq.e_process(delta, se, f, reference=ref)
+    changed = np.stack([r.changed for r in rows])
+    weigh = seq.null_standard_errors(se, f, changed, ref)  # as update() weighs the nights
+    traj = seq.e_process(delta, weigh, f, reference=ref)
     crossed = seq.alarms(traj, ALPHA_SEQUENTIAL)[:, ref:]
-    naive = seq.alarms(seq.e_process(delta, se, f, shared_baseline=False, reference=ref),
+    naive = seq.alarms(seq.e_process(delta, weigh, f, shared_baseline=False, reference=ref),
                        ALPHA_SEQUENTIAL)[:, ref:]
     whole = seq.alarms(traj, ALPHA_TOTAL)[:, ref:]
     nightly = np.stack([r.nightly for r in rows])[:, ref:]
@@ -392,7 +398,8 @@ def run_scenario(sim: Simulation, sc: Scenario, lam: float, fraction: float, cou
         "whole": first_true(whole),
         "watch": first_true(np.stack([r.watch for r in rows])[:, ref:]),
     }
-    _check_update_api(delta[:2], se[:2], f[:2], first["sequential"][:2], traj.log_e[:2], ref)
+    _check_update_api(delta[:2], se[:2], f[:2], changed[:2], first["sequential"][:2],
+                      traj.log_e[:2], ref)
     cp_ok = []
     for i, night in enumerate(first["sequential"]):
         if night >= sc.onset and sc.drop:
@@ -436,6 +443,7 @@ def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[s
 
     d_s, se_s, d_r, se_r = (stack("sample", "delta"), stack("sample", "se"),
                             stack("rest", "delta"), stack("rest", "se"))
+    ch_s, ch_r = stack("sample", "changed"), stack("rest", "changed")
     alarm_s = stack("sample", "nightly")
     ref = sim.replicates - 1
     corr_all = _slots_correlation(ref)
@@ -444,15 +452,19 @@ def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[s
     width = 2 * NIGHTS + ref
     obs_d = np.full((count, width), np.nan)
     obs_se = np.full((count, width), np.nan)
+    obs_f = np.full((count, width), np.nan)
+    obs_ch = np.full((count, width), np.nan)
     slot = np.full((count, width), -1)
     used = np.zeros(count, dtype=int)
     expanded = np.zeros((count, NIGHTS), dtype=bool)
     crossed = np.zeros(count, dtype=bool)
     rows_i = np.arange(count)
 
-    def add(mask: np.ndarray, d: np.ndarray, e: np.ndarray, slot_id: int) -> None:
+    def add(mask: np.ndarray, d: np.ndarray, e: np.ndarray, slot_id: int, n_items: int,
+            ch: np.ndarray) -> None:
         where = used[mask]
         obs_d[rows_i[mask], where], obs_se[rows_i[mask], where] = d[mask], e[mask]
+        obs_f[rows_i[mask], where], obs_ch[rows_i[mask], where] = n_items / N_ITEMS, ch[mask]
         slot[rows_i[mask], where] = slot_id
         used[mask] += 1
 
@@ -462,17 +474,21 @@ def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[s
         pad = (ids < 0)[:, :, None] | (ids < 0)[:, None, :]
         return np.where(pad, np.eye(n), c)
 
+    def weigh(n: int) -> np.ndarray:  # as update() weighs the comparisons
+        return seq.null_standard_errors(obs_se[:, :n], obs_f[:, :n], obs_ch[:, :n], ref)
+
     def trajectory(n: int) -> seq.Trajectory:
-        return seq.e_process(obs_d[:, :n], obs_se[:, :n], correlation=correlation(n),
+        return seq.e_process(obs_d[:, :n], weigh(n), correlation=correlation(n),
                              reference=ref)
 
     settings = bd.SETTINGS
     everyone = np.ones(count, dtype=bool)
     for k in range(ref):
         add(everyone, np.stack([r.refs.delta[k] for r in rows]),
-            np.stack([r.refs.se[k] for r in rows]), 2 * NIGHTS + k)
+            np.stack([r.refs.se[k] for r in rows]), 2 * NIGHTS + k, N_ITEMS,
+            np.stack([r.refs.changed[k] for r in rows]))
     for t in range(NIGHTS):
-        add(everyone, d_s[:, t], se_s[:, t], 2 * t)
+        add(everyone, d_s[:, t], se_s[:, t], 2 * t, N_ITEMS // BLOCKS, ch_s[:, t])
         n = int(used.max())
         traj = trajectory(n)
         last = (used - 1)[:, None]
@@ -480,7 +496,8 @@ def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[s
         unclear = np.array([sampling.unclear_reason("p", float(d), float(e), settings)
                             is not None for d, e in zip(d_s[:, t], se_s[:, t], strict=True)])
         expanded[:, t] = unclear | alarm_s[:, t] | crossed
-        add(expanded[:, t], d_r[:, t], se_r[:, t], 2 * t + 1)
+        add(expanded[:, t], d_r[:, t], se_r[:, t], 2 * t + 1, N_ITEMS - N_ITEMS // BLOCKS,
+            ch_r[:, t])
     n = int(used.max())
     traj = trajectory(n)
     night_of = np.where((slot[:, :n] >= 0) & (slot[:, :n] < 2 * NIGHTS), slot[:, :n] // 2,
@@ -493,7 +510,7 @@ def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[s
 
     seq_flags = seq.alarms(traj, ALPHA_SEQUENTIAL)
     seq_cross = by_night(seq_flags)
-    naive = by_night(seq.alarms(seq.e_process(obs_d[:, :n], obs_se[:, :n],
+    naive = by_night(seq.alarms(seq.e_process(obs_d[:, :n], weigh(n),
                                               correlation=np.eye(n), reference=ref),
                                 ALPHA_SEQUENTIAL))
     whole = by_night(seq.alarms(traj, ALPHA_TOTAL))
@@ -508,7 +525,8 @@ def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[s
         "whole": first_true(whole),
         "watch": first_true(expanded & stack("full", "watch")),
     }
-    _check_update_covers(obs_d[:2, :n], obs_se[:2, :n], slot[:2, :n], traj.log_e[:2])
+    _check_update_covers(obs_d[:2, :n], obs_se[:2, :n], obs_ch[:2, :n], slot[:2, :n],
+                         traj.log_e[:2])
     cp_ok = []
     for i, night in enumerate(first["sequential"]):
         if night >= sc.onset and sc.drop:
@@ -527,8 +545,8 @@ def run_sampled(sim: Simulation, sc: Scenario, lam: float, count: int) -> dict[s
     }
 
 
-def _check_update_covers(delta: np.ndarray, se: np.ndarray, slot: np.ndarray,
-                         log_e: np.ndarray) -> None:
+def _check_update_covers(delta: np.ndarray, se: np.ndarray, changed: np.ndarray,
+                         slot: np.ndarray, log_e: np.ndarray) -> None:
     """The sampled sequences' e-process against update() with covers, comparison by
     comparison through JSON (as the nightly check keeps them)."""
     cover = [[[s, e]] for s, e in sampling.blocks_of(N_ITEMS, BLOCKS)]
@@ -541,7 +559,8 @@ def _check_update_covers(delta: np.ndarray, se: np.ndarray, slot: np.ndarray,
                 break  # skipped: the state leaves it out, the array keeps its place
             if slot[i, j] >= 2 * NIGHTS:  # a reference run: the whole set
                 obs = seq.NightObservation("base", float(delta[i, j]), float(se[i, j]),
-                                           N_ITEMS, N_ITEMS, f"ref{j}", reference=True)
+                                           N_ITEMS, N_ITEMS, f"ref{j}", reference=True,
+                                           changed=int(changed[i, j]))
                 state, _ = seq.update(state, obs)
                 continue
             t, rest = int(slot[i, j]) // 2 + 1, int(slot[i, j]) % 2 == 1
@@ -550,15 +569,16 @@ def _check_update_covers(delta: np.ndarray, se: np.ndarray, slot: np.ndarray,
                 else cover[k]
             n = N_ITEMS - N_ITEMS // BLOCKS if rest else N_ITEMS // BLOCKS
             obs = seq.NightObservation("base", float(delta[i, j]), float(se[i, j]), n, N_ITEMS,
-                                       f"run{t}", {"key": "k", "n": N_ITEMS, "spans": spans})
+                                       f"run{t}", {"key": "k", "n": N_ITEMS, "spans": spans},
+                                       changed=int(changed[i, j]))
             state, _ = seq.update(seq.SequentialState.from_json(
                 json.loads(json.dumps(state.to_json()))), obs)
             if abs(state.log_e_value - log_e[i, j]) > 1e-8:
                 raise AssertionError("update() with covers differs from e_process()")
 
 
-def _check_update_api(delta: np.ndarray, se: np.ndarray, f: np.ndarray, first: np.ndarray,
-                      log_e: np.ndarray, ref: int = 0) -> None:
+def _check_update_api(delta: np.ndarray, se: np.ndarray, f: np.ndarray, changed: np.ndarray,
+                      first: np.ndarray, log_e: np.ndarray, ref: int = 0) -> None:
     """The vectorised e-process against the state machine, night by night through JSON (the
     first ``ref`` comparisons as reference runs)."""
     for i in range(delta.shape[0]):
@@ -567,7 +587,7 @@ def _check_update_api(delta: np.ndarray, se: np.ndarray, f: np.ndarray, first: n
         for t in range(delta.shape[1]):
             obs = seq.NightObservation("base", float(delta[i, t]), float(se[i, t]),
                                        round(float(f[i, t]) * N_ITEMS), N_ITEMS, f"run{t}",
-                                       reference=t < ref)
+                                       reference=t < ref, changed=int(changed[i, t]))
             state, dec = seq.update(seq.SequentialState.from_json(
                 json.loads(json.dumps(state.to_json()))), obs)
             # A skipped night keeps its place in e_process() but not in the state: compare

@@ -5,6 +5,8 @@ is accepted sharpen the reference of the evidence across nights.
   (numerical integration over the drop, explicit covariance);
 * a seeded null simulation: false alarms over 30 nights stay under α whatever the number of
   reference runs, and a drop from the first night is found sooner with more of them;
+* the nights weighed by the references' noise instead of their own spread (which a drop
+  inflates): the formula, its guards, and a seeded item-level simulation (null and power);
 * the state machine (JSON, ordering rule) and the nightly check on real judges' verdicts;
 * the nightly job over real HTTP through the recorded judge.
 """
@@ -153,6 +155,67 @@ def test_the_state_keeps_the_references_first() -> None:
     assert d.mdc_floor_points < one.mdc_floor_points
 
 
+def test_nights_are_weighed_by_the_noise_of_the_reference_runs() -> None:
+    from scipy.stats import chi2
+
+    se = np.array([1.0, 1.4, 1.2, 1.4, 0.0, np.nan, 2.4])
+    f = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.25])
+    changed = np.array([30, 50, 44, 70, 0, np.nan, 20])
+    out = seq.null_standard_errors(se, f, changed, 2)
+    # The references' variance per whole set, inflated by the 80 % Poisson bound on the
+    # 80 items they changed, scaled to each night's share; a night without evidence stays so.
+    pooled = math.sqrt((1.0 + 1.4**2) / 2 * chi2.ppf(0.8, 162) / 160)
+    assert out[:2].tolist() == [1.0, 1.4]
+    assert out[2] == pytest.approx(pooled) and out[3] == pytest.approx(pooled)
+    assert out[4] == 0.0 and np.isnan(out[5])
+    assert out[6] == pytest.approx(pooled / 0.5)
+    # Never surer than 0.9 of the night's own spread.
+    assert seq.null_standard_errors([1.0, 6.0], 1.0, [30, 300], 1)[1] == pytest.approx(5.4)
+    # Without references, or without their counts of changed items: the nights' own.
+    assert seq.null_standard_errors(se, f, changed, 0).tolist()[:4] == se.tolist()[:4]
+    assert seq.null_standard_errors([1.0, 1.6], 1.0, [np.nan, 70], 1).tolist() == [1.0, 1.6]
+    # ... or when the references changed too few items to measure the noise by.
+    assert seq.null_standard_errors([0.3, 0.5], 1.0, [9, 20], 1).tolist() == [0.3, 0.5]
+    # A reference identical to the baseline (no evidence) is left out, as the state does.
+    assert seq.null_standard_errors([0.0, 1.0, 1.2], 1.0, [0, 30, 70], 2)[2] == \
+        pytest.approx(math.sqrt(chi2.ppf(0.8, 62) / 60))
+
+
+def _item_runs(sequences: int, k: int, nights: int, drop_share: float, seed: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Item-level runs: 1,000 items, each agreeing with the humans or not; 7 % of them are
+    coin flips every run, the rest fixed. A drifted night (from night 1) re-draws a share
+    ``drop_share`` of the items as coin flips: agreement falls *and* the night disagrees
+    with the baseline on more items. Returns Δ, its standard error (points) and the items
+    changed, per comparison (k − 1 references, then the nights)."""
+    rng = np.random.default_rng(seed)
+    n = 1000
+    fixed = rng.random((sequences, 1, n)) < 0.8
+    unstable = rng.random((sequences, 1, n)) < 0.07
+    runs = np.where(unstable, rng.random((sequences, k + nights, n)) < 0.5, fixed)
+    redraw = rng.random((sequences, nights, n)) < drop_share
+    runs[:, k:] = np.where(redraw, rng.random((sequences, nights, n)) < 0.5, runs[:, k:])
+    d = runs[:, 1:].astype(np.float64) - runs[:, :1]
+    delta = 100.0 * d.mean(axis=-1)
+    se = 100.0 * np.sqrt(((d - d.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)) / n
+    return delta, se, np.count_nonzero(d, axis=-1).astype(np.float64)
+
+
+def test_weighing_by_the_references_keeps_the_level_and_finds_a_drop_sooner() -> None:
+    k = 3
+    results = {}
+    for share, seed in ((0.0, 5), (0.04, 6)):
+        delta, se, changed = _item_runs(1500, k, 30 if share == 0 else 7, share, seed)
+        for how, weights in (("own", se),
+                             ("references", seq.null_standard_errors(se, 1.0, changed, k - 1))):
+            crossed = seq.alarms(seq.e_process(delta, weights, reference=k - 1), ALPHA)
+            results[(share, how)] = float(crossed[:, k - 1:].any(axis=1).mean())
+    bound = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / 1500)
+    assert results[(0.0, "references")] <= bound and results[(0.0, "own")] <= bound
+    # A drop of about 1.2 points of agreement, present from the first night, within 7 nights.
+    assert results[(0.04, "references")] > results[(0.04, "own")] + 0.1
+
+
 # --------------------------------------------------------------------------- the check
 
 
@@ -183,7 +246,8 @@ def test_reference_runs_are_checked_as_references_on_real_verdicts(
     nights = Nights(store, llmbar, tmp_path, seed=7)
     base = nights.baseline()
     for index in (1, 2):
-        run_id = nights.run(nights.verdicts(0.0))
+        verdicts = nights.verdicts(0.0)
+        run_id = nights.run(verdicts)
         _mark_reference(store, run_id, base, index, 2)
         check = drift.check_run(store, run_id, nights.settings, n_boot=N_BOOT)
         incidents.record_check(store, check)
@@ -193,6 +257,10 @@ def test_reference_runs_are_checked_as_references_on_real_verdicts(
                                         f"baseline {base}")
         q = entry["sequential"]
         assert q["reference_runs"] == index and q["nights"] == 0 and not q["crossed"]
+        changed = sum(1 for i, v in verdicts.items() if v is not None
+                      and nights.baseline_verdicts[i] is not None
+                      and v != nights.baseline_verdicts[i])
+        assert changed > 0 and q["state"]["nights"][-1][6] == changed
     check, _ = nights.night()
     q = check.dimensions[0]["sequential"]
     assert (q["reference_runs"], q["nights"]) == (2, 1)

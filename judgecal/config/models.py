@@ -382,7 +382,9 @@ class DriftSettings(_Strict):
     job right after the acceptance (or, after a manual ``baseline accept``, before the next
     night). Each is compared with the accepted run and added to the evidence as a reference:
     the nights are then compared with the mean of all of them, whose own noise is
-    ``baseline_replicates`` times smaller, and no drop may begin on them. This is what lets
+    ``baseline_replicates`` times smaller, each night is weighed by the noise the reference
+    runs showed rather than by its own spread (which a drop inflates), and no drop may begin
+    on them. This is what lets
     a drop present from the first night be seen sooner (``docs/drift.md``); it costs
     ``baseline_replicates − 1`` extra replays per accepted baseline, or one when the judge
     repeats itself (a reference run with exactly the baseline's verdicts ends the

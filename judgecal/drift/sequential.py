@@ -28,7 +28,10 @@ nightly paired Δ against one baseline). Here:
   the whole set K − 1 more times right after a baseline is accepted (before any monitored
   night): *reference runs* (:func:`reference_of`). Each is compared with the accepted run
   and added as a reference (``NightObservation.reference``): the nights are then measured
-  against the mean of the K runs, and no drop may begin on a reference. A reference run is
+  against the mean of the K runs, no drop may begin on a reference, and each night is
+  weighed by the noise the references showed rather than by its own spread, which a drop
+  inflates (:func:`judgecal.stats.sequential.null_standard_errors`; each comparison keeps
+  how many items changed, ``changed_items``). A reference run is
   not tested by the per-night rule (it is no monitored night, so the false-alarm budget is
   untouched), and its check is healthy and says what it was.
 """
@@ -62,6 +65,7 @@ __all__ = [
     "ONE_SE_ALPHA",
     "TONIGHT",
     "accumulate",
+    "changed_items",
     "onset_before",
     "previous_states",
     "reference_of",
@@ -137,6 +141,15 @@ def sampled_parts(view: StoredSet, plan: SamplePlan) -> list[Part]:
     in_sample = np.array([i in sample for i in ids], dtype=bool)
     in_rest = np.array([i in universe and i not in sample for i in ids], dtype=bool)
     return [(in_sample, plan.cover()), (in_rest, plan.cover(rest=True))]
+
+
+def changed_items(d: DimensionData, mask: Any = None) -> int:
+    """Items both runs scored whose scores differ (on ``mask`` when given)."""
+    import numpy as np
+
+    a, b = (d.a, d.b) if mask is None else (d.a[mask], d.b[mask])
+    both = ~np.isnan(a) & ~np.isnan(b)
+    return int(np.count_nonzero(both & (np.where(both, a, 0.0) != np.where(both, b, 0.0))))
 
 
 def _part(d: DimensionData, mask: Any, n_boot: int, seed: int
@@ -254,7 +267,7 @@ def accumulate(
                        se_part, n_part)
             state, decision = seq.update(state, seq.NightObservation(
                 check.baseline_run_id or "", obs[0], obs[1], obs[2], scored_by_baseline,
-                check.run_id, cover, reference=reference))
+                check.run_id, cover, reference=reference, changed=changed_items(d, mask)))
             newly = newly or decision.newly_crossed
         decision = dataclasses.replace(decision, newly_crossed=newly)
         sev = _severity(decision, state.min_drop_points, delta, settings)

@@ -26,7 +26,12 @@ Null model (no drift)
     covariance 0.51–0.53 for full nights and 0.11–0.12 for 25 % nights (model: 0.5, 0.125).
     The baseline's share is read from each night's own SE, so a drop that also makes the
     verdicts noisier (the drifted judge disagrees with the baseline on more items) inflates
-    it: conservative, and it costs power.
+    it: conservative, and it costs power. With reference runs (a replicated baseline, see
+    :func:`e_process`) the nights are weighed instead by the noise the references showed,
+    which no drop touched (:func:`null_standard_errors`: their variance per whole set,
+    inflated by an 80 % Poisson bound on the items they changed, never below 0.9 of a
+    night's own SE; a judge whose references changed fewer than 10 items each keeps the
+    nights' own).
 
 Alternatives
     A drop of ``δ ≥ 0`` points from night ``τ`` on: ``E Z_t = −δ / s_t`` for ``t ≥ τ``.
@@ -112,12 +117,14 @@ from judgecal.stats.sequential._mixture import (
     log_normal_mixture,
     minimum_detectable_drop,
     normal_mixture_boundary,
+    null_standard_errors,
 )
 from judgecal.stats.sequential._state import (
     Night,
     NightObservation,
     SequentialDecision,
     SequentialState,
+    effective_se,
     new_state,
     night_correlation,
     reset,
@@ -136,11 +143,13 @@ __all__ = [
     "alarms",
     "change_prior",
     "e_process",
+    "effective_se",
     "log_normal_mixture",
     "minimum_detectable_drop",
     "new_state",
     "night_correlation",
     "normal_mixture_boundary",
+    "null_standard_errors",
     "reset",
     "update",
 ]

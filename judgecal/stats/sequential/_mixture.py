@@ -185,6 +185,102 @@ def e_process(
     return _trajectory(u, v, prior_scale_points, reference)
 
 
+NULL_SE_LEVEL = 0.2
+"""One minus the confidence of the upper bound on the reference runs' noise that
+:func:`null_standard_errors` puts in place of the monitored nights' own standard errors."""
+OWN_SE_SHARE = 0.9
+"""A night is never weighed as surer than this share of its own standard error says."""
+MIN_CHANGED_PER_REFERENCE = 10
+"""Below this many changed items per reference run (on average) the references' noise is
+not estimated well enough to stand in for the nights' own standard errors."""
+
+
+def null_standard_errors(se_points: Any, fraction: Any, changed: Any, reference: int, *,
+                         level: float = NULL_SE_LEVEL,
+                         own_share: float = OWN_SE_SHARE,
+                         min_changed: float = MIN_CHANGED_PER_REFERENCE) -> np.ndarray:
+    """The nights' standard errors *under the null*, read from the reference runs.
+
+    A night's own paired-bootstrap SE measures how much tonight and the baseline disagree.
+    When the judge has drifted they disagree on more items, so the night's own SE grows with
+    the drop it should reveal, and the evidence shrinks (a 2-point drop makes the noisier
+    benchmark judge's SE 13 % larger). The reference runs of a replicated baseline are
+    healthy by construction: they measure what a night *without* a change looks like. Each
+    monitored night with evidence (own SE finite and positive) gets instead
+
+    .. math:: s_t = \\max\\Big(\\sqrt{\\bar v \\, c(D) / f_t},\\;
+                                  0.9\\, s_t^{\\text{own}}\\Big), \\quad
+              \\bar v = \\operatorname{mean}_r(s_r^2 f_r), \\quad
+              c(D) = \\frac{\\chi^2_{1-\\text{level}}(2D + 2)}{2D}
+
+    — the references' variance per whole set (``f = n_items / N``), scaled to tonight's
+    share, and inflated by ``c(D)``: the ratio of the upper ``1 − level`` Poisson bound on
+    the number of items whose verdict changed in the references (``D`` in all) to ``D``
+    itself, since the variance of a paired change rests on the items that changed and a
+    reference that happened to change few would make every later night look surer than it
+    is. The reference runs are chosen before any monitored night, so the pooled term is
+    fixed in advance and the e-process stays a likelihood ratio of the observed nights.
+
+    The second term (``own_share`` = 0.9 of the night's own SE) bounds how much surer a
+    night can be made than its own spread says, by 1/0.9: a 2-point drop makes the noisier
+    benchmark judge's own SE about 13 % larger, so it keeps (nearly) the pooled value; a
+    night that disagrees with the baseline far more than the references did — a large
+    drop, or a night noisier for reasons of its own — is weighed by its own spread, barely
+    discounted. This also bounds the harm of references that repeat part of the baseline's
+    noise (a cached or seeded endpoint, replies right after the baseline more alike than a
+    night's): they understate the noise, and the bound caps the overstatement of the
+    evidence (``benchmarks/bench_reference_correlation.py`` measures the false alarms).
+
+    References without evidence (identical to the baseline) are left out. Rows without a
+    reference with evidence, with one that has no count of changed items, or whose
+    references changed fewer than ``min_changed`` items each on average (a near-
+    deterministic judge: a standard error resting on a handful of items is no yardstick,
+    and each night's own keeps the test self-normalising), keep their own standard errors.
+
+    Parameters
+    ----------
+    se_points, fraction, changed : array-like of shape (..., T)
+        Each comparison's standard error, share of the baseline's items, and number of items
+        whose score differs between the run and the baseline (NaN: unknown).
+    reference : int
+        Leading comparisons that are reference runs.
+
+    Examples
+    --------
+    >>> [round(float(x), 3) for x in null_standard_errors([1.0, 1.1, 1.15], 1.0,
+    ...                                                   [40, 38, 60], 1)]
+    [1.0, 1.076, 1.076]
+    """
+    from scipy.stats import chi2
+
+    se = np.array(se_points, dtype=np.float64)
+    if reference < 1 or se.shape[-1] <= reference:
+        return se
+    f = np.broadcast_to(np.asarray(fraction, dtype=np.float64), se.shape)
+    ch = np.broadcast_to(np.asarray(changed, dtype=np.float64), se.shape)
+    s_r, f_r, d_r = se[..., :reference], f[..., :reference], ch[..., :reference]
+    # References without evidence (identical to the baseline) are left out, as update()
+    # leaves them out of the state; those with evidence must all say how many items changed.
+    evidence = np.isfinite(s_r) & (s_r > 0) & np.isfinite(f_r) & (f_r > 0)
+    counted = np.isfinite(d_r) & (d_r >= 0)
+    usable = np.all(~evidence | counted, axis=-1) & np.any(evidence, axis=-1)
+    total = np.sum(np.where(evidence & counted, d_r, 0.0), axis=-1)
+    usable &= total > 0
+    safe = np.where(usable, total, 1.0)
+    inflation = chi2.ppf(1.0 - level, 2.0 * safe + 2.0) / (2.0 * safe)
+    variance = np.where(evidence, s_r * s_r * f_r, 0.0)
+    used = np.maximum(np.sum(evidence, axis=-1), 1)
+    usable &= total >= min_changed * used
+    per_set = np.sum(variance, axis=-1) / used * inflation
+    nights = se[..., reference:]
+    f_n = f[..., reference:]
+    own = np.isfinite(nights) & (nights > 0) & np.isfinite(f_n) & (f_n > 0)
+    pooled = np.sqrt(per_set[..., None] / np.where(own, f_n, 1.0))
+    pooled = np.maximum(pooled, own_share * np.where(own, nights, 0.0))
+    se[..., reference:] = np.where(usable[..., None] & own, pooled, nights)
+    return se
+
+
 def _score_information_correlated(delta: np.ndarray, se: np.ndarray, corr: np.ndarray
                                   ) -> tuple[np.ndarray, np.ndarray]:
     """``U[τ, T]`` and ``V[τ, T]`` (τ, T 0-based; only τ ≤ T used) under the null correlation

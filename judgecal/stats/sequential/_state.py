@@ -18,6 +18,7 @@ from judgecal.stats.sequential._mixture import (
     alarms,
     e_process,
     minimum_detectable_drop,
+    null_standard_errors,
 )
 
 
@@ -47,12 +48,17 @@ class NightObservation:
     """A *reference run* of a replicated baseline (another healthy run taken when the
     baseline was accepted, compared with it): it sharpens the reference, and no drop may
     begin on it. Only before the first monitored night."""
+    changed: int | None = None
+    """Items whose score differs between tonight and the baseline (among those compared);
+    on reference runs it sizes the trust put in their noise (:func:`null_standard_errors`).
+    None: not counted."""
 
 
 @dataclass(frozen=True)
 class Night:
     """A night kept in the state (JSON: ``[delta, se, n_items, n_baseline_items, run_id]``,
-    and the cover as a sixth element when there is one)."""
+    then the cover (or null) when there is one or a count of changed items, then that
+    count when there is one)."""
 
     delta_points: float
     se_points: float
@@ -60,6 +66,7 @@ class Night:
     n_baseline_items: int
     run_id: str | None = None
     cover: dict[str, Any] | None = None
+    changed: int | None = None
 
     @property
     def fraction(self) -> float:
@@ -68,13 +75,16 @@ class Night:
     def to_json(self) -> list[Any]:
         row = [self.delta_points, self.se_points, self.n_items, self.n_baseline_items,
                self.run_id]
+        if self.changed is not None:
+            return [*row, self.cover, self.changed]
         return row if self.cover is None else [*row, self.cover]
 
     @classmethod
     def from_json(cls, row: list[Any]) -> Night:
         return cls(float(row[0]), float(row[1]), int(row[2]), int(row[3]),
                    None if row[4] is None else str(row[4]),
-                   dict(row[5]) if len(row) > 5 and row[5] is not None else None)
+                   dict(row[5]) if len(row) > 5 and row[5] is not None else None,
+                   int(row[6]) if len(row) > 6 and row[6] is not None else None)
 
 
 def _cover_size(night: Night) -> float:
@@ -121,10 +131,18 @@ def night_correlation(nights: tuple[Night, ...] | list[Night]) -> np.ndarray | N
     return corr
 
 
+def effective_se(nights: tuple[Night, ...] | list[Night], reference: int = 0) -> np.ndarray:
+    """The standard errors the e-process weighs the nights by: their own, or with reference
+    runs, the null standard errors those measured (:func:`null_standard_errors`)."""
+    return null_standard_errors(
+        [n.se_points for n in nights], [n.fraction for n in nights],
+        [math.nan if n.changed is None else n.changed for n in nights], reference)
+
+
 def _trajectory_of(nights: tuple[Night, ...], prior_scale_points: float,
                    reference: int = 0) -> Trajectory:
     return e_process(
-        [n.delta_points for n in nights], [n.se_points for n in nights],
+        [n.delta_points for n in nights], effective_se(nights, reference),
         [n.fraction for n in nights], prior_scale_points=prior_scale_points,
         correlation=night_correlation(nights), reference=reference)
 
@@ -355,7 +373,7 @@ def update(state: SequentialState, observation: NightObservation
     assert observation.delta_points is not None and observation.se_points is not None
     night = Night(float(observation.delta_points), float(observation.se_points),
                   int(observation.n_items), int(observation.n_baseline_items),
-                  observation.run_id, observation.cover)
+                  observation.run_id, observation.cover, observation.changed)
     nights = (*state.nights, night)
     ref = state.reference + (1 if observation.reference else 0)
     traj = _trajectory_of(nights, state.prior_scale_points, ref)
@@ -389,7 +407,9 @@ def _decision(state: SequentialState, *, newly: bool, was_reset: bool, skipped: 
         # Information of a drop since night 1 after unlimited nights like these: K/σ_b²,
         # σ_b² = the shared (baseline) variance = mean of s_t² f_t / 2, K = the baseline's
         # runs (1 + reference runs): the mean of K runs has variance σ_b²/K.
-        shared = float(np.mean([n.se_points ** 2 * n.fraction / 2.0 for n in nights]))
+        se = effective_se(nights, ref)
+        shared = float(np.mean([s * s * n.fraction / 2.0
+                                for s, n in zip(se, nights, strict=True)]))
         floor = minimum_detectable_drop((ref + 1) / shared, state.alpha,
                                         prior_scale_points=state.prior_scale_points)
         if (state.crossed_at is None and state.log_e_value >= math.log(1.0 / state.alpha)
