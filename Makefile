@@ -37,6 +37,7 @@ bench-correction: $(STAMP)  ## coverage of the remedy's intervals (judgecal.stat
 bench-sequential: $(STAMP)  ## sequential drift test + nightly rule: false alarms, power, delay (one table)
 	$(BIN)/python benchmarks/bench_sequential.py
 	$(BIN)/python benchmarks/bench_sequential.py --full-only --replicates 3
+	$(BIN)/python benchmarks/bench_sequential.py --full-only --replicates 5
 	$(BIN)/python benchmarks/bench_reference_correlation.py
 
 reliability: $(STAMP)  ## crash, fault, overlap, hostile-input and secrets checks, as one table
