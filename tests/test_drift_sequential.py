@@ -190,6 +190,7 @@ def test_identical_nights_never_cross(tmp_path: Path) -> None:
                     q = entry["sequential"]
                     assert q["crossed"] is False and q["nights"] == 0
                     assert q["skipped"].startswith("identical verdicts")
+                    assert "weighed_by" not in q  # no evidence: weighed by nothing
                     states.append(q["state"]["skipped"])
                     assert "The smallest drop it could have seen" in after.check["message"]
     finally:

@@ -264,6 +264,11 @@ def test_reference_runs_are_checked_as_references_on_real_verdicts(
     check, _ = nights.night()
     q = check.dimensions[0]["sequential"]
     assert (q["reference_runs"], q["nights"]) == (2, 1)
+    # Tonight is weighed by the references' noise, not by its own spread.
+    assert q["weighed_by"] == "the reference runs' noise"
+    assert q["weighed_se_points"] == pytest.approx(float(seq.effective_se(
+        [seq.Night.from_json(row) for row in q["state"]["nights"]], 2)[-1]))
+    assert q["weighed_se_points"] != pytest.approx(q["se_points"])
     assert q["state"]["reference"] == 2 and len(q["state"]["nights"]) == 3
     # A reference after a monitored night is not added to the evidence.
     late = nights.run(nights.verdicts(0.0))
@@ -277,6 +282,17 @@ def test_reference_runs_are_checked_as_references_on_real_verdicts(
     _mark_reference(store, other, "some-other-run", 1, 2)
     check = drift.check_run(store, other, nights.settings, n_boot=N_BOOT)
     assert check.dimensions[0]["sequential"]["nights"] == 2
+
+
+def test_without_reference_runs_a_night_is_weighed_by_its_own_spread(
+    store: Store, llmbar: CalibrationSet, tmp_path: Path
+) -> None:
+    nights = Nights(store, llmbar, tmp_path, seed=8)
+    nights.baseline()
+    check, _ = nights.night()
+    q = check.dimensions[0]["sequential"]
+    assert q["reference_runs"] == 0 and q["weighed_by"] == "tonight's own spread"
+    assert q["weighed_se_points"] == q["state"]["nights"][-1][1]
 
 
 def test_the_nightly_job_replicates_the_baseline_over_http(tmp_path: Path) -> None:

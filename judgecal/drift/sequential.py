@@ -272,7 +272,7 @@ def accumulate(
         decision = dataclasses.replace(decision, newly_crossed=newly)
         sev = _severity(decision, state.min_drop_points, delta, settings)
         change_run = _run_times(store, decision.change_point_run_id)
-        entry["sequential"] = decision.to_json() | {
+        entry["sequential"] = decision.to_json() | _weighing(state, decision) | {
             "se_points": se,
             "severity": sev,
             "change_point_run": change_run,
@@ -309,6 +309,19 @@ def accumulate(
         "onset": onsets[0] if onsets else None,
     }
     return conclude(check, worst)
+
+
+def _weighing(state: seq.SequentialState, decision: seq.SequentialDecision
+              ) -> dict[str, Any]:
+    """The standard error tonight's (last) comparison was weighed by in the evidence, and
+    why: the reference runs' noise, or tonight's own spread."""
+    if decision.skipped is not None or len(state.nights) <= state.reference:
+        return {}
+    weighed = float(seq.effective_se(state.nights, state.reference)[-1])
+    own = state.nights[-1].se_points
+    return {"weighed_se_points": weighed,
+            "weighed_by": "tonight's own spread" if weighed == own
+            else "the reference runs' noise"}
 
 
 def _nightly_mdc(entry: dict[str, Any]) -> float | None:
