@@ -144,12 +144,15 @@ def sampled_parts(view: StoredSet, plan: SamplePlan) -> list[Part]:
 
 
 def changed_items(d: DimensionData, mask: Any = None) -> int:
-    """Items both runs scored whose scores differ (on ``mask`` when given)."""
-    import numpy as np
+    """Items whose scores differ between the two runs, among those the change and its
+    standard error rest on: both runs scored them and the humans have a consensus (on
+    ``mask`` when given)."""
+    from judgecal import stats
 
-    a, b = (d.a, d.b) if mask is None else (d.a[mask], d.b[mask])
-    both = ~np.isnan(a) & ~np.isnan(b)
-    return int(np.count_nonzero(both & (np.where(both, a, 0.0) != np.where(both, b, 0.0))))
+    human, a, b = (d.human, d.a, d.b) if mask is None else (d.human[mask], d.a[mask],
+                                                             d.b[mask])
+    return stats.paired_difference(d.scale, human, a, b, metrics=[d.metric],
+                                   n_boot=0).n_changed
 
 
 def _part(d: DimensionData, mask: Any, n_boot: int, seed: int
@@ -313,15 +316,22 @@ def accumulate(
 
 def _weighing(state: seq.SequentialState, decision: seq.SequentialDecision
               ) -> dict[str, Any]:
-    """The standard error tonight's (last) comparison was weighed by in the evidence, and
-    why: the reference runs' noise, or tonight's own spread."""
+    """The standard error tonight's last comparison (the rest of the set on an expanded
+    sampled night) was weighed by in the evidence, and why: the reference runs' noise,
+    tonight's own spread, or the bound on how much surer than its own spread a night may
+    be made."""
     if decision.skipped is not None or len(state.nights) <= state.reference:
         return {}
     weighed = float(seq.effective_se(state.nights, state.reference)[-1])
     own = state.nights[-1].se_points
-    return {"weighed_se_points": weighed,
-            "weighed_by": "tonight's own spread" if weighed == own
-            else "the reference runs' noise"}
+    if weighed == own:
+        by = "tonight's own spread"
+    elif math.isclose(weighed, seq.OWN_SE_SHARE * own):
+        by = (f"{seq.OWN_SE_SHARE:g} of tonight's own spread (tonight is noisier than the "
+              "reference runs)")
+    else:
+        by = "the reference runs' noise"
+    return {"weighed_se_points": weighed, "weighed_by": by}
 
 
 def _nightly_mdc(entry: dict[str, Any]) -> float | None:

@@ -30,8 +30,8 @@ Null model (no drift)
     :func:`e_process`) the nights are weighed instead by the noise the references showed,
     which no drop touched (:func:`null_standard_errors`: their variance per whole set,
     inflated by an 80 % Poisson bound on the items they changed, never below 0.9 of a
-    night's own SE; a judge whose references changed fewer than 10 items each keeps the
-    nights' own).
+    night's own SE; nights that have been noisier than the references all along, and a
+    judge whose references changed fewer than 10 items each, keep their own).
 
 Alternatives
     A drop of ``δ ≥ 0`` points from night ``τ`` on: ``E Z_t = −δ / s_t`` for ``t ≥ τ``.
@@ -110,6 +110,7 @@ from judgecal.stats.sequential._mixture import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_DROP_POINTS,
     DEFAULT_PRIOR_SCALE_POINTS,
+    OWN_SE_SHARE,
     Trajectory,
     alarms,
     change_prior,
@@ -135,6 +136,7 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_MIN_DROP_POINTS",
     "DEFAULT_PRIOR_SCALE_POINTS",
+    "OWN_SE_SHARE",
     "Night",
     "NightObservation",
     "SequentialDecision",

@@ -190,6 +190,10 @@ NULL_SE_LEVEL = 0.2
 :func:`null_standard_errors` puts in place of the monitored nights' own standard errors."""
 OWN_SE_SHARE = 0.9
 """A night is never weighed as surer than this share of its own standard error says."""
+NOISIER_RATIO = 1.0 / OWN_SE_SHARE
+"""Nights whose own SE has averaged more than this many times the references' (scaled to
+their share of the set) are taken to be noisier than the references: see
+:func:`null_standard_errors`."""
 MIN_CHANGED_PER_REFERENCE = 10
 """Below this many changed items per reference run (on average) the references' noise is
 not estimated well enough to stand in for the nights' own standard errors."""
@@ -198,7 +202,8 @@ not estimated well enough to stand in for the nights' own standard errors."""
 def null_standard_errors(se_points: Any, fraction: Any, changed: Any, reference: int, *,
                          level: float = NULL_SE_LEVEL,
                          own_share: float = OWN_SE_SHARE,
-                         min_changed: float = MIN_CHANGED_PER_REFERENCE) -> np.ndarray:
+                         min_changed: float = MIN_CHANGED_PER_REFERENCE,
+                         noisier_ratio: float = NOISIER_RATIO) -> np.ndarray:
     """The nights' standard errors *under the null*, read from the reference runs.
 
     A night's own paired-bootstrap SE measures how much tonight and the baseline disagree.
@@ -219,10 +224,14 @@ def null_standard_errors(se_points: Any, fraction: Any, changed: Any, reference:
     itself, since the variance of a paired change rests on the items that changed and a
     reference that happened to change few would make every later night look surer than it
     is. The reference runs are chosen before any monitored night, so the pooled term is
-    fixed in advance and the e-process stays a likelihood ratio of the observed nights.
+    fixed in advance. The e-process stays valid as long as a healthy night is no noisier
+    than the references; when healthy nights are systematically noisier (references that
+    repeat part of the baseline's luck, or calmer hours), the second term below limits the
+    overstatement but does not remove it (``docs/drift.md`` gives the false alarms).
 
     The second term (``own_share`` = 0.9 of the night's own SE) bounds how much surer a
-    night can be made than its own spread says, by 1/0.9: a 2-point drop makes the noisier
+    night can be made than its own spread says: its SE by 1/0.9, its information by
+    1/0.81 ≈ 1.23. A 2-point drop makes the noisier
     benchmark judge's own SE about 13 % larger, so it keeps (nearly) the pooled value; a
     night that disagrees with the baseline far more than the references did — a large
     drop, or a night noisier for reasons of its own — is weighed by its own spread, barely
@@ -230,6 +239,12 @@ def null_standard_errors(se_points: Any, fraction: Any, changed: Any, reference:
     noise (a cached or seeded endpoint, replies right after the baseline more alike than a
     night's): they understate the noise, and the bound caps the overstatement of the
     evidence (``benchmarks/bench_reference_correlation.py`` measures the false alarms).
+
+    Nights that are noisier than the references all along — once the monitored nights
+    before tonight have had, on average, an own SE more than ``noisier_ratio`` (1/0.9)
+    times the pooled one — keep their own from then on: the references are then no
+    yardstick for them. The rule reads earlier nights only; a drop of a few points makes a
+    night's own SE grow by less than that ratio.
 
     References without evidence (identical to the baseline) are left out. Rows without a
     reference with evidence, with one that has no count of changed items, or whose
@@ -276,8 +291,17 @@ def null_standard_errors(se_points: Any, fraction: Any, changed: Any, reference:
     f_n = f[..., reference:]
     own = np.isfinite(nights) & (nights > 0) & np.isfinite(f_n) & (f_n > 0)
     pooled = np.sqrt(per_set[..., None] / np.where(own, f_n, 1.0))
+    # Nights noisier than the references: once the monitored nights before tonight have
+    # had, on average, an own SE beyond noisier_ratio × pooled, the references are no yardstick
+    # for them (calmer hours, or references that repeat the baseline's luck) and tonight
+    # keeps its own. Decided from earlier nights only; a drop of a few points stays below.
+    ratio = np.where(own, nights / np.where(own, pooled, 1.0), 0.0)
+    before = np.cumsum(ratio, axis=-1) - ratio
+    counted_before = np.cumsum(own, axis=-1) - own
+    noisier = (counted_before > 0) & (before > counted_before * noisier_ratio)
     pooled = np.maximum(pooled, own_share * np.where(own, nights, 0.0))
-    se[..., reference:] = np.where(usable[..., None] & own, pooled, nights)
+    keep = usable[..., None] & own & ~noisier
+    se[..., reference:] = np.where(keep, pooled, nights)
     return se
 
 

@@ -49,7 +49,9 @@ class NightObservation:
     baseline was accepted, compared with it): it sharpens the reference, and no drop may
     begin on it. Only before the first monitored night."""
     changed: int | None = None
-    """Items whose score differs between tonight and the baseline (among those compared);
+    """Items whose score differs between tonight and the baseline (among those compared,
+    with a human consensus; anything but an integer from 0 to ``n_items`` is taken as
+    not counted);
     on reference runs it sizes the trust put in their noise (:func:`null_standard_errors`).
     None: not counted."""
 
@@ -335,6 +337,14 @@ def _skip_reason(obs: NightObservation) -> str | None:
     return None
 
 
+def _count(obs: NightObservation) -> int | None:
+    """The observation's count of changed items when it is one (else None: not counted)."""
+    c = obs.changed
+    if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+        return None
+    return int(c) if 0 <= c <= obs.n_items else None
+
+
 def update(state: SequentialState, observation: NightObservation
            ) -> tuple[SequentialState, SequentialDecision]:
     """Add tonight's paired comparison with the baseline; return the new state and decision.
@@ -373,7 +383,7 @@ def update(state: SequentialState, observation: NightObservation
     assert observation.delta_points is not None and observation.se_points is not None
     night = Night(float(observation.delta_points), float(observation.se_points),
                   int(observation.n_items), int(observation.n_baseline_items),
-                  observation.run_id, observation.cover, observation.changed)
+                  observation.run_id, observation.cover, _count(observation))
     nights = (*state.nights, night)
     ref = state.reference + (1 if observation.reference else 0)
     traj = _trajectory_of(nights, state.prior_scale_points, ref)
