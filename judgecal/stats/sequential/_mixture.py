@@ -297,7 +297,7 @@ def null_standard_errors(se_points: Any, fraction: Any, changed: Any, reference:
     # keeps its own. Decided from earlier nights only; a drop of a few points stays below.
     ratio = np.where(own, nights / np.where(own, pooled, 1.0), 0.0)
     before = np.cumsum(ratio, axis=-1) - ratio
-    counted_before = np.cumsum(own, axis=-1) - own
+    counted_before: np.ndarray = np.cumsum(own, axis=-1) - own
     noisier = (counted_before > 0) & (before > counted_before * noisier_ratio)
     pooled = np.maximum(pooled, own_share * np.where(own, nights, 0.0))
     keep = usable[..., None] & own & ~noisier
