@@ -35,6 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 rows += RUNNERS[area](box, size, args)
             except Exception as exc:  # a scenario that cannot run is a failed row, not a crash
+                traceback.print_exc(file=sys.stderr)
                 rows.append(Row(area, "scenario ran to the end", f"{type(exc).__name__}",
                                 False, str(exc)[:300]))
             timings.append(f"{area} {time.perf_counter() - t0:.0f}s")

@@ -37,6 +37,7 @@ from benchmarks.harness.sandbox import (
     integrity_check,
     kill,
     sqlite_path,
+    store_as_killed,
     wal_uncommitted_frames,
     write_lock_held,
 )
@@ -485,9 +486,13 @@ def _episode(
                 episode.exit_code = proc.returncode
                 break
             torn = wal_uncommitted_frames(path) if path is not None else 0
-            integrity = integrity_check(path) if path is not None and path.exists() else "n/a"
-            run_id, status, stored = _stored_now(store_url)
-            if run_id is not None and status != "running" and not _unchecked(store_url):
+            with store_as_killed(store_url) as killed_url:
+                killed_path = sqlite_path(killed_url)
+                integrity = (integrity_check(killed_path)
+                             if killed_path is not None and killed_path.exists() else "n/a")
+                run_id, status, stored = _stored_now(killed_url)
+                unchecked = run_id is not None and _unchecked(killed_url)
+            if run_id is not None and status != "running" and not unchecked:
                 # The job had ended before the kill landed (run closed, drift check stored):
                 # running it again would be tomorrow's night, not a resume.
                 episode.ended_before_kill = True
@@ -648,7 +653,8 @@ def kill_after_last_reply(
             window = hit
             result.attempts[window] = result.attempts.get(window, 0) + 1
             at_kill = _item_requests(srv)
-            runs_at_kill = len(_run_ids(url))
+            with store_as_killed(url) as killed_url:
+                runs_at_kill = len(_run_ids(killed_url))
             done = sandbox.judgecal("run", "--config", str(cfg), "--json", timeout=timeout)
             after = _item_requests(srv)
             again = sum(1 for k, n in after.items() if n > at_kill.get(k, 0))
@@ -696,15 +702,16 @@ def _kill_in_window(sandbox: Sandbox, cfg: str, url: str, window: str, limit: in
         proc.communicate()
         return None
     kill(proc)
-    probe = _Probe(url)
-    try:
-        status = probe.status()
-    finally:
-        probe.close()
-    if status == "running":
-        return "report"
-    if _unchecked(url):
-        return "drift check"
+    with store_as_killed(url) as killed_url:
+        probe = _Probe(killed_url)
+        try:
+            status = probe.status()
+        finally:
+            probe.close()
+        if status == "running":
+            return "report"
+        if _unchecked(killed_url):
+            return "drift check"
     return None
 
 

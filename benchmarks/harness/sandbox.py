@@ -231,14 +231,51 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len(prefix) :]) if url.startswith(prefix) else None
 
 
+@contextlib.contextmanager
+def sqlite_snapshot(path: Path) -> Iterator[Path]:
+    """A copy of a SQLite file with its ``-wal`` and ``-shm``, to read without touching it.
+
+    After a writer is killed its WAL may need recovery: a read-only connection cannot run it
+    ("attempt to write a readonly database"), and a read-write one would checkpoint the log
+    into the file on close, so the resume would no longer meet the store the kill left.
+    Reading a copy leaves the original exactly as the kill left it.
+    """
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="judgecal-snapshot-") as tmp:
+        copy = Path(tmp) / path.name
+        for suffix in ("", "-wal", "-shm"):
+            source = path.with_name(path.name + suffix)
+            if source.exists():
+                shutil.copyfile(source, copy.with_name(copy.name + suffix))
+        yield copy
+
+
+@contextlib.contextmanager
+def store_as_killed(url: str) -> Iterator[str]:
+    """The URL to read a store through right after its writer was killed: a snapshot of a
+    SQLite file (:func:`sqlite_snapshot`), the store itself otherwise."""
+    path = sqlite_path(url)
+    if path is None or not path.exists():
+        yield url
+        return
+    with sqlite_snapshot(path) as copy:
+        yield f"sqlite:///{copy}"
+
+
 def integrity_check(path: Path) -> str:
-    """``PRAGMA integrity_check`` plus ``foreign_key_check`` of a SQLite file: 'ok' or why not."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        result = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
-        fks = conn.execute("PRAGMA foreign_key_check").fetchall()
-    finally:
-        conn.close()
+    """``PRAGMA integrity_check`` plus ``foreign_key_check`` of a SQLite file: 'ok' or why not.
+
+    Reads a snapshot (:func:`sqlite_snapshot`): the file is left as it was.
+    """
+    with sqlite_snapshot(path) as copy:
+        conn = sqlite3.connect(copy, timeout=30)
+        try:
+            result = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            fks = conn.execute("PRAGMA foreign_key_check").fetchall()
+        finally:
+            conn.close()
     if result != ["ok"]:
         return "; ".join(str(r) for r in result[:5])
     if fks:

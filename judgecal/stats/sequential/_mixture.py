@@ -290,12 +290,14 @@ def null_standard_errors(se_points: Any, fraction: Any, changed: Any, reference:
     nights = se[..., reference:]
     f_n = f[..., reference:]
     own = np.isfinite(nights) & (nights > 0) & np.isfinite(f_n) & (f_n > 0)
-    pooled = np.sqrt(per_set[..., None] / np.where(own, f_n, 1.0))
+    pooled = np.sqrt(np.where(usable, per_set, 0.0)[..., None] / np.where(own, f_n, 1.0))
     # Nights noisier than the references: once the monitored nights before tonight have
     # had, on average, an own SE beyond noisier_ratio × pooled, the references are no yardstick
     # for them (calmer hours, or references that repeat the baseline's luck) and tonight
     # keeps its own. Decided from earlier nights only; a drop of a few points stays below.
-    ratio = np.where(own, nights / np.where(own, pooled, 1.0), 0.0)
+    # (pooled is 0 on rows whose references are unusable: those keep their own SE anyway)
+    sized = own & np.isfinite(pooled) & (pooled > 0)
+    ratio = np.where(sized, nights / np.where(sized, pooled, 1.0), 0.0)
     before = np.cumsum(ratio, axis=-1) - ratio
     counted_before: np.ndarray = np.cumsum(own, axis=-1) - own
     noisier = (counted_before > 0) & (before > counted_before * noisier_ratio)
