@@ -3,7 +3,8 @@
 Runs the harness of :mod:`benchmarks.harness` and prints ONE table; exits 1 if any row fails.
 
 * crash    — ``judgecal run`` SIGKILLed at random points (random times, mid-write, after a
-             random number of stored replies), resumed, compared with an uninterrupted run
+             random number of stored replies), resumed, compared with an uninterrupted run;
+             the nightly job killed inside the reference runs of a replicated baseline
 * faults   — every fault kind of the recorded judge at 1 %–50 %, the failure ceiling,
              drift checks against a fault-free baseline
 * overlap  — two ``judgecal run`` started together (fresh and existing stores, SQLite and
@@ -55,6 +56,7 @@ from benchmarks.harness.fault_matrix import FULL_RATES, QUICK_RATES, fault_matri
 from benchmarks.harness.hostile import campaign  # noqa: E402
 from benchmarks.harness.leaks import secrets_scan, url_password_scan  # noqa: E402
 from benchmarks.harness.overlap import overlap  # noqa: E402
+from benchmarks.harness.references import kill_during_references  # noqa: E402
 from benchmarks.harness.sandbox import PgDatabases  # noqa: E402
 from benchmarks.harness.tamper import label_tamper  # noqa: E402
 from benchmarks.harness.unattended import (  # noqa: E402
@@ -89,13 +91,14 @@ class Size:
     malformed_rates: tuple[float, ...]
     malformed_items: int
     watch_items: int
+    reference_kills: int = 4
 
 
 # Full size: 277 s on 2 cores with SQLite (budget: 10 minutes; PostgreSQL adds its scenarios).
 FULL = Size(kills=12, crash_items=None, crash_bootstrap=1000, fault_rates=FULL_RATES,
             fault_items=200, pairs=4, per_kind=6, secret_items=200, finish_kills=3,
             finish_items=300, malformed_rates=MALFORMED_FULL_RATES, malformed_items=100,
-            watch_items=100)
+            watch_items=100, reference_kills=8)
 QUICK = Size(kills=8, crash_items=200, crash_bootstrap=200, fault_rates=QUICK_RATES,
              fault_items=80, pairs=2, per_kind=3, secret_items=100, finish_kills=2,
              finish_items=100, malformed_rates=MALFORMED_QUICK_RATES, malformed_items=60,
@@ -110,6 +113,8 @@ def _crash(box: Sandbox, size: Size, args: argparse.Namespace) -> list[Row]:
     rows = report.rows()
     rows += kill_after_last_reply(box, attempts=size.finish_kills, limit=size.finish_items,
                                   bootstrap=size.crash_bootstrap).rows()
+    rows += kill_during_references(box, attempts=size.reference_kills, replicates=3,
+                                   seed=args.seed).rows()
     if args.pg:
         with PgDatabases(args.pg) as dbs:
             pg = crash_resume(Sandbox(box.workdir / "pg"), kills=max(3, size.kills // 4),

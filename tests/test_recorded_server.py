@@ -470,7 +470,43 @@ def test_each_fault_kind_happens_at_its_rate(server: RunningServer, http: httpx.
     # drives those through the client: they are about how it copes, not about the draw), and
     # the two of a llama.cpp-like server (tests/test_llamacpp_profile.py, likewise).
     hostile = {*MALFORMED_200, "bad-usage", "echo-key", "no-finish-reason", "no-usage"}
-    assert set(FAULT_KINDS) - set(RATES) == {"timeout", *hostile}
+    # rescore: a well-formed reply, told apart by its text (its own test below).
+    assert set(FAULT_KINDS) - set(RATES) == {"timeout", "rescore", *hostile}
+
+
+def test_rescore_answers_another_items_recorded_verdict(
+    server: RunningServer, http: httpx.Client
+) -> None:
+    """A judge that does not repeat itself: a rescored reply is a verdict the judge recorded
+    for another item, well-formed and served; replays of one item meet it at its rate."""
+    ids = list(PANDALM)[:40]
+
+    def replies() -> dict[str, str]:
+        out = {}
+        for item_id in ids:
+            r = http.post("/chat/completions",
+                          json=body("gpt-3.5-turbo", pandalm_prompt(PANDALM[item_id])),
+                          headers={ITEM_HEADER: item_id})
+            assert r.status_code == 200
+            out[item_id] = r.json()["choices"][0]["message"]["content"]
+        return out
+
+    server.configure(faults={})
+    own = replies()
+    server.configure(faults={"rescore": 1.0}, seed=5)
+    server.reset_stats()
+    rescored = replies()
+    stats = server.stats()
+    assert stats["faults"] == {"rescore": len(ids)} and stats["replies"] == len(ids)
+    verdict = re.compile(r"^(1|2|Tie)\n\nReason: \S")  # as the judge recorded them
+    assert all(verdict.match(text) for text in own.values())
+    for item_id, text in rescored.items():
+        assert text != own[item_id] and verdict.match(text), (item_id, text)
+    assert len(set(rescored.values())) > len(ids) // 2  # drawn, not one fixed verdict
+    server.configure(faults={"rescore": 0.25})
+    changed = sum(a != own[k] for k, a in replies().items()) + sum(
+        a != own[k] for k, a in replies().items())
+    assert 5 <= changed <= 35  # 20 expected of 80 replays
 
 
 def test_429_carries_retry_after(server: RunningServer, http: httpx.Client) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, func, select
 
 from benchmarks.harness import Sandbox, format_table
 from benchmarks.harness.crash import crash_resume, kill_after_last_reply, kill_points_table
+from benchmarks.harness.references import kill_during_references
 from benchmarks.harness.sandbox import (
     PgDatabases,
     count_rows,
@@ -154,3 +155,15 @@ def test_kill_reaps_the_process(tmp_path: Path) -> None:
                             text=True)
     kill(proc)
     assert proc.returncode == -9
+
+
+def test_kills_inside_reference_runs_cost_nothing_and_stop_no_watching(tmp_path: Path) -> None:
+    """A replicated baseline (K = 3) killed inside each of its two reference runs, mid-replay
+    and just closed: the next job resumes or checks it, takes the one still missing, and
+    monitors its night with both references; no stored reply is requested again."""
+    report = kill_during_references(Sandbox(tmp_path), attempts=4, replicates=3, limit=80)
+    landed = report.landed
+    assert len(landed) >= 3, [a.landed for a in report.attempts]
+    assert {a.reference for a in landed} == {1, 2}
+    rows = report.rows()
+    assert all(r.ok for r in rows), format_table(rows)

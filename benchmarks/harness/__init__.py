@@ -9,6 +9,8 @@ calls the same functions at reduced sizes and asserts every row holds.
 =====================  ===================================================================
 :mod:`.crash`          SIGKILL at random points (also mid-write), resume, compare with an
                        uninterrupted run
+:mod:`.references`     the nightly job SIGKILLed inside the reference runs of a
+                       replicated baseline: references completed, checked, night monitored
 :mod:`.fault_matrix`   every fault kind of the recorded judge at rates 1 %–50 %, the
                        failure ceiling, drift checks against a clean baseline
 :mod:`.unattended`     hostile HTTP 200 replies, poisoned token counts and stores, a

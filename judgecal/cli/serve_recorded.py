@@ -55,7 +55,8 @@ def _timeout_sleep(value: str) -> float | None:
     "--fault", "faults", multiple=True, metavar="KIND=RATE",
     help="Inject a fault into this fraction of requests. Kinds: 429, 429-no-retry-after, "
     "500, 502, 503, context-length, timeout, drop, junk, empty, truncated-stream, "
-    "no-finish-reason, no-usage, and the hostile replies html, broken-json, wrong-shape, "
+    "no-finish-reason, no-usage, rescore (another item's recorded verdict: a judge that "
+    "does not repeat itself), and the hostile replies html, broken-json, wrong-shape, "
     "no-message, content-number, content-list, bad-usage, echo-key. Repeatable.",
 )
 @click.option("--seed", type=int, default=0, show_default=True,

@@ -346,7 +346,7 @@ class BatchService:
             if digest in stats.bodies[(model, item)]:
                 stats.repeated[item] += 1
             stats.bodies[(model, item)].add(digest)
-        fault, _ = draw_fault(config.faults, config.seed, f"{model}\x00{item}\x00{attempt}")
+        fault, rng = draw_fault(config.faults, config.seed, f"{model}\x00{item}\x00{attempt}")
         if fault:
             with stats.lock:
                 stats.faults[fault] += 1
@@ -367,6 +367,8 @@ class BatchService:
         text, finish = resolved.text, "stop"
         if fault == "junk":
             text = JUNK_REPLY
+        elif fault == "rescore":
+            text = recording.rescored(resolved, rng)
         elif fault == "empty":
             text = ""
         elif fault == "truncated-stream":
@@ -396,7 +398,7 @@ class BatchService:
             reply["usage"] = usage
         if config.system_fingerprint:
             reply["system_fingerprint"] = config.system_fingerprint
-        served = fault in (None, "bad-usage", "no-usage")
+        served = fault in (None, "bad-usage", "no-usage", "rescore")
         with stats.lock:
             if served:
                 stats.replies += 1

@@ -36,6 +36,10 @@ Kinds (see :data:`FAULT_KINDS`):
                               finish chunk); a failure, not a reply
 ``no-usage``                  the real reply without ``usage`` (a stream gets no usage
                               chunk even when it asks for one): token counts unknown
+``rescore``                   a well-formed reply with the verdict the judge recorded for
+                              another item, drawn at random (same orientation): a judge
+                              that re-scores an item differently from one replay to the
+                              next, with nothing in its fingerprint
 ============================  ==========================================================
 
 New kinds are added at the end of :data:`FAULT_KINDS`, so that the draws of a seeded
@@ -84,6 +88,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "echo-key",
     "no-finish-reason",
     "no-usage",
+    "rescore",
 )
 
 MALFORMED_200: dict[str, bytes] = {

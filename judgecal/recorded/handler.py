@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from judgecal.errors import InputError, JudgecalError
 from judgecal.recorded.faults import JUNK_REPLY, MALFORMED_200, draw_fault
-from judgecal.recorded.recordings import MatchError, Resolved
+from judgecal.recorded.recordings import MatchError, Recording, Resolved
 from judgecal.recorded.state import ANY_MODEL, IDLE_TIMEOUT_S, ITEM_HEADER, ServerConfig
 
 if TYPE_CHECKING:
@@ -307,7 +307,7 @@ class Handler(BaseHTTPRequestHandler):
                 stats.repeated[item] += 1
             seen.add(digest)
         if config.profile != "llamacpp":
-            self._answer(body, model, prompt, recording.spec, resolved, attempt, config)
+            self._answer(body, model, prompt, recording, resolved, attempt, config)
             return
         # llama.cpp with one slot: requests wait their turn; one that gives up while
         # waiting (the client hung up) is dropped without an answer.
@@ -315,23 +315,24 @@ class Handler(BaseHTTPRequestHandler):
             if not self._wait(0.05):
                 return
         try:
-            self._answer(body, model, prompt, recording.spec, resolved, attempt, config)
+            self._answer(body, model, prompt, recording, resolved, attempt, config)
         finally:
             state.slot.release()
 
-    def _answer(self, body: Mapping[str, Any], model: str, prompt: str, spec: str,
+    def _answer(self, body: Mapping[str, Any], model: str, prompt: str, recording: Recording,
                 resolved: Resolved, attempt: int, config: ServerConfig) -> None:
         stats = self.server.state.stats
         with stats.lock:
             stats.active += 1
             stats.max_active = max(stats.max_active, stats.active)
         try:
-            self._answer_inner(body, model, prompt, spec, resolved, attempt, config)
+            self._answer_inner(body, model, prompt, recording, resolved, attempt, config)
         finally:
             with stats.lock:
                 stats.active -= 1
 
-    def _answer_inner(self, body: Mapping[str, Any], model: str, prompt: str, spec: str,
+    def _answer_inner(self, body: Mapping[str, Any], model: str, prompt: str,
+                      recording: Recording,
                       resolved: Resolved, attempt: int, config: ServerConfig) -> None:
         state = self.server.state
         stats = state.stats
@@ -351,7 +352,7 @@ class Handler(BaseHTTPRequestHandler):
         headers = {
             ITEM_HEADER: item,
             "X-Judgecal-Swapped": "1" if resolved.swapped else "0",
-            "X-Judgecal-Recording": spec,
+            "X-Judgecal-Recording": recording.spec,
         }
         if fault and fault != "timeout":
             headers["X-Judgecal-Fault"] = fault
@@ -361,6 +362,8 @@ class Handler(BaseHTTPRequestHandler):
         text, finish = resolved.text, "stop"
         if fault == "junk":
             text = JUNK_REPLY
+        elif fault == "rescore":
+            text = recording.rescored(resolved, rng)
         elif fault == "empty":
             text = ""
         elif fault == "truncated-stream":
@@ -374,7 +377,7 @@ class Handler(BaseHTTPRequestHandler):
         limit = [v for k in params if isinstance(v := body.get(k), int) and v > 0]
         if limit and _tokens(text) > min(limit):
             text, finish = text[: 4 * min(limit)], finish and "length"
-        served = fault in (None, "timeout", "bad-usage", "echo-key", "no-usage")
+        served = fault in (None, "timeout", "bad-usage", "echo-key", "no-usage", "rescore")
         usage: dict[str, Any] | None = {
             "prompt_tokens": _tokens(prompt),
             "completion_tokens": _tokens(text),
@@ -431,7 +434,7 @@ class Handler(BaseHTTPRequestHandler):
         stats = self.server.state.stats
         if fault is None or fault in (
             "timeout", "junk", "empty", "truncated-stream", "bad-usage", "echo-key",
-            "no-finish-reason", "no-usage",
+            "no-finish-reason", "no-usage", "rescore",
         ):
             return False
         if fault in MALFORMED_200:

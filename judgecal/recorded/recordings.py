@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -441,6 +442,21 @@ class Recording:
             first_won = (winner == 1) != swapped
             return ("Output (a)" if first_won else "Output (b)"), True
         raise JudgecalError(f"recording {self.spec}: unknown format {self.info.format!r}")
+
+    def rescored(self, resolved: Resolved, rng: random.Random) -> str:
+        """The ``rescore`` fault: the verdict the judge recorded for another item, drawn at
+        random, in the same orientation. A well-formed reply whose verdict is re-drawn from
+        the judge's own verdicts, as a judge that does not repeat itself re-scores an item.
+        The item's own reply when no other item has a verdict."""
+        ids = self.index.ids
+        for _ in range(16):
+            other = ids[rng.randrange(len(ids))]
+            if other == resolved.item_id:
+                continue
+            reply = self.reply(other, resolved.swapped)
+            if reply is not None and reply[1]:
+                return reply[0]
+        return resolved.text
 
     def resolve(self, prompt: str, item_id_hint: str | None = None) -> Resolved:
         """The reply for a prompt (all message texts joined). Raises :class:`MatchError`."""
