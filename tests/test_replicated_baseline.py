@@ -308,9 +308,9 @@ def test_the_nightly_job_replicates_the_baseline_over_http(tmp_path: Path) -> No
     store = open_store(f"sqlite:///{tmp_path / 'http.db'}")
     try:
         with start_server(recordings={"gpt-4": "llmbar:GPT-4/Vanilla"}, sets_dir=SETS,
-                          faults={"junk": 0.1}) as srv:
+                          faults={"junk": 0.05, "rescore": 0.1}) as srv:
             # A judge that does not repeat itself: every replay (a new fault seed) leaves
-            # other items without a verdict.
+            # other items without a verdict and re-scores others.
             seeds = itertools.count(1)
 
             def vary(_total: int, _done: int) -> None:
@@ -345,6 +345,12 @@ def test_the_nightly_job_replicates_the_baseline_over_http(tmp_path: Path) -> No
                     schema.drift_checks.c.run_id == refs[-1]))
             second = run_nightly(cfg, store, cs)
             assert second.result.run_id not in [base, *refs] and second.result.requested > 0
+            # Tonight is weighed against the three runs, and its message says so.
+            (entry,) = second.watch.check["dimensions"]
+            assert entry["sequential"]["reference_runs"] == 2
+            assert entry["sequential"]["weighed_by"] == "the reference runs' noise"
+            assert ("Evidence across 1 night against this baseline and its 2 reference runs"
+                    in second.watch.check["message"])
             assert drift.checks_for_run(store, refs[-1])[0]["verdict"] == "healthy"
             assert second.kind == "healthy" and second.watch.references == []
             assert "reference_of" not in store.get_run(second.result.run_id)["summary"]

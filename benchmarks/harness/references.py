@@ -65,8 +65,8 @@ class ReferenceKillReport:
         detail = "; ".join(f"{a.landed} of reference {a.reference}: {', '.join(a.problems)}"
                            for a in bad[:3])
         return [
-            Row("crash", f"killed inside a reference run (K = {self.replicates}): the next "
-                "job completes the references, checks them and monitors its night",
+            Row("crash", f"killed in a reference run (K = {self.replicates}): references "
+                "kept, night monitored",
                 f"{len(landed) - len(bad)}/{len(landed)} kills",
                 bool(landed) and not bad,
                 detail or ", ".join(f"{k} × {n}" for k, n in sorted(where.items()))),
