@@ -170,7 +170,8 @@ def _evidence(e: dict[str, Any]) -> list[str]:
         k = q.get("reference_runs") or 0
         refs = f" and its {k} reference run{'s' if k != 1 else ''}" if k else ""
         out.append(f"  Evidence across {n} night{'s' if n != 1 else ''} against this "
-                   f"baseline{refs}: e-value {q['e_value']:.2g} (an alarm needs {q['threshold']:.0f})"
+                   f"baseline{refs}: e-value {q['e_value']:.2g} "
+                   f"(an alarm needs {q['threshold']:.0f})"
                    + (f"; tonight: {q['skipped']}" if q.get("skipped") else "") + ".")
         out += [f"  {note[0].upper()}{note[1:]}." for note in q.get("notes") or []]
     mdc = e.get("mdc_points")
