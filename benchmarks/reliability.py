@@ -94,7 +94,7 @@ class Size:
     reference_kills: int = 4
 
 
-# Full size: 277 s on 2 cores with SQLite (budget: 10 minutes; PostgreSQL adds its scenarios).
+# Full size: 295 s on 2 cores with SQLite (budget: 10 minutes; PostgreSQL adds its scenarios).
 FULL = Size(kills=12, crash_items=None, crash_bootstrap=1000, fault_rates=FULL_RATES,
             fault_items=200, pairs=4, per_kind=6, secret_items=200, finish_kills=3,
             finish_items=300, malformed_rates=MALFORMED_FULL_RATES, malformed_items=100,
