@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -387,6 +388,16 @@ def test_judgecal_run_says_which_reference_runs_it_took(
     assert "baseline_accepted" in out
     assert (f"replicated baseline: 1 reference run(s) of the whole set taken ({ref['run_id']});"
             in out)
+    base = ref["summary"]["reference_of"]["baseline_run_id"]
+    code, out, err = run_main(["--store", url, "runs", "show", ref["run_id"]], capsys)
+    assert code == 0, err
+    assert (f"reference  run 1 of 1 of the replicated baseline {base} (gave exactly the "
+            "baseline's verdicts)") in out
+    code, out, err = run_main(["--store", url, "runs", "show", base], capsys)
+    assert code == 0 and "reference " not in out
+    code, out, err = run_main(["--store", url, "runs", "list", "--json"], capsys)
+    listed = {r["run_id"]: r["reference_of"] for r in json.loads(out)}
+    assert listed == {base: None, ref["run_id"]: ref["summary"]["reference_of"]}
     code, out, err = run_main(["run", "--config", str(cfg), "--verbose"], capsys)
     assert code == 0, err
     assert "healthy" in out and "replicated baseline" not in out

@@ -92,7 +92,8 @@ def list_(ctx: click.Context, judge: str | None, limit: int, as_json: bool) -> N
                         "n_expected",
                     )
                 }
-                | {"scored": (r["summary"] or {}).get("scored")}
+                | {"scored": (r["summary"] or {}).get("scored"),
+                   "reference_of": (r["summary"] or {}).get("reference_of")}
                 for r in rows
             ]
         )
@@ -117,6 +118,15 @@ def list_(ctx: click.Context, judge: str | None, limit: int, as_json: bool) -> N
             ["run", "judge", "set", "status", "started (UTC)", "scored", "expected"],
         )
     )
+
+
+def _reference_line(summary: dict[str, Any]) -> list[str]:
+    ref = summary.get("reference_of")
+    if not isinstance(ref, dict):
+        return []
+    same = " (gave exactly the baseline's verdicts)" if ref.get("identical") else ""
+    return [f"reference  run {ref.get('index')} of {ref.get('of')} of the replicated baseline "
+            f"{ref.get('baseline_run_id')}{same}"]
 
 
 @runs.command("show")
@@ -145,6 +155,7 @@ def show(ctx: click.Context, run_id: str, with_replies: bool, as_json: bool) -> 
         f"judge      {run['judge_name']} (model {run['judge_config'].get('model')})",
         f"set        {run['set_name']} {run['set_version']}",
         f"status     {run['status']}  ({run['origin']})",
+        *_reference_line(s),
         f"started    {run['started_at']}   finished {run['finished_at'] or '—'}",
         f"configured fingerprint {fp.get('hash', '')}",
     ]
