@@ -284,3 +284,53 @@ def test_sequential_can_be_switched_off(
     check, _ = nights.night()
     assert check.sequential is None and "sequential" not in check.dimensions[0]
     assert check.to_json()["sequential"] is None
+
+
+def _damage(store: Store, check_id: str, how: str) -> None:
+    """Edit the sequential state a check saved, as a hand edit or a damaged store would."""
+    from judgecal.db import schema
+
+    record = drift.get_check(store, check_id)["record"]
+    sequential = record["dimensions"][0]["sequential"]
+    state = sequential["state"]
+    if how == "version":  # written by a judgecal whose state this one does not know
+        state["version"] = 99
+    elif how == "garbage":
+        sequential["state"] = {"nights": "lots"}
+    elif how == "night":
+        state["nights"][-1] = ["x"]
+    elif how == "reference":  # reads, but cannot be carried on
+        state["reference"] = 7
+    c = schema.drift_checks.c
+    with store.engine.begin() as conn:
+        conn.execute(schema.drift_checks.update().where(c.check_id == check_id)
+                     .values(record=record))
+
+
+@pytest.mark.parametrize("how", ["version", "garbage", "night", "reference"])
+def test_a_damaged_saved_state_never_stops_the_watching(
+    store: Store, llmbar: CalibrationSet, tmp_path: Path, how: str
+) -> None:
+    """The newest saved state cannot be read: the check goes on from the newest older one
+    that can, says so, and keeps watching; with none readable the evidence starts afresh."""
+    nights = Nights(store, llmbar, tmp_path, seed=6)
+    nights.baseline()
+    first, _ = nights.night()
+    second, _ = nights.night()
+    _damage(store, second.check_id, how)
+    third, outcome = nights.night()
+    q = _seq(third)
+    assert third.verdict == "healthy" and outcome.incident_action is None
+    assert q["nights"] == 2  # the first night and tonight: the damaged night is passed over
+    assert [n[4] for n in q["state"]["nights"]] == [nights.runs[1], nights.runs[3]]
+    (note,) = [n for n in q["notes"] if "could not be read" in n]
+    assert "goes on from the newest earlier state" in note
+    # Every saved state damaged: tonight's evidence starts afresh, and says so.
+    _damage(store, first.check_id, how)
+    _damage(store, third.check_id, how)
+    fourth, _ = nights.night()
+    q = _seq(fourth)
+    assert q["nights"] == 1 and fourth.verdict == "healthy"
+    assert any("it starts afresh tonight" in n for n in q["notes"])
+    # The edits themselves are what the audit chain is for.
+    assert audit.verify(store.engine).problems

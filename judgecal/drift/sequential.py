@@ -80,9 +80,17 @@ TONIGHT = "tonight's comparison"
 
 
 def previous_states(store: Store, judge_name: str, set_version: str, baseline_run_id: str,
-                    run_id: str, dimensions: list[str]) -> dict[str, seq.SequentialState]:
+                    run_id: str, dimensions: list[str],
+                    unreadable: dict[str, str] | None = None
+                    ) -> dict[str, seq.SequentialState]:
     """Each dimension's newest saved state against this baseline (checks of ``run_id`` itself
-    are left out, so checking a run again never counts it twice)."""
+    are left out, so checking a run again never counts it twice).
+
+    A saved state that cannot be read (edited by hand, damaged, or written by a version of
+    judgecal whose state this one does not know) is passed over for the newest older one that
+    can, or for none (the evidence starts afresh), and its reason goes into ``unreadable``:
+    the nightly check goes on watching instead of failing every night until a new baseline
+    is accepted."""
     c = schema.drift_checks.c
     wanted = set(dimensions)
     out: dict[str, seq.SequentialState] = {}
@@ -95,14 +103,25 @@ def previous_states(store: Store, judge_name: str, set_version: str, baseline_ru
             .order_by(c.created_at.desc(), c.check_id.desc())
         )
         for (record,) in rows:
-            for entry in (record or {}).get("dimensions") or []:
+            entries = record.get("dimensions") if isinstance(record, dict) else None
+            for entry in entries if isinstance(entries, list) else []:
+                if not isinstance(entry, dict):
+                    continue
                 dim = entry.get("dimension")
-                state = (entry.get("sequential") or {}).get("state")
-                if dim in wanted and dim not in out and state:
+                sequential = entry.get("sequential")
+                state = sequential.get("state") if isinstance(sequential, dict) else None
+                if dim not in wanted or dim in out or not state:
+                    continue
+                try:
                     out[dim] = seq.SequentialState.from_json(state)
+                except (ValueError, KeyError, TypeError, AttributeError,
+                        OverflowError) as exc:
+                    if unreadable is not None:
+                        unreadable.setdefault(dim, f"{type(exc).__name__}: {exc}"[:200])
             if wanted <= out.keys():
                 break
     return out
+
 
 
 def reference_of(run: dict[str, Any], baseline_run_id: str | None) -> dict[str, Any] | None:
@@ -229,8 +248,9 @@ def accumulate(
     judge, version = check.run["judge_name"], check.run["set_version"]
     m = max(1, len(data))
     alpha = settings.sequential_alpha / m
+    unreadable: dict[str, str] = {}
     states = previous_states(store, judge, version, check.baseline_run_id or "", check.run_id,
-                             [d.dimension for d in data])
+                             [d.dimension for d in data], unreadable)
     entries = {e["dimension"]: e for e in check.dimensions}
     tonight_worst: str | None = None  # what the per-night rule and its watches found
     for w in (*check.dimensions, *check.watches.get("unscored", []),
@@ -254,12 +274,12 @@ def accumulate(
         scored_by_baseline = int(np.count_nonzero(~np.isnan(d.a)))
         state = states.get(d.dimension) or seq.new_state(
             judge, version, check.baseline_run_id or "", d.dimension, alpha=alpha)
-        newly = False
         if reference and len(state.nights) > state.reference:
             entry["sequential"] = {"skipped": "a reference run after a monitored night is not "
                                               "added: the reference is fixed before the nights"}
             entry["mdc_points"] = _nightly_mdc(entry)
             continue
+        observations = []
         for mask, cover in parts or [(None, None)]:
             obs: tuple[float | None, float | None, int]
             if mask is None:
@@ -268,10 +288,20 @@ def accumulate(
                 d_part, se_part, n_part = _part(d, mask, n_boot, seed)
                 obs = (None if d_part is None else d_part * (1.0 if better else -1.0),
                        se_part, n_part)
-            state, decision = seq.update(state, seq.NightObservation(
+            observations.append(seq.NightObservation(
                 check.baseline_run_id or "", obs[0], obs[1], obs[2], scored_by_baseline,
                 check.run_id, cover, reference=reference, changed=changed_items(d, mask)))
-            newly = newly or decision.newly_crossed
+        try:
+            state, decision, newly = _add(state, observations)
+        except (ValueError, KeyError, TypeError, IndexError, OverflowError) as exc:
+            if d.dimension not in states:
+                raise
+            # A saved state that reads but cannot be carried on: start afresh, and say so.
+            unreadable[d.dimension] = f"{type(exc).__name__}: {exc}"[:200]
+            del states[d.dimension]
+            state, decision, newly = _add(seq.new_state(
+                judge, version, check.baseline_run_id or "", d.dimension, alpha=alpha),
+                observations)
         decision = dataclasses.replace(decision, newly_crossed=newly)
         sev = _severity(decision, state.min_drop_points, delta, settings)
         change_run = _run_times(store, decision.change_point_run_id)
@@ -281,6 +311,12 @@ def accumulate(
             "change_point_run": change_run,
             "state": state.to_json(),
         }
+        if d.dimension in unreadable:
+            entry["sequential"]["notes"].append(
+                "the evidence saved by an earlier check against this baseline could not be "
+                f"read ({unreadable[d.dimension]}): "
+                + ("it goes on from the newest earlier state that could"
+                   if d.dimension in states else "it starts afresh tonight"))
         nightly_sev = entry.get("severity") if entry.get("real") else None
         found_by = []
         if nightly_sev is not None and RANK[nightly_sev] >= RANK[SEV_WARNING]:
@@ -312,6 +348,19 @@ def accumulate(
         "onset": onsets[0] if onsets else None,
     }
     return conclude(check, worst)
+
+
+def _add(state: seq.SequentialState, observations: list[seq.NightObservation]
+         ) -> tuple[seq.SequentialState, seq.SequentialDecision, bool]:
+    """Tonight's comparisons added to ``state`` in turn: (state, last decision, crossed on any
+    of them)."""
+    newly = False
+    decision: seq.SequentialDecision | None = None
+    for observation in observations:
+        state, decision = seq.update(state, observation)
+        newly = newly or decision.newly_crossed
+    assert decision is not None
+    return state, decision, newly
 
 
 def _weighing(state: seq.SequentialState, decision: seq.SequentialDecision
