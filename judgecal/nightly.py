@@ -154,25 +154,36 @@ def run_nightly(
     return Nightly(result=result, report=report, watch=watch)
 
 
-def _is_reference_check(record: dict[str, Any]) -> bool:
-    """Whether a saved check is a reference run's (its dimensions marked ``reference``)."""
-    dims = record.get("dimensions") or []
-    return bool(dims) and all(d.get("reference") for d in dims)
+def _is_reference_check(record: Any) -> bool:
+    """Whether a saved check is a reference run's (its dimensions marked ``reference``); a
+    record that is damaged (not JSON, or not of that shape) is taken as not one."""
+    import json
+
+    if isinstance(record, str | bytes):
+        try:
+            record = json.loads(record)
+        except ValueError:
+            return False
+    dims = record.get("dimensions") if isinstance(record, dict) else None
+    return isinstance(dims, list) and bool(dims) and all(
+        isinstance(d, dict) and d.get("reference") is True for d in dims)
 
 
 def _monitored_since(store: Store, baseline_run_id: str) -> bool:
     """Whether a monitored night (not the baseline, not a reference run, conclusive) has been
     checked against this baseline: then the reference is closed."""
-    from sqlalchemy import select
+    from sqlalchemy import Text, select, type_coerce
 
     from judgecal.db import schema
 
     c = schema.drift_checks.c
     with store.engine.connect() as conn:
-        rows = conn.execute(select(c.run_id, c.verdict, c.record).where(
+        # As text, decoded by _is_reference_check: a damaged record counts as a monitored
+        # night (no reference is added after it) instead of failing the job.
+        rows = conn.execute(select(c.run_id, c.verdict, type_coerce(c.record, Text)).where(
             c.baseline_run_id == baseline_run_id)).all()
     return any(run_id != baseline_run_id and verdict != drift.INCONCLUSIVE
-               and not _is_reference_check(record or {})
+               and not _is_reference_check(record)
                for run_id, verdict, record in rows)
 
 

@@ -286,28 +286,48 @@ def test_sequential_can_be_switched_off(
     assert check.to_json()["sequential"] is None
 
 
+
 def _damage(store: Store, check_id: str, how: str) -> None:
     """Edit the sequential state a check saved, as a hand edit or a damaged store would."""
+    from sqlalchemy import text
+
     from judgecal.db import schema
 
+    c = schema.drift_checks.c
+    if how == "not-json":  # SQLite keeps the record as text: anything can be written there
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE drift_checks SET record = '{not json' "
+                              "WHERE check_id = :id"), {"id": check_id})
+        return
     record = drift.get_check(store, check_id)["record"]
-    sequential = record["dimensions"][0]["sequential"]
-    state = sequential["state"]
+    entry = record["dimensions"][0]
+    state = entry["sequential"]["state"]
     if how == "version":  # written by a judgecal whose state this one does not know
         state["version"] = 99
     elif how == "garbage":
-        sequential["state"] = {"nights": "lots"}
+        entry["sequential"]["state"] = {"nights": "lots"}
     elif how == "night":
         state["nights"][-1] = ["x"]
-    elif how == "reference":  # reads, but cannot be carried on
+    elif how == "reference":
         state["reference"] = 7
-    c = schema.drift_checks.c
+    elif how == "dimension":  # valid JSON, unhashable where a name belongs
+        entry["dimension"] = ["preference"]
+    elif how == "infinite":  # reads back as inf
+        state["log_e_value"] = float("inf")
+    elif how == "zero-se":
+        state["nights"][0][1] = 0.0
+    elif how == "crossed-0":  # would forge an alarm
+        state["crossed_at"] = 0
     with store.engine.begin() as conn:
         conn.execute(schema.drift_checks.update().where(c.check_id == check_id)
                      .values(record=record))
 
 
-@pytest.mark.parametrize("how", ["version", "garbage", "night", "reference"])
+DAMAGES = ["version", "garbage", "night", "reference", "dimension", "not-json", "infinite",
+           "zero-se", "crossed-0"]
+
+
+@pytest.mark.parametrize("how", DAMAGES)
 def test_a_damaged_saved_state_never_stops_the_watching(
     store: Store, llmbar: CalibrationSet, tmp_path: Path, how: str
 ) -> None:
@@ -325,12 +345,83 @@ def test_a_damaged_saved_state_never_stops_the_watching(
     assert [n[4] for n in q["state"]["nights"]] == [nights.runs[1], nights.runs[3]]
     (note,) = [n for n in q["notes"] if "could not be read" in n]
     assert "goes on from the newest earlier state" in note
-    # Every saved state damaged: tonight's evidence starts afresh, and says so.
-    _damage(store, first.check_id, how)
-    _damage(store, third.check_id, how)
+    # The state saved tonight reads back: the next night carries it on, with no note.
     fourth, _ = nights.night()
-    q = _seq(fourth)
-    assert q["nights"] == 1 and fourth.verdict == "healthy"
+    assert _seq(fourth)["nights"] == 3
+    assert not [n for n in _seq(fourth)["notes"] if "could not be read" in n]
+    # Every saved state damaged: tonight's evidence starts afresh, and says so.
+    for check in (first, third, fourth):
+        _damage(store, check.check_id, how)
+    fifth, _ = nights.night()
+    q = _seq(fifth)
+    assert q["nights"] == 1 and fifth.verdict == "healthy"
     assert any("it starts afresh tonight" in n for n in q["notes"])
     # The edits themselves are what the audit chain is for.
     assert audit.verify(store.engine).problems
+
+
+def test_a_state_that_reads_but_cannot_be_carried_on_falls_back_to_an_older_one(
+    store: Store, llmbar: CalibrationSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from judgecal.drift import sequential as drift_sequential
+    from judgecal.stats import sequential as seq
+
+    nights = Nights(store, llmbar, tmp_path, seed=6)
+    nights.baseline()
+    for _ in range(3):
+        nights.night()
+    real = seq.update
+
+    def update(state: SequentialState, observation: Any) -> Any:
+        if len(state.nights) == 3:  # the newest saved state breaks on the way
+            raise ZeroDivisionError("float division by zero")
+        return real(state, observation)
+
+    monkeypatch.setattr(drift_sequential.seq, "update", update)
+    check, _ = nights.night()
+    q = _seq(check)
+    assert q["nights"] == 3  # nights 1, 2 and tonight: night 3's state was passed over
+    (note,) = [n for n in q["notes"] if "could not be read" in n]
+    assert "ZeroDivisionError" in note and "goes on from the newest earlier state" in note
+
+
+def test_the_change_point_run_is_looked_up_by_its_exact_id(
+    store: Store, llmbar: CalibrationSet, tmp_path: Path
+) -> None:
+    from judgecal.drift.sequential import _run_times
+
+    nights = Nights(store, llmbar, tmp_path, seed=6)
+    base = nights.baseline()
+    assert _run_times(store, base)["run_id"] == base
+    assert _run_times(store, "latest") is None and _run_times(store, base[:8]) is None
+    assert _run_times(store, "never-stored") is None
+
+
+def test_the_nightly_job_gets_past_a_check_record_that_is_not_json(tmp_path: Path) -> None:
+    """A check record overwritten with text that is not JSON (SQLite holds anything): the
+    nightly job over real HTTP still checks its night, the evidence carries on from the
+    newest readable state, and `audit verify` names the edited record."""
+    from sqlalchemy import text
+
+    store = open_store(f"sqlite:///{tmp_path / 'edited.db'}")
+    try:
+        with start_server(recordings={"gpt-4": "llmbar:GPT-4/Vanilla"}, sets_dir=SETS,
+                          faults={"rescore": 0.1}) as srv:
+            cfg = _http_config(srv, store)
+            cs = load_set(SETS / "llmbar")
+            checks = [nightly.run_nightly(cfg, store, cs).watch.check for _ in range(3)]
+            assert [c["verdict"] for c in checks] == ["baseline_accepted", "healthy", "healthy"]
+            with store.engine.begin() as conn:
+                conn.execute(text("UPDATE drift_checks SET record = '{not json' "
+                                  "WHERE check_id = :id"), {"id": checks[-1]["check_id"]})
+            tonight = nightly.run_nightly(cfg, store, cs).watch.check
+        assert tonight["verdict"] == "healthy"
+        (entry,) = tonight["dimensions"]
+        q = entry["sequential"]
+        assert q["nights"] == 2  # night 1 and tonight
+        assert any("is not JSON" in n and "goes on from the newest earlier state" in n
+                   for n in q["notes"])
+        problems = audit.verify(store.engine).problems
+        assert [p.ref for p in problems] == [checks[-1]["check_id"]]
+    finally:
+        store.close()

@@ -575,3 +575,19 @@ def test_references_that_share_the_baselines_luck_raise_false_alarms() -> None:
     shared = false_alarm_rate(5, 0.95, 3000, rng)
     assert independent <= ALPHA
     assert shared > ALPHA and shared > 4 * independent
+
+
+def test_runs_show_prints_a_reference_record_only_in_the_shape_judgecal_writes() -> None:
+    from judgecal.cli.runs import _reference_line
+
+    good = {"baseline_run_id": "r1", "index": 1, "of": 2, "identical": False}
+    assert _reference_line({"reference_of": good}) == [
+        "reference  run 1 of 2 of the replicated baseline r1"]
+    assert _reference_line({}) == [] and _reference_line({"reference_of": "x"}) == []
+    # An edited record: a truthy string is not "identical", a line break is not printed.
+    assert "exactly" not in _reference_line({"reference_of": good | {"identical": "no"}})[0]
+    forged = good | {"baseline_run_id": "r1\nstatus     completed"}
+    assert _reference_line({"reference_of": forged}) == [
+        "reference  a reference run (its record is not readable)"]
+    assert _reference_line({"reference_of": good | {"index": "1"}})[0].endswith(
+        "(its record is not readable)")

@@ -6,7 +6,7 @@ cost a reply twice, lose a reference, or stop the watching: the next job resumes
 reference, takes the ones still missing, checks them, and goes on to its own night.
 
 Each attempt uses a fresh SQLite store and a recorded judge that does not repeat itself
-(the ``rescore`` fault at 20 %: every replay re-scores other items, so every reference
+(the ``rescore`` fault at 20 %: every replay re-draws other verdicts, so every reference
 differs from the baseline, carries evidence, and the replication does not stop early). The job is
 killed in one of two windows of reference run ``r`` (alternating ``r = 1, 2, …``):
 
@@ -189,6 +189,12 @@ def kill_during_references(
                 continue
             with store_as_killed(url) as killed_url:
                 at_kill = _runs(killed_url)
+            if len(at_kill) != attempt.reference + 1:
+                attempt.landed = "missed"  # the next run had begun when the kill landed
+                continue
+            # A request the job sent just before it died may still be in the server's hands:
+            # let it be counted before the count that the resume is measured from.
+            time.sleep(0.3)
             requests_at_kill = _item_requests(srv)
             done = sandbox.judgecal("run", "--config", str(cfg), "--json", timeout=timeout)
             attempt.exit_code = done.returncode

@@ -233,7 +233,8 @@ def sqlite_path(url: str) -> Path | None:
 
 @contextlib.contextmanager
 def sqlite_snapshot(path: Path) -> Iterator[Path]:
-    """A copy of a SQLite file with its ``-wal`` and ``-shm``, to read without touching it.
+    """A copy of a SQLite file with its ``-wal``, ``-shm`` (and ``-journal``, killed before
+    the store entered WAL mode), to read without touching it.
 
     After a writer is killed its WAL may need recovery: a read-only connection cannot run it
     ("attempt to write a readonly database"), and a read-write one would checkpoint the log
@@ -245,7 +246,7 @@ def sqlite_snapshot(path: Path) -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix="judgecal-snapshot-") as tmp:
         copy = Path(tmp) / path.name
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
             source = path.with_name(path.name + suffix)
             if source.exists():
                 shutil.copyfile(source, copy.with_name(copy.name + suffix))

@@ -121,12 +121,17 @@ def list_(ctx: click.Context, judge: str | None, limit: int, as_json: bool) -> N
 
 
 def _reference_line(summary: dict[str, Any]) -> list[str]:
+    """``reference  run 1 of 2 of the replicated baseline r…`` for a reference run (stored
+    values printed only when they have the shape judgecal writes)."""
     ref = summary.get("reference_of")
     if not isinstance(ref, dict):
         return []
-    same = " (gave exactly the baseline's verdicts)" if ref.get("identical") else ""
-    return [f"reference  run {ref.get('index')} of {ref.get('of')} of the replicated baseline "
-            f"{ref.get('baseline_run_id')}{same}"]
+    index, of, base = ref.get("index"), ref.get("of"), ref.get("baseline_run_id")
+    if not (isinstance(index, int) and isinstance(of, int) and isinstance(base, str)
+            and base.isprintable()):
+        return ["reference  a reference run (its record is not readable)"]
+    same = " (gave exactly the baseline's verdicts)" if ref.get("identical") is True else ""
+    return [f"reference  run {index} of {of} of the replicated baseline {base}{same}"]
 
 
 @runs.command("show")

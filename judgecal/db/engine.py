@@ -15,8 +15,28 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from judgecal.errors import InputError, Problem
 from judgecal.io.paths import make_parent
 
+UNDECODABLE = "undecodable"
+"""The key of what :func:`lenient_json` returns for a stored value that is not JSON."""
+
+
+def lenient_json(text: str | bytes) -> Any:
+    """The engine's JSON decoder: ``json.loads``, except that a stored value that is not JSON
+    (only SQLite can hold one: a record edited by hand) reads as ``{"undecodable": text}``
+    instead of failing every command that reads that table. Such a record no longer matches
+    its audit-log entry, so ``judgecal audit verify`` names it."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        return {UNDECODABLE: raw[:10_000]}
+
+
 __all__ = [
     "DEFAULT_STORE",
+    "UNDECODABLE",
+    "lenient_json",
     "make_engine",
     "normalize_url",
     "safe_url",
@@ -75,6 +95,7 @@ def make_engine(url: str | None) -> Engine:
         ):
             _sqlite_file(Path(parsed.database))
         kwargs["connect_args"] = {"timeout": _BUSY_TIMEOUT_S}
+    kwargs["json_deserializer"] = lenient_json
     try:
         engine = create_engine(url, **kwargs)
     except NoSuchModuleError:

@@ -91,37 +91,74 @@ def previous_states(store: Store, judge_name: str, set_version: str, baseline_ru
     can, or for none (the evidence starts afresh), and its reason goes into ``unreadable``:
     the nightly check goes on watching instead of failing every night until a new baseline
     is accepted."""
+    candidates = _saved_states(store, judge_name, set_version, baseline_run_id, run_id,
+                               dimensions, unreadable, keep=1)
+    return {dim: states[0] for dim, states in candidates.items() if states}
+
+
+KEEP_CANDIDATES = 3
+"""Readable saved states kept per dimension, newest first: when the newest cannot be carried
+on tonight, the next is tried."""
+
+
+def _saved_states(store: Store, judge_name: str, set_version: str, baseline_run_id: str,
+                  run_id: str, dimensions: list[str], unreadable: dict[str, str] | None,
+                  keep: int = KEEP_CANDIDATES) -> dict[str, list[seq.SequentialState]]:
+    """Up to ``keep`` readable saved states per dimension against this baseline, newest
+    first (see :func:`previous_states`)."""
+    import json
+
+    from sqlalchemy import Text, type_coerce
+
     c = schema.drift_checks.c
     wanted = set(dimensions)
-    out: dict[str, seq.SequentialState] = {}
+    out: dict[str, list[seq.SequentialState]] = {d: [] for d in dimensions}
+
+    def passed_over(dim: str, why: str) -> None:
+        if unreadable is not None and not out[dim]:
+            unreadable.setdefault(dim, why[:200])
+
     with store.engine.connect() as conn:
+        # The record as text, decoded here: a record that is not JSON at all is passed over
+        # like any other damage, instead of failing the fetch.
         rows = conn.execute(
-            select(c.record).where(and_(c.judge_name == judge_name,
-                                        c.set_version == set_version,
-                                        c.baseline_run_id == baseline_run_id,
-                                        c.run_id != run_id))
+            select(type_coerce(c.record, Text)).where(and_(
+                c.judge_name == judge_name, c.set_version == set_version,
+                c.baseline_run_id == baseline_run_id, c.run_id != run_id))
             .order_by(c.created_at.desc(), c.check_id.desc())
         )
-        for (record,) in rows:
+        for (text,) in rows:
+            try:
+                record = json.loads(text) if isinstance(text, str | bytes) else text
+            except ValueError as exc:
+                for each in wanted:
+                    passed_over(each, f"a saved check record is not JSON ({exc})")
+                continue
             entries = record.get("dimensions") if isinstance(record, dict) else None
-            for entry in entries if isinstance(entries, list) else []:
-                if not isinstance(entry, dict):
+            if not isinstance(entries, list):
+                entries = [None]  # no dimensions at all: damaged like an unnamed entry
+            named = set()
+            for entry in entries:
+                dim = entry.get("dimension") if isinstance(entry, dict) else None
+                if not isinstance(dim, str):
+                    continue  # an entry without a name: see below
+                named.add(dim)
+                if dim not in wanted or len(out[dim]) >= keep:
                     continue
-                dim = entry.get("dimension")
                 sequential = entry.get("sequential")
-                state = sequential.get("state") if isinstance(sequential, dict) else None
-                if dim not in wanted or dim in out or not state:
-                    continue
+                if not isinstance(sequential, dict) or "state" not in sequential:
+                    continue  # a night without evidence saves no state
                 try:
-                    out[dim] = seq.SequentialState.from_json(state)
+                    out[dim].append(seq.SequentialState.from_json(sequential["state"]))
                 except (ValueError, KeyError, TypeError, AttributeError,
                         OverflowError) as exc:
-                    if unreadable is not None:
-                        unreadable.setdefault(dim, f"{type(exc).__name__}: {exc}"[:200])
-            if wanted <= out.keys():
+                    passed_over(dim, f"{type(exc).__name__}: {exc}")
+            if len(named) < len(entries):  # whichever dimension an unnamed entry was
+                for each in wanted - named:
+                    passed_over(each, "a saved check's entry has no dimension name")
+            if all(len(out[d]) >= keep for d in wanted):
                 break
     return out
-
 
 
 def reference_of(run: dict[str, Any], baseline_run_id: str | None) -> dict[str, Any] | None:
@@ -192,10 +229,15 @@ def _part(d: DimensionData, mask: Any, n_boot: int, seed: int
 
 
 def _run_times(store: Store, run_id: str | None) -> dict[str, Any] | None:
+    """The change-point run's id and times, looked up by its exact id (None when there is no
+    such run: a saved state may name one that was never stored)."""
     if run_id is None:
         return None
-    run = store.get_run(run_id)
-    return {k: run.get(k) for k in ("run_id", "started_at", "finished_at")}
+    r = schema.runs.c
+    with store.engine.connect() as conn:
+        row = conn.execute(select(r.run_id, r.started_at, r.finished_at)
+                           .where(r.run_id == run_id)).mappings().first()
+    return None if row is None else dict(row)
 
 
 def _severity(decision: seq.SequentialDecision, min_drop: float, tonight: float | None,
@@ -249,8 +291,8 @@ def accumulate(
     m = max(1, len(data))
     alpha = settings.sequential_alpha / m
     unreadable: dict[str, str] = {}
-    states = previous_states(store, judge, version, check.baseline_run_id or "", check.run_id,
-                             [d.dimension for d in data], unreadable)
+    saved = _saved_states(store, judge, version, check.baseline_run_id or "", check.run_id,
+                          [d.dimension for d in data], unreadable)
     entries = {e["dimension"]: e for e in check.dimensions}
     tonight_worst: str | None = None  # what the per-night rule and its watches found
     for w in (*check.dimensions, *check.watches.get("unscored", []),
@@ -272,8 +314,10 @@ def accumulate(
         delta = float(entry["delta_points"]) * (1.0 if better else -1.0)
         se = standard_error_points(d, n_boot, seed)
         scored_by_baseline = int(np.count_nonzero(~np.isnan(d.a)))
-        state = states.get(d.dimension) or seq.new_state(
-            judge, version, check.baseline_run_id or "", d.dimension, alpha=alpha)
+        fresh = seq.new_state(judge, version, check.baseline_run_id or "", d.dimension,
+                              alpha=alpha)
+        candidates = saved.get(d.dimension) or []
+        state = candidates[0] if candidates else fresh
         if reference and len(state.nights) > state.reference:
             entry["sequential"] = {"skipped": "a reference run after a monitored night is not "
                                               "added: the reference is fixed before the nights"}
@@ -291,17 +335,17 @@ def accumulate(
             observations.append(seq.NightObservation(
                 check.baseline_run_id or "", obs[0], obs[1], obs[2], scored_by_baseline,
                 check.run_id, cover, reference=reference, changed=changed_items(d, mask)))
-        try:
-            state, decision, newly = _add(state, observations)
-        except (ValueError, KeyError, TypeError, IndexError, OverflowError) as exc:
-            if d.dimension not in states:
-                raise
-            # A saved state that reads but cannot be carried on: start afresh, and say so.
-            unreadable[d.dimension] = f"{type(exc).__name__}: {exc}"[:200]
-            del states[d.dimension]
-            state, decision, newly = _add(seq.new_state(
-                judge, version, check.baseline_run_id or "", d.dimension, alpha=alpha),
-                observations)
+        # A saved state that reads but cannot be carried on tonight: the next older one, or
+        # a fresh one; a fresh state that fails is a real error and is raised.
+        for candidate in [*candidates, fresh]:
+            try:
+                state, decision, newly = _add(candidate, observations)
+                carried = candidate is not fresh
+                break
+            except (ValueError, KeyError, TypeError, IndexError, ArithmeticError) as exc:
+                if candidate is fresh:
+                    raise
+                unreadable.setdefault(d.dimension, f"{type(exc).__name__}: {exc}"[:200])
         decision = dataclasses.replace(decision, newly_crossed=newly)
         sev = _severity(decision, state.min_drop_points, delta, settings)
         change_run = _run_times(store, decision.change_point_run_id)
@@ -316,7 +360,7 @@ def accumulate(
                 "the evidence saved by an earlier check against this baseline could not be "
                 f"read ({unreadable[d.dimension]}): "
                 + ("it goes on from the newest earlier state that could"
-                   if d.dimension in states else "it starts afresh tonight"))
+                   if carried else "it starts afresh tonight"))
         nightly_sev = entry.get("severity") if entry.get("real") else None
         found_by = []
         if nightly_sev is not None and RANK[nightly_sev] >= RANK[SEV_WARNING]:

@@ -37,9 +37,9 @@ Kinds (see :data:`FAULT_KINDS`):
 ``no-usage``                  the real reply without ``usage`` (a stream gets no usage
                               chunk even when it asks for one): token counts unknown
 ``rescore``                   a well-formed reply with the verdict the judge recorded for
-                              another item, drawn at random (same orientation): a judge
-                              that re-scores an item differently from one replay to the
-                              next, with nothing in its fingerprint
+                              another item, drawn at random (same orientation; it may
+                              equal the item's own): a judge that re-scores items from one
+                              replay to the next, with nothing in its fingerprint
 ============================  ==========================================================
 
 New kinds are added at the end of :data:`FAULT_KINDS`, so that the draws of a seeded

@@ -82,11 +82,51 @@ class Night:
         return row if self.cover is None else [*row, self.cover]
 
     @classmethod
-    def from_json(cls, row: list[Any]) -> Night:
-        return cls(float(row[0]), float(row[1]), int(row[2]), int(row[3]),
-                   None if row[4] is None else str(row[4]),
-                   dict(row[5]) if len(row) > 5 and row[5] is not None else None,
-                   int(row[6]) if len(row) > 6 and row[6] is not None else None)
+    def from_json(cls, row: Any) -> Night:
+        """The night back from :meth:`to_json`; ValueError on anything it could not have
+        written (a saved state is checked before it is carried on)."""
+        if not isinstance(row, list) or not 5 <= len(row) <= 7:
+            raise ValueError(f"a night must be a list of 5 to 7 values, got {row!r:.80}")
+        n_items = _integer(row[2], "a night's n_items", 1)
+        run_id = row[4]
+        if run_id is not None and not isinstance(run_id, str):
+            raise ValueError(f"a night's run id must be a string, got {run_id!r:.80}")
+        cover = _cover(row[5]) if len(row) > 5 and row[5] is not None else None
+        changed = (_integer(row[6], "a night's changed items", 0, n_items)
+                   if len(row) > 6 and row[6] is not None else None)
+        return cls(_number(row[0], "a night's delta_points"),
+                   _number(row[1], "a night's se_points", positive=True), n_items,
+                   _integer(row[3], "a night's n_baseline_items", 1), run_id, cover, changed)
+
+
+def _number(value: Any, what: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or (positive and not value > 0):
+        raise ValueError(f"{what} must be a finite{' positive' if positive else ''} number, "
+                         f"got {value!r:.80}")
+    return float(value)
+
+
+def _integer(value: Any, what: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low \
+            or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise ValueError(f"{what} must be an integer {bounds}, got {value!r:.80}")
+    return value
+
+
+def _cover(value: Any) -> dict[str, Any]:
+    """A night's cover, checked: ``{"key": str, "n": int, "spans": [[start, end], ...]}``."""
+    if not isinstance(value, dict) or not isinstance(value.get("key"), str) \
+            or not isinstance(value.get("spans"), list):
+        raise ValueError(f"a night's cover must be {{key, n, spans}}, got {value!r:.80}")
+    n = _integer(value.get("n"), "a cover's n", 1)
+    for span in value["spans"]:
+        if not isinstance(span, list) or len(span) != 2:
+            raise ValueError(f"a cover's span must be [start, end], got {span!r:.80}")
+        start = _integer(span[0], "a span's start", 0, n)
+        _integer(span[1], "a span's end", start, n)
+    return dict(value)
 
 
 def _cover_size(night: Night) -> float:
@@ -215,24 +255,41 @@ class SequentialState:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SequentialState:
-        """The state back from :meth:`to_json` (raises ValueError on another version)."""
+    def from_json(cls, data: Any) -> SequentialState:
+        """The state back from :meth:`to_json`. Raises ValueError on another version and on
+        anything :meth:`to_json` could not have written (a missing field, a value of the
+        wrong type, a non-finite number, a count out of its range), so that a damaged state
+        is never carried on."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a sequential state must be an object, got {data!r:.80}")
         if data.get("version") != STATE_VERSION:
-            raise ValueError(f"sequential state version {data.get('version')!r} is not "
+            raise ValueError(f"sequential state version {data.get('version')!r:.40} is not "
                              f"{STATE_VERSION}")
+        for key in ("judge_name", "set_version", "baseline_run_id", "dimension"):
+            if not isinstance(data.get(key), str):
+                raise ValueError(f"the state's {key} must be a string, got "
+                                 f"{data.get(key)!r:.80}")
+        rows = data.get("nights")
+        if not isinstance(rows, list):
+            raise ValueError(f"the state's nights must be a list, got {rows!r:.80}")
+        nights = tuple(Night.from_json(row) for row in rows)
+        crossed = data.get("crossed_at")
         return cls(
-            judge_name=str(data["judge_name"]),
-            set_version=str(data["set_version"]),
-            baseline_run_id=str(data["baseline_run_id"]),
-            dimension=str(data["dimension"]),
-            alpha=float(data["alpha"]),
-            prior_scale_points=float(data["prior_scale_points"]),
-            min_drop_points=float(data["min_drop_points"]),
-            nights=tuple(Night.from_json(row) for row in data["nights"]),
-            skipped=int(data["skipped"]),
-            crossed_at=None if data["crossed_at"] is None else int(data["crossed_at"]),
-            log_e_value=float(data["log_e_value"]),
-            reference=int(data.get("reference") or 0),
+            judge_name=data["judge_name"],
+            set_version=data["set_version"],
+            baseline_run_id=data["baseline_run_id"],
+            dimension=data["dimension"],
+            alpha=_number(data.get("alpha"), "the state's alpha"),
+            prior_scale_points=_number(data.get("prior_scale_points"),
+                                       "the state's prior_scale_points"),
+            min_drop_points=_number(data.get("min_drop_points"), "the state's min_drop_points"),
+            nights=nights,
+            skipped=_integer(data.get("skipped"), "the state's skipped nights", 0),
+            crossed_at=(None if crossed is None else
+                        _integer(crossed, "the state's crossed_at", 1, len(nights))),
+            log_e_value=_number(data.get("log_e_value"), "the state's log_e_value"),
+            reference=_integer(data.get("reference", 0), "the state's reference runs", 0,
+                               len(nights)),
         )
 
 
