@@ -171,7 +171,8 @@ class JudgeConfig(_Strict):
     stream: bool = False
     """Request a streamed reply (a stream that ends without a finish reason is a failure)."""
     concurrency: int = Field(default=8, ge=1, le=1024)
-    """Requests in flight at once."""
+    """Requests in flight at once (a retry or a re-ask takes the next free slot before an
+    item not yet started)."""
     requests_per_second: float | None = Field(default=None, gt=0)
     """Optional client-side rate limit."""
     timeout_s: float = Field(default=300.0, gt=0)

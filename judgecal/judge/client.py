@@ -44,6 +44,8 @@ texts are never logged, so the key cannot leak.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import dataclasses
 import email.utils
 import logging
@@ -158,6 +160,54 @@ class _RateLimiter:
             await asyncio.sleep(delay)
 
 
+class _Slots:
+    """At most ``n`` requests in flight; a verdict already begun gets the next free slot.
+
+    A verdict is *begun* once one of its requests has been sent: a retry after a 429 or a
+    backoff, and a re-ask after an unparseable reply. Serving those before verdicts not yet
+    started finishes what is under way first, so a verdict's reply is stored sooner and the
+    run does not end on a retry that waited behind the whole queue (with first-come order a
+    throttled item's retry queued behind every fresh request then waiting, about
+    ``queued / concurrency`` latencies). Requests of the same kind are served in order.
+    """
+
+    def __init__(self, n: int):
+        self._free = n
+        # Invariant: a waiter that is not done exists only while no slot is free.
+        self._waiters: tuple[collections.deque[asyncio.Future[None]], ...] = (
+            collections.deque(), collections.deque())
+
+    async def acquire(self, begun: bool) -> None:
+        if self._free > 0:
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[0 if begun else 1].append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed a slot as it was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        for waiters in self._waiters:
+            while waiters:
+                future = waiters.popleft()
+                if not future.done():
+                    future.set_result(None)
+                    return
+        self._free += 1
+
+    @contextlib.asynccontextmanager
+    async def slot(self, begun: bool) -> Any:
+        await self.acquire(begun)
+        try:
+            yield
+        finally:
+            self.release()
+
+
 UNREACHABLE_AFTER = 3
 """Connection failures, before any reply arrived, after which the endpoint is unreachable."""
 
@@ -180,7 +230,7 @@ class JudgeClient:
         self.parse_retries = parse_retries
         self._http_client = http_client
         self._client: openai.AsyncOpenAI | None = None
-        self._semaphore = asyncio.Semaphore(judge.concurrency)
+        self._slots = _Slots(judge.concurrency)
         self._limiter = _RateLimiter(judge.requests_per_second)
         self._rng = random.Random(seed)
         self._debug = bool(os.environ.get("JUDGECAL_DEBUG_HTTP"))
@@ -294,7 +344,8 @@ class JudgeClient:
 
         ``concurrency`` bounds the requests in flight, not the verdicts being worked on: a
         request waiting out a backoff or a ``Retry-After`` holds no slot, so a throttled
-        reply does not idle a connection the other requests could use.
+        reply does not idle a connection the other requests could use. When it is ready
+        again, it (like a re-ask) takes the next free slot before verdicts not yet begun.
         """
         return await self._complete(messages, item_id, parse, reasked, attempts)
 
@@ -314,7 +365,8 @@ class JudgeClient:
             attempts += 1
             started = time.perf_counter()
             try:
-                async with self._semaphore:  # released before any backoff below
+                # Released before any backoff below; a verdict already begun goes first.
+                async with self._slots.slot(begun=attempts > 1):
                     await self._limiter.wait()
                     started = time.perf_counter()
                     outcome = await self._once(kwargs)
