@@ -228,86 +228,50 @@ class _Probe:
         if self.engine is not None:
             self.engine.dispose()
 
-    def stored(self) -> int:
-        """Final replies stored so far (0 before the schema exists)."""
+    def _first(self, query: str) -> Any:
+        """The first row of ``query`` (None before the store or its schema exists)."""
         if self.path is not None:
             import sqlite3
 
             if not self.path.exists():
-                return 0
+                return None
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
             try:
-                row = conn.execute(
-                    "SELECT count(*) FROM replies WHERE status != 'failed'"
-                ).fetchone()
+                return conn.execute(query).fetchone()
             except sqlite3.OperationalError:
-                return 0
+                return None
             finally:
                 conn.close()
-            return int(row[0])
         from sqlalchemy import text
         from sqlalchemy.exc import ProgrammingError
 
         try:
             with self.engine.connect() as conn:
-                n = conn.execute(
-                    text("SELECT count(*) FROM replies WHERE status <> 'failed'")
-                ).scalar()
+                return conn.execute(text(query)).first()
         except ProgrammingError:
-            return 0
-        return int(n or 0)
+            return None
+
+    def _count(self, query: str) -> int:
+        row = self._first(query)
+        return 0 if row is None else int(row[0] or 0)
+
+    def stored(self) -> int:
+        """Final replies stored so far (0 before the schema exists)."""
+        return self._count("SELECT count(*) FROM replies WHERE status <> 'failed'")
 
     def stored_newest(self) -> int:
         """Final replies of the newest run only."""
-        query = ("SELECT count(*) FROM replies WHERE status <> 'failed' AND run_id = "
-                 "(SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1)")
-        if self.path is not None:
-            import sqlite3
+        return self._count(
+            "SELECT count(*) FROM replies WHERE status <> 'failed' AND run_id = "
+            "(SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1)")
 
-            if not self.path.exists():
-                return 0
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
-            try:
-                row = conn.execute(query).fetchone()
-            except sqlite3.OperationalError:
-                return 0
-            finally:
-                conn.close()
-            return int(row[0])
-        from sqlalchemy import text
-        from sqlalchemy.exc import ProgrammingError
-
-        try:
-            with self.engine.connect() as conn:
-                return int(conn.execute(text(query)).scalar() or 0)
-        except ProgrammingError:
-            return 0
+    def runs(self) -> int:
+        """Runs in the store (0 before the schema exists)."""
+        return self._count("SELECT count(*) FROM runs")
 
     def status(self) -> str | None:
         """Status of the newest run (None before there is one)."""
-        from sqlalchemy import text
-
-        query = "SELECT status FROM runs ORDER BY started_at DESC LIMIT 1"
-        if self.path is not None:
-            import sqlite3
-
-            if not self.path.exists():
-                return None
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
-            try:
-                row = conn.execute(query).fetchone()
-            except sqlite3.OperationalError:
-                return None
-            finally:
-                conn.close()
-        else:
-            from sqlalchemy.exc import ProgrammingError
-
-            try:
-                with self.engine.connect() as conn:
-                    row = conn.execute(text(query)).first()
-            except ProgrammingError:
-                return None
+        row = self._first("SELECT status FROM runs ORDER BY started_at DESC LIMIT 1")
         return None if row is None else str(row[0])
 
     def writing(self) -> bool:

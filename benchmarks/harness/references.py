@@ -111,7 +111,7 @@ def _wait_and_kill(sandbox: Sandbox, cfg: str, url: str, window: str, reference:
     try:
         started = time.perf_counter()
         while proc.poll() is None and time.perf_counter() - started < timeout:
-            runs = _count_runs(url)
+            runs = probe.runs()
             if runs > wanted:
                 break  # the job has moved past that reference: no kill point this time
             if runs == wanted:
@@ -131,23 +131,6 @@ def _wait_and_kill(sandbox: Sandbox, cfg: str, url: str, window: str, reference:
         return "missed"
     kill(proc)
     return landed
-
-
-def _count_runs(url: str) -> int:
-    import sqlite3
-
-    from benchmarks.harness.sandbox import sqlite_path
-
-    path = sqlite_path(url)
-    if path is None or not path.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
 
 
 def kill_during_references(
