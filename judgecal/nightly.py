@@ -157,13 +157,6 @@ def run_nightly(
 def _is_reference_check(record: Any) -> bool:
     """Whether a saved check is a reference run's (its dimensions marked ``reference``); a
     record that is damaged (not JSON, or not of that shape) is taken as not one."""
-    import json
-
-    if isinstance(record, str | bytes):
-        try:
-            record = json.loads(record)
-        except ValueError:
-            return False
     dims = record.get("dimensions") if isinstance(record, dict) else None
     return isinstance(dims, list) and bool(dims) and all(
         isinstance(d, dict) and d.get("reference") is True for d in dims)
@@ -172,15 +165,15 @@ def _is_reference_check(record: Any) -> bool:
 def _monitored_since(store: Store, baseline_run_id: str) -> bool:
     """Whether a monitored night (not the baseline, not a reference run, conclusive) has been
     checked against this baseline: then the reference is closed."""
-    from sqlalchemy import Text, select, type_coerce
+    from sqlalchemy import select
 
     from judgecal.db import schema
 
     c = schema.drift_checks.c
     with store.engine.connect() as conn:
-        # As text, decoded by _is_reference_check: a damaged record counts as a monitored
-        # night (no reference is added after it) instead of failing the job.
-        rows = conn.execute(select(c.run_id, c.verdict, type_coerce(c.record, Text)).where(
+        # A damaged record (one that is not JSON reads as {"undecodable": text}) counts as a
+        # monitored night: no reference is added after it.
+        rows = conn.execute(select(c.run_id, c.verdict, c.record).where(
             c.baseline_run_id == baseline_run_id)).all()
     return any(run_id != baseline_run_id and verdict != drift.INCONCLUSIVE
                and not _is_reference_check(record)

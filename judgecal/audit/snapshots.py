@@ -15,41 +15,23 @@ from sqlalchemy import Connection, and_, select
 from judgecal.audit import sets
 from judgecal.audit.chain import AuditProblem, canonical
 from judgecal.db import schema
-from judgecal.db.engine import UNDECODABLE
 from judgecal.records import RUNNING
 
 
-def _select(table: Any) -> Any:
-    """``SELECT`` of a table's rows with its JSON columns as stored text: a value that is not
-    JSON (a record edited by hand in SQLite) must be reported as changed, not fail the
-    verification (see :func:`_record`)."""
-    from sqlalchemy import JSON, Text, type_coerce
-
-    return select(*(type_coerce(c, Text).label(c.name) if isinstance(c.type, JSON) else c
-                    for c in table.columns))
-
-
-def _record(row: Any, table: Any) -> dict[str, Any]:
-    """A row as the canonical record it was logged as: JSON columns decoded (a value that
-    does not decode is kept as its text, marked), then through canonical JSON (a non-finite
-    number, which judgecal never writes, becomes the text ``non-finite number Infinity``,
-    so that the hash differs)."""
-    from sqlalchemy import JSON
-
+def _record(row: Any) -> dict[str, Any]:
+    """A row as the canonical record it was logged as. A JSON value that is not JSON at all
+    (a record edited by hand in SQLite) arrives from the engine's decoder as
+    ``{"undecodable": text}``; a non-finite number, which judgecal never writes, becomes the
+    text ``non-finite number Infinity``: either way the hash differs and ``audit verify``
+    names the record instead of failing."""
     data = dict(row)
-    for column in table.columns:
-        value = data.get(column.name)
-        if isinstance(column.type, JSON) and isinstance(value, str | bytes):
-            try:
-                data[column.name] = json.loads(value)
-            except ValueError:
-                data[column.name] = {UNDECODABLE: str(value)[:10_000]}
     try:
         return dict(json.loads(canonical(data)))
     except ValueError:
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                           default=str)
         return dict(json.loads(text, parse_constant=lambda c: f"non-finite number {c}"))
+
 
 __all__ = [
     "BULK",
@@ -125,11 +107,10 @@ def _run_refs(conn: Connection) -> Iterable[str]:
 
 
 def snapshot_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
-    row = conn.execute(_select(schema.runs).where(schema.runs.c.run_id == run_id)
-                       ).mappings().first()
+    row = conn.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).mappings().first()
     if row is None:
         return None
-    record = _record(row, schema.runs)
+    record = _record(row)
     record["replies"] = _repliesdigest(conn, run_id)
     return record
 
@@ -140,8 +121,8 @@ def _metric_report_refs(conn: Connection) -> Iterable[str]:
 
 def _bulk_runs(conn: Connection) -> Iterable[tuple[str, dict[str, Any]]]:
     runs = {
-        str(row["run_id"]): _record(row, schema.runs)
-        for row in conn.execute(_select(schema.runs)).mappings()
+        str(row["run_id"]): _record(row)
+        for row in conn.execute(select(schema.runs)).mappings()
     }
     digests = {run_id: digest(rows) for run_id, rows in replies_by_run(conn)}
     empty = digest([])
@@ -153,8 +134,8 @@ def _bulk_runs(conn: Connection) -> Iterable[tuple[str, dict[str, Any]]]:
 
 
 def _bulk_metric_reports(conn: Connection) -> Iterable[tuple[str, dict[str, Any]]]:
-    for row in conn.execute(_select(schema.metric_reports)).mappings():
-        yield str(row["report_id"]), _record(row, schema.metric_reports)
+    for row in conn.execute(select(schema.metric_reports)).mappings():
+        yield str(row["report_id"]), _record(row)
 
 
 
@@ -165,9 +146,9 @@ def snapshot_metric_report(conn: Connection, ref: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     row = conn.execute(
-        _select(schema.metric_reports).where(schema.metric_reports.c.report_id == report_id)
+        select(schema.metric_reports).where(schema.metric_reports.c.report_id == report_id)
     ).mappings().first()
-    return None if row is None else _record(row, schema.metric_reports)
+    return None if row is None else _record(row)
 
 
 # Records of the drift and incident modules: they register their snapshots themselves;
@@ -197,8 +178,8 @@ def _row_snapshot(table: Any, key: Any) -> SnapshotFn:
 
     def snapshot(conn: Connection, ref: str) -> dict[str, Any] | None:
         value: Any = int(ref) if key.type.python_type is int else ref
-        row = conn.execute(_select(table).where(key == value)).mappings().first()
-        return None if row is None else _record(row, table)
+        row = conn.execute(select(table).where(key == value)).mappings().first()
+        return None if row is None else _record(row)
 
     return snapshot
 

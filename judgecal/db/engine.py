@@ -33,9 +33,16 @@ def lenient_json(text: str | bytes) -> Any:
         return {UNDECODABLE: raw[:10_000]}
 
 
+def is_undecodable(value: Any) -> bool:
+    """Whether ``value`` is what :func:`lenient_json` read from a stored value that is not
+    JSON."""
+    return isinstance(value, dict) and len(value) == 1 and UNDECODABLE in value
+
+
 __all__ = [
     "DEFAULT_STORE",
     "UNDECODABLE",
+    "is_undecodable",
     "lenient_json",
     "make_engine",
     "normalize_url",

@@ -106,9 +106,7 @@ def _saved_states(store: Store, judge_name: str, set_version: str, baseline_run_
                   keep: int = KEEP_CANDIDATES) -> dict[str, list[seq.SequentialState]]:
     """Up to ``keep`` readable saved states per dimension against this baseline, newest
     first (see :func:`previous_states`)."""
-    import json
-
-    from sqlalchemy import Text, type_coerce
+    from judgecal.db.engine import is_undecodable
 
     c = schema.drift_checks.c
     wanted = set(dimensions)
@@ -119,20 +117,16 @@ def _saved_states(store: Store, judge_name: str, set_version: str, baseline_run_
             unreadable.setdefault(dim, why[:200])
 
     with store.engine.connect() as conn:
-        # The record as text, decoded here: a record that is not JSON at all is passed over
-        # like any other damage, instead of failing the fetch.
         rows = conn.execute(
-            select(type_coerce(c.record, Text)).where(and_(
+            select(c.record).where(and_(
                 c.judge_name == judge_name, c.set_version == set_version,
                 c.baseline_run_id == baseline_run_id, c.run_id != run_id))
             .order_by(c.created_at.desc(), c.check_id.desc())
         )
-        for (text,) in rows:
-            try:
-                record = json.loads(text) if isinstance(text, str | bytes) else text
-            except ValueError as exc:
+        for (record,) in rows:
+            if is_undecodable(record):  # how the engine reads a record that is not JSON
                 for each in wanted:
-                    passed_over(each, f"a saved check record is not JSON ({exc})")
+                    passed_over(each, "a saved check record is not JSON")
                 continue
             entries = record.get("dimensions") if isinstance(record, dict) else None
             if not isinstance(entries, list):
