@@ -23,7 +23,6 @@ killed run not yet stored, plus one replay per later run (no stored reply paid a
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
@@ -92,8 +91,7 @@ def _runs(url: str) -> list[dict[str, Any]]:
     finally:
         engine.dispose()
     for run in runs:
-        summary = run["summary"]
-        run["summary"] = json.loads(summary) if isinstance(summary, str) else (summary or {})
+        run["summary"] = run["summary"] or {}  # JSON columns arrive decoded
         run["checks"] = [c for c in checks if c["run_id"] == run["run_id"]]
         run["stored"] = Counter(item for rid, item, status in replies
                                 if rid == run["run_id"] and status != "failed")
@@ -221,9 +219,7 @@ def _check(attempt: Attempt, replicates: int, at_kill: list[dict[str, Any]],
     else:
         night = nights[0]
         checks = night["checks"]
-        record = checks[0]["record"] if len(checks) == 1 else {}
-        if isinstance(record, str):
-            record = json.loads(record)
+        record = (checks[0]["record"] if len(checks) == 1 else None) or {}
         used = {((d.get("sequential") or {}).get("reference_runs"))
                 for d in record.get("dimensions") or []}
         if len(checks) != 1 or checks[0]["baseline_run_id"] != base["run_id"] \
